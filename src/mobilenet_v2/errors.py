@@ -1,0 +1,21 @@
+"""Errors that the command line reports as one line, naming the file at fault."""
+
+
+class MobileNetV2Error(Exception):
+    """A problem with the user's input (file, flag, weights): shown without a traceback."""
+
+
+class ModelFileError(MobileNetV2Error, ValueError):
+    """A model or weights file that is missing, corrupt, truncated or of the wrong kind."""
+
+
+class WeightsError(ModelFileError):
+    """Weights that do not fit the model (other width, class count, not a MobileNetV2)."""
+
+
+class ImageError(MobileNetV2Error, ValueError):
+    """An image that cannot be read: missing, empty, truncated, unsupported or too large."""
+
+
+class DownloadError(MobileNetV2Error, OSError):
+    """A download that failed (offline, server error); says how to do without it."""

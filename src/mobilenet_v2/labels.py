@@ -1,0 +1,47 @@
+"""The 1000 ImageNet-1k classes (index, synset, name) and Keras-style decode_predictions."""
+
+from __future__ import annotations
+
+import csv
+import functools
+from importlib import resources
+from typing import NamedTuple
+
+import numpy as np
+
+
+class ImageNetClass(NamedTuple):
+    index: int
+    synset: str  # WordNet id, e.g. n03763968
+    name: str  # Keras' short name, e.g. military_uniform
+
+
+@functools.cache
+def imagenet_classes() -> tuple[ImageNetClass, ...]:
+    """The classes in the standard index order, from the package's data file."""
+    text = resources.files("mobilenet_v2").joinpath("data/imagenet_classes.tsv").read_text("utf8")
+    rows = csv.DictReader(text.splitlines(), delimiter="\t")
+    classes = tuple(ImageNetClass(int(r["index"]), r["synset"], r["name"]) for r in rows)
+    assert [c.index for c in classes] == list(range(1000)), "corrupt imagenet_classes.tsv"
+    return classes
+
+
+@functools.cache
+def synset_to_index() -> dict[str, int]:
+    return {c.synset: c.index for c in imagenet_classes()}
+
+
+def decode_predictions(preds: np.ndarray, top: int = 5) -> list[list[tuple[str, str, float]]]:
+    """Top-`top` `(synset, name, score)` per row of a (samples, 1000) score array, best first."""
+    preds = np.asarray(preds)
+    if preds.ndim != 2 or preds.shape[1] != 1000:
+        raise ValueError(
+            "`decode_predictions` expects a batch of predictions (i.e. a 2D array of shape "
+            f"(samples, 1000)). Received array with shape: {preds.shape}"
+        )
+    classes = imagenet_classes()
+    results = []
+    for row in preds:
+        best = np.argsort(-row, kind="stable")[:top]
+        results.append([(classes[i].synset, classes[i].name, float(row[i])) for i in best])
+    return results

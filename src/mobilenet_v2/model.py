@@ -1,0 +1,286 @@
+"""MobileNetV2 (Sandler et al., 2018) built from `mobilenet_v2.layers`.
+
+Same arguments, defaults, validation, layer names and weight files as
+`keras.applications.MobileNetV2`, plus `data_format` and the kernel/bias initializers.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+from mobilenet_v2 import layers
+from mobilenet_v2._tf import keras
+
+IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+IMAGENET_SIZES = (96, 128, 160, 192, 224)
+MIN_SIZE = 32
+BN_MOMENTUM = 0.999
+BN_EPSILON = 1e-3
+WEIGHTS_ENV = "MOBILENET_V2_WEIGHTS"
+
+# Table 2 of the paper: expansion factor t, output channels c, repeats n, first stride s.
+INVERTED_RESIDUAL_SETTING: tuple[tuple[int, int, int, int], ...] = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round a channel count to a multiple of `divisor`, never more than 10 % down."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def batch_norm_name(conv_name: str) -> str:
+    """The BatchNormalization layer that follows a convolution, by Keras' naming."""
+    return {"Conv1": "bn_Conv1", "Conv_1": "Conv_1_bn"}.get(conv_name, f"{conv_name}_BN")
+
+
+def inverted_residual(
+    x: keras.KerasTensor,
+    expansion: int,
+    stride: int,
+    filters: int,
+    block_id: int,
+    data_format: str,
+    init: dict[str, Any],
+) -> keras.KerasTensor:
+    """Expand (1x1) → depthwise 3x3 → linear projection (1x1), residual when shapes allow."""
+    in_channels = x.shape[1 if data_format == "channels_first" else -1]
+    prefix = f"block_{block_id}_" if block_id else "expanded_conv_"
+    inputs = x
+
+    def conv_bn(x, conv, relu):
+        x = conv(x)
+        x = layers.BatchNormalization(
+            momentum=BN_MOMENTUM,
+            epsilon=BN_EPSILON,
+            data_format=data_format,
+            name=batch_norm_name(conv.name),
+        )(x)
+        return layers.ReLU6(name=f"{conv.name}_relu")(x) if relu else x
+
+    if block_id:  # block 0 has expansion 1: no expand convolution
+        expand = layers.Conv2D(
+            expansion * in_channels, 1, padding="same", use_bias=False,
+            data_format=data_format, name=f"{prefix}expand", **init,
+        )  # fmt: skip
+        x = conv_bn(x, expand, relu=True)
+    if stride == 2:
+        # Explicit asymmetric padding + "valid", as Keras does (equal to TF's "same").
+        x = layers.ZeroPadding2D(
+            _correct_pad(x, data_format), data_format=data_format, name=f"{prefix}pad"
+        )(x)
+    depthwise = layers.DepthwiseConv2D(
+        3, strides=stride, padding="same" if stride == 1 else "valid", use_bias=False,
+        data_format=data_format, name=f"{prefix}depthwise", **init,
+    )  # fmt: skip
+    x = conv_bn(x, depthwise, relu=True)
+    project = layers.Conv2D(
+        filters, 1, padding="same", use_bias=False,
+        data_format=data_format, name=f"{prefix}project", **init,
+    )  # fmt: skip
+    x = conv_bn(x, project, relu=False)  # linear bottleneck
+    if in_channels == filters and stride == 1:
+        return layers.Add(name=f"{prefix}add")([inputs, x])
+    return x
+
+
+def MobileNetV2(  # noqa: N802 (the name is keras.applications')
+    input_shape: tuple[int | None, int | None, int] | None = None,
+    alpha: float = 1.0,
+    include_top: bool = True,
+    weights: str | os.PathLike | None = "imagenet",
+    input_tensor: Any = None,
+    pooling: str | None = None,
+    classes: int = 1000,
+    classifier_activation: Any = "softmax",
+    data_format: str | None = None,
+    kernel_initializer: Any = "glorot_uniform",
+    bias_initializer: Any = "zeros",
+    name: str | None = None,
+) -> keras.Model:
+    """Build MobileNetV2, optionally with weights.
+
+    `weights`: `None` (random), `"imagenet"` (the official Keras file for this alpha and size,
+    from the Keras cache or downloaded; `$MOBILENET_V2_WEIGHTS` replaces it with a file of
+    yours), or a path to a legacy Keras `.h5`, a `.weights.h5`/`.keras` of this package or of
+    `keras.applications`, or a `.tflite` MobileNetV2 classifier (float or quantized).
+    """
+    from mobilenet_v2 import weights as weights_io  # here: weights imports this module
+
+    data_format = layers.normalize_data_format(data_format)
+    if weights == "imagenet" and os.environ.get(WEIGHTS_ENV):
+        weights = os.environ[WEIGHTS_ENV]
+    if not (weights in ("imagenet", None) or isinstance(weights, (str, os.PathLike))):
+        raise ValueError(
+            "The `weights` argument should be either `None` (random initialization), "
+            "`imagenet` (pre-training on ImageNet), or the path to the weights file to be "
+            f"loaded. Received `weights={weights}`"
+        )
+    if weights not in ("imagenet", None):
+        weights_io.check_readable(weights)
+    if weights == "imagenet" and include_top and classes != 1000:
+        raise ValueError(
+            'If using `weights="imagenet"` with `include_top` as true, `classes` should be '
+            f"1000. Received `classes={classes}`"
+        )
+    if not alpha > 0:
+        raise ValueError(f"`alpha` must be positive. Received `alpha={alpha}`")
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"`pooling` must be None, 'avg' or 'max'. Received `pooling={pooling}`")
+    if include_top and weights is not None:
+        activation = keras.activations.get(classifier_activation)
+        if activation not in (keras.activations.get("softmax"), keras.activations.get(None)):
+            raise ValueError(
+                "Only `None` and `softmax` activations are allowed for the "
+                "`classifier_activation` argument when using pretrained weights, with "
+                f"`include_top=True`; Received: classifier_activation={classifier_activation}"
+            )
+
+    input_shape = _input_shape(input_shape, input_tensor, include_top, weights, data_format)
+    row_axis = 1 if data_format == "channels_first" else 0
+    rows, cols = input_shape[row_axis], input_shape[row_axis + 1]
+    if weights == "imagenet":
+        if alpha not in IMAGENET_ALPHAS:
+            raise ValueError(
+                "If imagenet weights are being loaded, alpha must be one of `0.35`, `0.50`, "
+                f"`0.75`, `1.0`, `1.3` or `1.4` only; Received `alpha={alpha}`"
+            )
+        if rows != cols or rows not in IMAGENET_SIZES:
+            rows = 224
+            warnings.warn(
+                "`input_shape` is undefined or non-square, or `rows` is not in "
+                "[96, 128, 160, 192, 224]. Weights for input shape (224, 224) will be loaded "
+                "as the default.",
+                stacklevel=2,
+            )
+
+    if input_tensor is None:
+        img_input = keras.Input(shape=input_shape)
+    elif keras.backend.is_keras_tensor(input_tensor):
+        img_input = input_tensor
+    else:
+        img_input = keras.Input(tensor=input_tensor, shape=input_shape)
+
+    init = {"kernel_initializer": kernel_initializer, "bias_initializer": bias_initializer}
+    bn = {"momentum": BN_MOMENTUM, "epsilon": BN_EPSILON, "data_format": data_format}
+
+    x = layers.Conv2D(
+        make_divisible(32 * alpha), 3, strides=2, padding="same", use_bias=False,
+        data_format=data_format, name="Conv1", **init,
+    )(img_input)  # fmt: skip
+    x = layers.BatchNormalization(name="bn_Conv1", **bn)(x)
+    x = layers.ReLU6(name="Conv1_relu")(x)
+
+    block_id = 0
+    for t, c, n, s in INVERTED_RESIDUAL_SETTING:
+        filters = make_divisible(int(c * alpha))
+        for i in range(n):
+            x = inverted_residual(x, t, s if i == 0 else 1, filters, block_id, data_format, init)
+            block_id += 1
+
+    # The paper keeps 1280 channels for alpha <= 1 and widens them only for alpha > 1.
+    last_filters = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
+    x = layers.Conv2D(
+        last_filters, 1, use_bias=False, data_format=data_format, name="Conv_1", **init
+    )(x)
+    x = layers.BatchNormalization(name="Conv_1_bn", **bn)(x)
+    x = layers.ReLU6(name="out_relu")(x)
+
+    if include_top:
+        x = layers.GlobalAveragePooling2D(data_format=data_format)(x)
+        x = layers.Dense(
+            classes, activation=classifier_activation, name="predictions", **init
+        )(x)
+    elif pooling == "avg":
+        x = layers.GlobalAveragePooling2D(data_format=data_format)(x)
+    elif pooling == "max":
+        x = layers.GlobalMaxPooling2D(data_format=data_format)(x)
+
+    inputs = (
+        keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else img_input
+    )
+    model = keras.Model(inputs, x, name=name or f"mobilenetv2_{alpha:0.2f}_{rows}")
+
+    if weights == "imagenet":
+        weights = weights_io.imagenet_weights_path(alpha, rows, include_top)
+    if weights is not None:
+        weights_io.load_weights(model, weights)
+    return model
+
+
+def _correct_pad(x: keras.KerasTensor, data_format: str) -> tuple[tuple[int, int], ...]:
+    """Padding that makes a 3x3 stride-2 "valid" convolution match TF's "same"."""
+    first = 2 if data_format == "channels_first" else 1
+    size = x.shape[first : first + 2]
+    adjust = (1, 1) if size[0] is None else (1 - size[0] % 2, 1 - size[1] % 2)
+    return ((1 - adjust[0], 1), (1 - adjust[1], 1))
+
+
+def _input_shape(
+    input_shape: Any,
+    input_tensor: Any,
+    include_top: bool,
+    weights: Any,
+    data_format: str,
+) -> tuple:
+    """`keras.applications`' input shape rules, with `data_format` given explicitly."""
+    first = data_format == "channels_first"
+    if input_shape is None and input_tensor is not None and keras.backend.is_keras_tensor(
+        input_tensor
+    ):
+        input_shape = tuple(input_tensor.shape[1:])
+        given = False  # inferred from the tensor: same defaults as no shape, but keep sizes
+    else:
+        given = input_shape is not None
+    if input_shape is not None:
+        input_shape = tuple(input_shape)
+        rows, cols = (input_shape[1], input_shape[2]) if first else input_shape[:2]
+        default_size = rows if rows == cols and rows in IMAGENET_SIZES else 224
+    else:
+        default_size = 224
+
+    default_shape = (3, default_size, default_size) if first else (default_size, default_size, 3)
+    if weights != "imagenet" and input_shape is not None and len(input_shape) == 3:
+        channels = input_shape[0] if first else input_shape[-1]
+        default_shape = (
+            (channels, default_size, default_size)
+            if first
+            else (default_size, default_size, channels)
+        )
+    if weights == "imagenet" and include_top:
+        if given and input_shape != default_shape:
+            raise ValueError(
+                "When setting `include_top=True` and loading `imagenet` weights, `input_shape` "
+                f"should be {default_shape}.  Received: input_shape={input_shape}"
+            )
+        return default_shape
+    if input_shape is None:
+        if include_top:
+            return default_shape
+        return (3, None, None) if first else (None, None, 3)
+    if len(input_shape) != 3:
+        raise ValueError("`input_shape` must be a tuple of three integers.")
+    channels = input_shape[0] if first else input_shape[-1]
+    if channels != 3 and weights == "imagenet":
+        raise ValueError(f"The input must have 3 channels; Received `input_shape={input_shape}`")
+    spatial = input_shape[1:] if first else input_shape[:2]
+    if any(size is not None and size < MIN_SIZE for size in spatial):
+        raise ValueError(
+            f"Input size must be at least {MIN_SIZE}x{MIN_SIZE}; Received: "
+            f"input_shape={input_shape}"
+        )
+    if include_top and None in input_shape:
+        raise ValueError(
+            "If `include_top` is True, you should specify a static `input_shape`. "
+            f"Received: input_shape={input_shape}"
+        )
+    return input_shape

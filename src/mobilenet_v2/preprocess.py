@@ -1,0 +1,116 @@
+"""Image decoding and the network's input preprocessing (Pillow and NumPy only)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from mobilenet_v2.errors import ImageError
+
+RESIZE_MODES = ("crop", "stretch")
+# Extensions that directory expansion picks up (files named explicitly may have any).
+IMAGE_EXTENSIONS = frozenset(
+    ".jpg .jpeg .png .bmp .gif .webp .tif .tiff .ppm .pgm .pbm .jfif".split()
+)
+
+
+def decode_image(path: str | os.PathLike) -> Image.Image:
+    """Decode any image Pillow reads into 8-bit RGB, upright per its EXIF orientation.
+
+    Refuses decompression bombs (more pixels than `PIL.Image.MAX_IMAGE_PIXELS`).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: image not found")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return _to_rgb(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(
+            f"{path}: image too large (over {Image.MAX_IMAGE_PIXELS} pixels; a decompression "
+            "bomb?)"
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
+        raise ImageError(f"{path}: cannot decode image ({exc})") from None
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit (and 32-bit) grayscale: scale the 0..65535 range down to 8 bits.
+        values = np.asarray(img, dtype=np.float64)
+        if img.mode != "F" or values.max(initial=0) > 255:
+            values = values / 257.0
+        img = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    # Alpha is dropped as keras.utils.load_img and tf.io.decode_image(channels=3) drop it.
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def resize_image(
+    img: Image.Image,
+    size: int | tuple[int, int] = 224,
+    resize: str = "crop",
+    crop_fraction: float = 0.875,
+) -> Image.Image:
+    """`crop`: the ImageNet evaluation protocol: a centered square `crop_fraction` of the
+    shorter side (as resizing the shorter side to 256 and center-cropping 224), resized to
+    `size`; `stretch`: resize the whole image, ignoring its aspect ratio (the seed's way).
+    Both bicubic, with the crop box kept at sub-pixel precision."""
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}; received {resize!r}")
+    if not 0 < crop_fraction <= 1:
+        raise ValueError(f"crop_fraction must be in (0, 1]; received {crop_fraction}")
+    height, width = (size, size) if isinstance(size, int) else size
+    box = (0.0, 0.0, float(img.width), float(img.height))
+    if resize == "crop":
+        # A square box for a square output; in general the output's aspect ratio.
+        scale = min(img.width / width, img.height / height) * crop_fraction
+        dx = (img.width - width * scale) / 2
+        dy = (img.height - height * scale) / 2
+        box = (dx, dy, img.width - dx, img.height - dy)
+    return img.resize((width, height), Image.Resampling.BICUBIC, box=box)
+
+
+def load_image(
+    path: str | os.PathLike,
+    size: int | tuple[int, int] = 224,
+    resize: str = "crop",
+    crop_fraction: float = 0.875,
+    mean: float = 127.5,
+    std: float = 127.5,
+) -> np.ndarray:
+    """Decode, resize and normalize one image: float32 (height, width, 3), `(x - mean) / std`."""
+    img = resize_image(decode_image(path), size, resize, crop_fraction)
+    return (np.asarray(img, dtype=np.float32) - np.float32(mean)) / np.float32(std)
+
+
+def list_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand directories (recursively, sorted) to their image files; keep files as given."""
+    images: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(
+                p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            )
+            if not found:
+                raise ImageError(f"{item}: directory contains no images")
+            images.extend(found)
+        else:
+            images.append(item)
+    return images

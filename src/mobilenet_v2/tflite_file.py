@@ -1,0 +1,200 @@
+"""Read a `.tflite` flatbuffer: tensors, constant buffers, quantization, operators.
+
+Uses the flatbuffer schema that LiteRT ships (`ai_edge_litert.schema_py_generated`) and NumPy
+only, so reading a model never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+from mobilenet_v2.errors import ModelFileError
+
+_OPCODE_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+_TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+_NUMPY_TYPES = {
+    "FLOAT32": np.float32,
+    "FLOAT16": np.float16,
+    "FLOAT64": np.float64,
+    "INT8": np.int8,
+    "UINT8": np.uint8,
+    "INT16": np.int16,
+    "UINT16": np.uint16,
+    "INT32": np.int32,
+    "UINT32": np.uint32,
+    "INT64": np.int64,
+    "UINT64": np.uint64,
+    "BOOL": np.bool_,
+}
+
+
+@dataclass
+class Tensor:
+    """One tensor of the main subgraph; `data` is set for constants (weights, biases)."""
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    type_name: str
+    data: np.ndarray | None
+    scales: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    zero_points: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    quantized_dimension: int = 0
+
+    @property
+    def quantized(self) -> bool:
+        return self.scales.size > 0 and self.type_name not in ("FLOAT32", "FLOAT16", "FLOAT64")
+
+    def dequantized(self) -> np.ndarray:
+        """The constant as float32: `(q - zero_point) * scale`, per channel where it is."""
+        if self.data is None:
+            raise ValueError(f"tensor {self.name!r} has no constant data")
+        values = self.data.astype(np.float32)
+        if not self.quantized:
+            return values
+        shape = [1] * values.ndim
+        if self.scales.size > 1:
+            shape[self.quantized_dimension] = -1
+        scales = self.scales.astype(np.float32).reshape(shape)
+        zero_points = self.zero_points.astype(np.float32).reshape(shape) if self.zero_points.size else 0
+        return (values - zero_points) * scales
+
+
+@dataclass
+class Operator:
+    index: int
+    opcode: str
+    inputs: tuple[int, ...]  # -1 marks an omitted optional input
+    outputs: tuple[int, ...]
+
+
+@dataclass
+class TFLiteModel:
+    path: Path
+    tensors: list[Tensor]
+    operators: list[Operator]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+
+    def producer(self, tensor_index: int) -> Operator | None:
+        for op in self.operators:
+            if tensor_index in op.outputs:
+                return op
+        return None
+
+    def constant(self, tensor_index: int) -> Tensor:
+        """The constant behind an operator input, looking through a DEQUANTIZE op (float16
+        and some hybrid models store weights in a narrow type and dequantize them at run
+        time)."""
+        tensor = self.tensors[tensor_index]
+        if tensor.data is None:
+            op = self.producer(tensor_index)
+            if op is not None and op.opcode == "DEQUANTIZE":
+                return self.tensors[op.inputs[0]]
+        return tensor
+
+
+def read_tflite(path: str | os.PathLike) -> TFLiteModel:
+    """Parse the file; any structural problem raises ModelFileError naming the file."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(raw) < 8 or raw[4:8] != b"TFL3":
+        raise ModelFileError(f"{path}: not a TFLite model (no TFL3 flatbuffer identifier)")
+    try:
+        model = schema.ModelT.InitFromPackedBuf(raw, 0)
+        return _convert(path, raw, model)
+    except ModelFileError:
+        raise
+    except Exception as exc:  # flatbuffers reports truncation as assorted low-level errors
+        raise ModelFileError(
+            f"{path}: corrupt or truncated TFLite model ({type(exc).__name__})"
+        ) from None
+
+
+def _convert(path: Path, raw: bytes, model: schema.ModelT) -> TFLiteModel:
+    if not model.subgraphs:
+        raise ModelFileError(f"{path}: TFLite model has no subgraph")
+    graph = model.subgraphs[0]
+    buffers = model.buffers or []
+    tensors = []
+    for index, t in enumerate(graph.tensors or []):
+        type_name = _TYPE_NAMES.get(t.type, f"TYPE_{t.type}")
+        shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
+        data = _buffer_data(path, raw, buffers, t.buffer, type_name, shape, index)
+        tensor = Tensor(
+            index=index,
+            name=(t.name or b"").decode("utf-8", "replace"),
+            shape=shape,
+            type_name=type_name,
+            data=data,
+        )
+        q = t.quantization
+        if q is not None and q.scale is not None and len(q.scale):
+            tensor.scales = np.asarray(q.scale, np.float32)
+            zp = q.zeroPoint if q.zeroPoint is not None else []
+            tensor.zero_points = np.asarray(zp, np.int64)
+            tensor.quantized_dimension = int(q.quantizedDimension)
+        tensors.append(tensor)
+    codes = model.operatorCodes or []
+    operators = []
+    for index, op in enumerate(graph.operators or []):
+        code = codes[op.opcodeIndex]
+        builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+        opcode = _OPCODE_NAMES.get(builtin, f"OP_{builtin}")
+        if opcode == "CUSTOM":
+            opcode = f"CUSTOM:{(code.customCode or b'').decode('utf-8', 'replace')}"
+        operators.append(
+            Operator(
+                index=index,
+                opcode=opcode,
+                inputs=tuple(int(i) for i in (op.inputs if op.inputs is not None else ())),
+                outputs=tuple(int(i) for i in (op.outputs if op.outputs is not None else ())),
+            )
+        )
+    return TFLiteModel(
+        path=path,
+        tensors=tensors,
+        operators=operators,
+        inputs=tuple(int(i) for i in graph.inputs),
+        outputs=tuple(int(i) for i in graph.outputs),
+    )
+
+
+def _buffer_data(
+    path: Path,
+    raw: bytes,
+    buffers: list,
+    buffer_index: int,
+    type_name: str,
+    shape: tuple[int, ...],
+    tensor_index: int,
+) -> np.ndarray | None:
+    if buffer_index <= 0 or buffer_index >= len(buffers):  # buffer 0 is the empty sentinel
+        return None
+    buf = buffers[buffer_index]
+    if buf.data is not None and len(buf.data):
+        data = np.asarray(buf.data, np.uint8).tobytes()
+    elif buf.offset > 1:  # models over 2 GB keep buffers after the flatbuffer
+        if buf.offset + buf.size > len(raw):
+            raise ModelFileError(f"{path}: truncated: buffer of tensor {tensor_index} is cut off")
+        data = raw[buf.offset : buf.offset + buf.size]
+    else:
+        return None
+    dtype = _NUMPY_TYPES.get(type_name)
+    if dtype is None:
+        return None
+    count = int(np.prod(shape)) if shape else 1
+    if len(data) != count * np.dtype(dtype).itemsize:
+        raise ModelFileError(
+            f"{path}: tensor {tensor_index} has {len(data)} bytes of data for shape {shape} "
+            f"of {type_name}"
+        )
+    return np.frombuffer(data, dtype).reshape(shape).copy()
