@@ -115,7 +115,8 @@ def read_tflite(path: str | os.PathLike) -> TFLiteModel:
         raise
     except Exception as exc:  # flatbuffers reports truncation as assorted low-level errors
         raise ModelFileError(
-            f"{path}: corrupt or truncated TFLite model ({type(exc).__name__})"
+            f"{path}: corrupt or truncated TFLite model (flatbuffer unreadable: "
+            f"{type(exc).__name__}: {exc})"
         ) from None
 
 

@@ -57,7 +57,8 @@ def imagenet_weights_path(alpha: float, rows: int, include_top: bool) -> Path:
         cached,
         hint=(
             "pass a weights file instead (weights=PATH or --weights PATH: an .h5, .weights.h5, "
-            "or a MobileNetV2 .tflite), or set MOBILENET_V2_WEIGHTS"
+            f".keras or MobileNetV2 .tflite), set MOBILENET_V2_WEIGHTS, or put {name} in "
+            f"{cached.parent}"
         ),
     )
 

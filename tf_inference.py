@@ -1,0 +1,26 @@
+#!/usr/bin/env python3
+"""The seed's TensorFlow inference program: top-5 ImageNet classes of one image.
+
+    python tf_inference.py -i IMAGE [--input_mean 127.5] [--input_std 127.5] [--weights W]
+
+A thin wrapper over `mobilenet-v2 classify` with the seed's flags and its preprocessing
+(the whole image resized to 224x224, no crop).
+"""
+
+import argparse
+import sys
+
+from mobilenet_v2.cli import main
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-i", "--image", required=True, help="image to classify")
+    parser.add_argument("--input_mean", type=float, default=127.5)
+    parser.add_argument("--input_std", type=float, default=127.5)
+    parser.add_argument("--weights", default=None, help="weights file (.h5, .keras, .tflite)")
+    args = parser.parse_args()
+    argv = ["classify", args.image, "--resize", "stretch", "--top", "5"]
+    argv += ["--input-mean", str(args.input_mean), "--input-std", str(args.input_std)]
+    if args.weights:
+        argv += ["--weights", args.weights]
+    sys.exit(main(argv))
