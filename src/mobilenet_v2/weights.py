@@ -31,6 +31,9 @@ LayerWeights = dict[str, dict[str, np.ndarray]]
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _ZIP_SIGNATURE = b"PK\x03\x04"
 _CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
+# Keras 2 (and the official files) call the depthwise weight `depthwise_kernel`, Keras 3
+# calls it `kernel`.
+_ALIASES = {"depthwise_kernel": ("kernel",)}
 _CLASSIFIER_OPS = ("CONV_2D", "FULLY_CONNECTED")
 
 
@@ -105,9 +108,10 @@ def _assign(model: keras.Model, found: LayerWeights, path: Path) -> None:
             raise WeightsError(f"{path}: no weights for layer '{layer.name}' in the file")
         in_file = found.pop(layer.name)
         for var in layer.weights:
-            if var.name not in in_file:
+            key = next((k for k in (var.name, *_ALIASES.get(var.name, ())) if k in in_file), None)
+            if key is None:
                 raise WeightsError(f"{path}: layer '{layer.name}' lacks weight '{var.name}'")
-            value = in_file.pop(var.name)
+            value = in_file.pop(key)
             if tuple(value.shape) != tuple(var.shape):
                 raise WeightsError(
                     f"{path}: layer '{layer.name}' weight '{var.name}' has shape "
