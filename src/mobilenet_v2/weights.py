@@ -332,3 +332,45 @@ def _classifier(tfl: TFLiteModel, ops: list, dense: keras.layers.Layer) -> dict[
             f"{classes}"
         )
     return {"kernel": np.ascontiguousarray(kernel), "bias": bias}
+
+
+# --- Fine-tuning from folded weights --------------------------------------------------------
+
+
+def recalibrate_batch_norm(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> None:
+    """Give every BatchNormalization layer real moving statistics, keeping inference exact.
+
+    Weights from a `.tflite` have batch norm folded away (mean 0, variance 1 - epsilon), which
+    is exact at inference but breaks training-mode BN: batch statistics then normalize
+    activations the folded biases were never meant for, and most ReLU6 outputs die. This
+    measures each BN input's per-channel mean `m` and variance `v` on `images` (inference
+    mode) and rewrites the layer as the same affine map `a * x + b` expressed with those
+    statistics: gamma = a * sqrt(v + eps), beta = b + a * m. Inference outputs do not change;
+    training-mode BN then starts from statistics that match the data.
+    """
+    bns = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
+    if not bns:
+        return
+    probe = keras.Model(model.input, [bn.input for bn in bns])
+    counts = [0] * len(bns)
+    sums = [np.zeros(bn.moving_mean.shape, np.float64) for bn in bns]
+    squares = [np.zeros_like(s) for s in sums]
+    for start in range(0, len(images), batch_size):
+        outputs = probe(images[start : start + batch_size], training=False)
+        for i, (bn, x) in enumerate(zip(bns, outputs, strict=True)):
+            x = np.asarray(x, np.float64)
+            x = np.moveaxis(x, bn.channel_axis, -1).reshape(-1, x.shape[bn.channel_axis])
+            sums[i] += x.sum(axis=0)
+            squares[i] += np.square(x).sum(axis=0)
+            counts[i] += x.shape[0]
+    for bn, count, total, total_sq in zip(bns, counts, sums, squares, strict=True):
+        gamma, beta, mean0, var0 = (np.asarray(v, np.float64) for v in (
+            bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance))  # fmt: skip
+        scale = gamma / np.sqrt(var0 + bn.epsilon)
+        shift = beta - scale * mean0
+        mean = total / count
+        var = np.maximum(total_sq / count - np.square(mean), 0.0)
+        bn.gamma.assign((scale * np.sqrt(var + bn.epsilon)).astype(np.float32))
+        bn.beta.assign((shift + scale * mean).astype(np.float32))
+        bn.moving_mean.assign(mean.astype(np.float32))
+        bn.moving_variance.assign(var.astype(np.float32))
