@@ -46,9 +46,7 @@ def randomize(model, seed: int = 0) -> None:
         values = []
         for var in layer.weights:
             shape = tuple(var.shape)
-            if var.name == "moving_variance":
-                value = rng.uniform(0.5, 1.5, shape)
-            elif var.name == "gamma":
+            if var.name == "moving_variance" or var.name == "gamma":
                 value = rng.uniform(0.5, 1.5, shape)
             elif var.name in ("moving_mean", "beta", "bias"):
                 value = rng.normal(0.0, 0.1, shape)

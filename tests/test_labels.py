@@ -6,8 +6,8 @@ import csv
 
 import numpy as np
 import pytest
-
 from conftest import CLASSES_TSV
+
 from mobilenet_v2 import decode_predictions
 from mobilenet_v2.labels import imagenet_classes
 

@@ -38,8 +38,13 @@ def built_pair(mine, reference, x):
 @pytest.mark.parametrize("use_bias", [True, False])
 def test_conv2d_matches_keras(strides, padding, use_bias):
     x = nhwc()
-    kwargs = dict(strides=strides, padding=padding, use_bias=use_bias, activation="relu6",
-                  bias_initializer="random_normal")  # fmt: skip
+    kwargs = dict(
+        strides=strides,
+        padding=padding,
+        use_bias=use_bias,
+        activation="relu6",
+        bias_initializer="random_normal",
+    )
     mine, ref = built_pair(ours.Conv2D(5, 3, **kwargs), keras.layers.Conv2D(5, 3, **kwargs), x)
     np.testing.assert_allclose(mine, ref, atol=1e-6)
 
@@ -48,8 +53,13 @@ def test_conv2d_matches_keras(strides, padding, use_bias):
 @pytest.mark.parametrize("padding", ["same", "valid"])
 def test_depthwise_conv2d_matches_keras(strides, padding):
     x = nhwc()
-    kwargs = dict(strides=strides, padding=padding, use_bias=True,
-                  bias_initializer="random_normal", depth_multiplier=2)  # fmt: skip
+    kwargs = dict(
+        strides=strides,
+        padding=padding,
+        use_bias=True,
+        bias_initializer="random_normal",
+        depth_multiplier=2,
+    )
     mine, ref = built_pair(
         ours.DepthwiseConv2D(3, **kwargs), keras.layers.DepthwiseConv2D(3, **kwargs), x
     )
@@ -61,8 +71,9 @@ def bn_pair():
     mine, ref = ours.BatchNormalization(**kwargs), keras.layers.BatchNormalization(**kwargs)
     x = nhwc()
     ref(tf.constant(x))
-    ref.set_weights([RNG.uniform(0.5, 1.5, 4), RNG.normal(size=4), RNG.normal(size=4),
-                     RNG.uniform(0.5, 2.0, 4)])  # fmt: skip
+    ref.set_weights(
+        [RNG.uniform(0.5, 1.5, 4), RNG.normal(size=4), RNG.normal(size=4), RNG.uniform(0.5, 2.0, 4)]
+    )
     mine(tf.constant(x))
     mine.set_weights(ref.get_weights())
     return mine, ref, x
@@ -114,7 +125,9 @@ def test_relu6_add_padding_and_pooling_match_keras():
     np.testing.assert_array_equal(
         run(ours.ZeroPadding2D(pad), x), run(keras.layers.ZeroPadding2D(pad), x)
     )
-    np.testing.assert_allclose(run(ours.GlobalAveragePooling2D(), x), x.mean(axis=(1, 2)), atol=1e-6)
+    np.testing.assert_allclose(
+        run(ours.GlobalAveragePooling2D(), x), x.mean(axis=(1, 2)), atol=1e-6
+    )
     np.testing.assert_array_equal(run(ours.GlobalMaxPooling2D(), x), x.max(axis=(1, 2)))
 
 
@@ -136,8 +149,9 @@ def test_channels_first_is_the_transposed_channels_last(make):
     first(tf.constant(to_nchw(x)))
     first.set_weights(last.get_weights())  # same weight layout in both formats
     got = run(first, to_nchw(x))
-    np.testing.assert_allclose(got, to_nchw(expected) if expected.ndim == 4 else expected,
-                               atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        got, to_nchw(expected) if expected.ndim == 4 else expected, atol=1e-5
+    )
 
 
 def test_default_initializers_are_glorot_uniform_and_zeros():
@@ -149,7 +163,9 @@ def test_default_initializers_are_glorot_uniform_and_zeros():
 
 
 def test_initializers_are_configurable():
-    conv = ours.Conv2D(4, 3, kernel_initializer="ones", bias_initializer=keras.initializers.Constant(2.0))
+    conv = ours.Conv2D(
+        4, 3, kernel_initializer="ones", bias_initializer=keras.initializers.Constant(2.0)
+    )
     out = run(conv, np.ones((1, 3, 3, 2), np.float32))
     np.testing.assert_allclose(out, np.full((1, 1, 1, 4), 3 * 3 * 2 + 2.0))
 
@@ -157,7 +173,9 @@ def test_initializers_are_configurable():
 @pytest.mark.parametrize(
     "layer",
     [
-        ours.Conv2D(4, 3, strides=2, padding="same", activation="relu6", data_format="channels_first"),
+        ours.Conv2D(
+            4, 3, strides=2, padding="same", activation="relu6", data_format="channels_first"
+        ),
         ours.DepthwiseConv2D(3, depth_multiplier=2, use_bias=False, kernel_initializer="ones"),
         ours.BatchNormalization(momentum=0.9, epsilon=1e-4, gamma_initializer="ones"),
         ours.ZeroPadding2D(((0, 1), (1, 1))),

@@ -6,8 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
-
 from conftest import copy_weights, randomize
+
 from mobilenet_v2 import MobileNetV2
 from mobilenet_v2 import layers as ours
 from mobilenet_v2._tf import keras
@@ -67,10 +67,16 @@ def test_no_top_features_match_keras_applications(pooling, real_images):
 def test_layer_names_and_shapes_match_keras_for_every_alpha():
     for alpha in ALPHAS:
         mine, ref = pair(alpha, 96)
-        named = [(layer.name, layer.output.shape) for layer in ref.layers
-                 if not layer.name.startswith(("input_layer", "global_"))]  # fmt: skip
-        assert [(layer.name, layer.output.shape) for layer in mine.layers
-                if not layer.name.startswith(("input_layer", "global_"))] == named  # fmt: skip
+        named = [
+            (layer.name, layer.output.shape)
+            for layer in ref.layers
+            if not layer.name.startswith(("input_layer", "global_"))
+        ]
+        assert [
+            (layer.name, layer.output.shape)
+            for layer in mine.layers
+            if not layer.name.startswith(("input_layer", "global_"))
+        ] == named
         assert mine.count_params() == ref.count_params()
         assert mine.name == ref.name == f"mobilenetv2_{alpha:0.2f}_96"
 
@@ -119,8 +125,9 @@ def test_channels_first_predicts_what_channels_last_predicts(real_images):
 def test_channels_first_real_weights_classify_the_same(fixture_model, real_images):
     from conftest import FIXTURE_TFLITE
 
-    first = MobileNetV2(weights=str(FIXTURE_TFLITE), input_shape=(3, 224, 224),
-                        data_format="channels_first")  # fmt: skip
+    first = MobileNetV2(
+        weights=str(FIXTURE_TFLITE), input_shape=(3, 224, 224), data_format="channels_first"
+    )
     got = first.predict(np.transpose(real_images, (0, 3, 1, 2)), verbose=0)
     want = fixture_model.predict(real_images, verbose=0)
     np.testing.assert_array_equal(got.argmax(1), want.argmax(1))

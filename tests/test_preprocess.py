@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import IMAGES
 from PIL import Image
 
-from conftest import IMAGES
 from mobilenet_v2 import load_image
 from mobilenet_v2.errors import ImageError
 from mobilenet_v2.preprocess import decode_image, list_images
@@ -17,8 +17,14 @@ RED, BLUE = (255, 0, 0), (0, 0, 255)
 def gradient(width=64, height=48) -> Image.Image:
     x = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
     y = np.linspace(0, 255, height, dtype=np.float32)[:, None, None]
-    rgb = np.concatenate([np.broadcast_to(x, (height, width, 1)), np.broadcast_to(y, (height, width, 1)),
-                          np.full((height, width, 1), 128.0)], axis=2)  # fmt: skip
+    rgb = np.concatenate(
+        [
+            np.broadcast_to(x, (height, width, 1)),
+            np.broadcast_to(y, (height, width, 1)),
+            np.full((height, width, 1), 128.0),
+        ],
+        axis=2,
+    )
     return Image.fromarray(rgb.astype(np.uint8), "RGB")
 
 
@@ -28,7 +34,7 @@ def test_formats_decode_to_rgb(tmp_path, suffix):
     gradient().save(path)
     x = load_image(path, size=32)
     assert x.shape == (32, 32, 3) and x.dtype == np.float32
-    assert -1.0 <= x.min() and x.max() <= 1.0
+    assert x.min() >= -1.0 and x.max() <= 1.0
 
 
 def palette_image() -> Image.Image:
@@ -96,13 +102,17 @@ def test_crop_of_a_square_image_is_its_central_87_5_percent(tmp_path):
     path = tmp_path / "square.png"
     img.save(path)
     expected = img.resize((224, 224), Image.Resampling.BICUBIC, box=(16, 16, 240, 240))
-    np.testing.assert_array_equal(load_image(path, 224, "crop", mean=0, std=1), np.asarray(expected))
+    np.testing.assert_array_equal(
+        load_image(path, 224, "crop", mean=0, std=1), np.asarray(expected)
+    )
 
 
 def test_real_photo_with_stretch(tmp_path):
     x = load_image(IMAGES / "grace_hopper.bmp", resize="stretch", mean=0, std=1)
-    expected = Image.open(IMAGES / "grace_hopper.bmp").convert("RGB").resize(
-        (224, 224), Image.Resampling.BICUBIC
+    expected = (
+        Image.open(IMAGES / "grace_hopper.bmp")
+        .convert("RGB")
+        .resize((224, 224), Image.Resampling.BICUBIC)
     )
     np.testing.assert_array_equal(x, np.asarray(expected, np.float32))
 
@@ -143,8 +153,10 @@ def test_directories_expand_to_their_images_sorted(tmp_path):
     for name in ["b.JPG", "a.png", "sub/c.webp", "notes.txt"]:
         (tmp_path / name).write_bytes(b"x")
     assert [p.relative_to(tmp_path).as_posix() for p in list_images([tmp_path])] == [
-        "a.png", "b.JPG", "sub/c.webp"
-    ]  # fmt: skip
+        "a.png",
+        "b.JPG",
+        "sub/c.webp",
+    ]
     (tmp_path / "empty").mkdir()
     with pytest.raises(ImageError, match="empty: directory contains no images"):
         list_images([tmp_path / "empty"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import IMAGES, SAMPLE
+
 from mobilenet_v2 import decode_predictions, load_image
 from mobilenet_v2.labels import synset_to_index
 
@@ -27,9 +27,14 @@ def test_grace_hopper_stretched_is_military_uniform(fixture_model):
 
 @pytest.mark.parametrize(
     ("image", "expected"),
-    [("cat.bmp", "Egyptian_cat"), ("parrot.jpg", "macaw"), ("hot_dog.jpg", "hotdog"),
-     ("bird.bmp", "chickadee"), ("dragonfly.bmp", "dragonfly")],
-)  # fmt: skip
+    [
+        ("cat.bmp", "Egyptian_cat"),
+        ("parrot.jpg", "macaw"),
+        ("hot_dog.jpg", "hotdog"),
+        ("bird.bmp", "chickadee"),
+        ("dragonfly.bmp", "dragonfly"),
+    ],
+)
 @pytest.mark.parametrize("resize", ["crop", "stretch"])
 def test_real_photos(fixture_model, image, expected, resize):
     assert top1(fixture_model, image, resize) == expected

@@ -6,8 +6,8 @@ import csv
 
 import numpy as np
 import pytest
-
 from conftest import CLASSES_TSV, FIXTURE_TFLITE, SAMPLE
+
 from mobilenet_v2 import MobileNetV2, load_image
 from mobilenet_v2 import layers as ours
 from mobilenet_v2._tf import keras
@@ -35,8 +35,9 @@ def dataset():
 
 @pytest.fixture(scope="module")
 def base(dataset):
-    model = MobileNetV2(input_shape=(SIZE, SIZE, 3), include_top=False, pooling="avg",
-                        weights=str(FIXTURE_TFLITE))  # fmt: skip
+    model = MobileNetV2(
+        input_shape=(SIZE, SIZE, 3), include_top=False, pooling="avg", weights=str(FIXTURE_TFLITE)
+    )
     return model
 
 
@@ -55,8 +56,11 @@ def test_fine_tuning_lowers_loss_and_raises_accuracy(base, dataset):
     recalibrate_batch_norm(base, x)
     inputs = keras.Input((SIZE, SIZE, 3))
     model = keras.Model(inputs, ours.Dense(3, activation="softmax", name="head")(base(inputs)))
-    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])  # fmt: skip
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-4),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     keras.utils.set_random_seed(0)
     loss_before, accuracy_before = model.evaluate(x, y, verbose=0)
     bn = base.get_layer("Conv_1_bn")

@@ -7,8 +7,8 @@ import time
 import h5py
 import numpy as np
 import pytest
-
 from conftest import FIXTURE_TFLITE, copy_weights, randomize
+
 from mobilenet_v2 import MobileNetV2
 from mobilenet_v2 import weights as weights_io
 from mobilenet_v2._tf import keras, tf
@@ -36,7 +36,9 @@ def write_legacy_h5(model, path, with_suffix=False):
         if with_suffix:  # the official files name weights like "Conv1/kernel:0"
             for name in f.attrs["layer_names"]:
                 group = f[name]
-                names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
+                names = [
+                    n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]
+                ]
                 for n in names:
                     group.move(n, n + ":0")
                 group.attrs["weight_names"] = [(n + ":0").encode() for n in names]
@@ -59,7 +61,9 @@ def test_legacy_h5_from_keras_applications(tmp_path, include_top, with_suffix):
 def test_weights_h5_round_trip_and_from_keras_applications(tmp_path):
     ref = keras_reference()
     ref.save_weights(tmp_path / "keras.weights.h5")
-    from_keras = MobileNetV2(input_shape=SHAPE, alpha=0.35, weights=str(tmp_path / "keras.weights.h5"))
+    from_keras = MobileNetV2(
+        input_shape=SHAPE, alpha=0.35, weights=str(tmp_path / "keras.weights.h5")
+    )
     np.testing.assert_array_equal(from_keras.predict(X, verbose=0), ref.predict(X, verbose=0))
     from_keras.save_weights(tmp_path / "ours.weights.h5")
     again = MobileNetV2(input_shape=SHAPE, alpha=0.35, weights=str(tmp_path / "ours.weights.h5"))
@@ -118,7 +122,9 @@ def convert(model, kind: str, path):
     return path
 
 
-@pytest.mark.parametrize(("kind", "tolerance"), [("float32", 1e-5), ("float16", 1e-4), ("int8", 1e-4)])
+@pytest.mark.parametrize(
+    ("kind", "tolerance"), [("float32", 1e-5), ("float16", 1e-4), ("int8", 1e-4)]
+)
 def test_tflite_converted_from_our_model_loads_back(tmp_path, kind, tolerance):
     model = MobileNetV2(input_shape=SHAPE, alpha=0.35, weights=None)
     randomize(model, 2)
@@ -133,8 +139,11 @@ def test_tflite_converted_from_our_model_loads_back(tmp_path, kind, tolerance):
 
 def test_other_alpha_is_refused_naming_file_and_first_layer(tmp_path):
     path = write_legacy_h5(keras_reference(alpha=1.0), tmp_path / "alpha1.h5")
-    with pytest.raises(WeightsError, match=r"alpha1\.h5: layer 'Conv1' weight 'kernel' has shape "
-                       r"\(3, 3, 3, 32\) in the file but \(3, 3, 3, 16\)"):  # fmt: skip
+    with pytest.raises(
+        WeightsError,
+        match=r"alpha1\.h5: layer 'Conv1' weight 'kernel' has shape "
+        r"\(3, 3, 3, 32\) in the file but \(3, 3, 3, 16\)",
+    ):
         MobileNetV2(input_shape=SHAPE, alpha=0.35, weights=str(path))
 
 
@@ -232,7 +241,7 @@ def test_offline_download_fails_fast_and_says_what_to_do(tmp_path, monkeypatch):
     # A closed local port: refused at once, as an offline machine refuses.
     monkeypatch.setattr(weights_io, "BASE_WEIGHT_PATH", "http://127.0.0.1:9/")
     start = time.monotonic()
-    with pytest.raises(DownloadError, match="download failed.*--weights PATH"):
+    with pytest.raises(DownloadError, match=r"download failed.*--weights PATH"):
         MobileNetV2(input_shape=SHAPE, alpha=0.35)
     assert time.monotonic() - start < 10
     assert list((tmp_path / "models").iterdir()) == []  # no partial file left behind

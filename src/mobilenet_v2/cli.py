@@ -85,13 +85,16 @@ def run_classify(args: argparse.Namespace) -> int:
 
     def load(path: Path) -> np.ndarray | MobileNetV2Error:
         try:
-            return load_image(path, args.size, args.resize, mean=args.input_mean,
-                              std=args.input_std)  # fmt: skip
+            return load_image(
+                path, args.size, args.resize, mean=args.input_mean, std=args.input_std
+            )
         except MobileNetV2Error as exc:
             return exc
 
     many = len(images) > 1
-    bar = tqdm(total=len(images), unit="img", file=sys.stderr, disable=len(images) <= args.batch_size)
+    bar = tqdm(
+        total=len(images), unit="img", file=sys.stderr, disable=len(images) <= args.batch_size
+    )
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         for start in range(0, len(images), args.batch_size):
             batch = images[start : start + args.batch_size]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import urllib.error
 import urllib.request
@@ -35,7 +34,7 @@ def download(url: str, destination: Path, hint: str) -> Path:
                     out.write(chunk)
                     bar.update(len(chunk))
         os.replace(tmp, destination)
-    except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
+    except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
         Path(tmp).unlink(missing_ok=True)
         reason = getattr(exc, "reason", None) or exc
         raise DownloadError(f"{url}: download failed ({reason}); {hint}") from None

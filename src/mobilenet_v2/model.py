@@ -69,9 +69,14 @@ def inverted_residual(
 
     if block_id:  # block 0 has expansion 1: no expand convolution
         expand = layers.Conv2D(
-            expansion * in_channels, 1, padding="same", use_bias=False,
-            data_format=data_format, name=f"{prefix}expand", **init,
-        )  # fmt: skip
+            expansion * in_channels,
+            1,
+            padding="same",
+            use_bias=False,
+            data_format=data_format,
+            name=f"{prefix}expand",
+            **init,
+        )
         x = conv_bn(x, expand, relu=True)
     if stride == 2:
         # Explicit asymmetric padding + "valid", as Keras does (equal to TF's "same").
@@ -79,14 +84,24 @@ def inverted_residual(
             _correct_pad(x, data_format), data_format=data_format, name=f"{prefix}pad"
         )(x)
     depthwise = layers.DepthwiseConv2D(
-        3, strides=stride, padding="same" if stride == 1 else "valid", use_bias=False,
-        data_format=data_format, name=f"{prefix}depthwise", **init,
-    )  # fmt: skip
+        3,
+        strides=stride,
+        padding="same" if stride == 1 else "valid",
+        use_bias=False,
+        data_format=data_format,
+        name=f"{prefix}depthwise",
+        **init,
+    )
     x = conv_bn(x, depthwise, relu=True)
     project = layers.Conv2D(
-        filters, 1, padding="same", use_bias=False,
-        data_format=data_format, name=f"{prefix}project", **init,
-    )  # fmt: skip
+        filters,
+        1,
+        padding="same",
+        use_bias=False,
+        data_format=data_format,
+        name=f"{prefix}project",
+        **init,
+    )
     x = conv_bn(x, project, relu=False)  # linear bottleneck
     if in_channels == filters and stride == 1:
         return layers.Add(name=f"{prefix}add")([inputs, x])
@@ -174,9 +189,15 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
     bn = {"momentum": BN_MOMENTUM, "epsilon": BN_EPSILON, "data_format": data_format}
 
     x = layers.Conv2D(
-        make_divisible(32 * alpha), 3, strides=2, padding="same", use_bias=False,
-        data_format=data_format, name="Conv1", **init,
-    )(img_input)  # fmt: skip
+        make_divisible(32 * alpha),
+        3,
+        strides=2,
+        padding="same",
+        use_bias=False,
+        data_format=data_format,
+        name="Conv1",
+        **init,
+    )(img_input)
     x = layers.BatchNormalization(name="bn_Conv1", **bn)(x)
     x = layers.ReLU6(name="Conv1_relu")(x)
 
@@ -197,17 +218,13 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
 
     if include_top:
         x = layers.GlobalAveragePooling2D(data_format=data_format)(x)
-        x = layers.Dense(
-            classes, activation=classifier_activation, name="predictions", **init
-        )(x)
+        x = layers.Dense(classes, activation=classifier_activation, name="predictions", **init)(x)
     elif pooling == "avg":
         x = layers.GlobalAveragePooling2D(data_format=data_format)(x)
     elif pooling == "max":
         x = layers.GlobalMaxPooling2D(data_format=data_format)(x)
 
-    inputs = (
-        keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else img_input
-    )
+    inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else img_input
     model = keras.Model(inputs, x, name=name or f"mobilenetv2_{alpha:0.2f}_{rows}")
 
     if weights == "imagenet":
@@ -234,8 +251,10 @@ def _input_shape(
 ) -> tuple:
     """`keras.applications`' input shape rules, with `data_format` given explicitly."""
     first = data_format == "channels_first"
-    if input_shape is None and input_tensor is not None and keras.backend.is_keras_tensor(
-        input_tensor
+    if (
+        input_shape is None
+        and input_tensor is not None
+        and keras.backend.is_keras_tensor(input_tensor)
     ):
         input_shape = tuple(input_tensor.shape[1:])
         given = False  # inferred from the tensor: same defaults as no shape, but keep sizes

@@ -15,7 +15,8 @@ from mobilenet_v2.errors import ImageError
 RESIZE_MODES = ("crop", "stretch")
 # Extensions that directory expansion picks up (files named explicitly may have any).
 IMAGE_EXTENSIONS = frozenset(
-    ".jpg .jpeg .png .bmp .gif .webp .tif .tiff .ppm .pgm .pbm .jfif".split()
+    {".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+    | {".ppm", ".pgm", ".pbm"}
 )
 
 
@@ -40,8 +41,7 @@ def decode_image(path: str | os.PathLike) -> Image.Image:
                 return _to_rgb(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(
-            f"{path}: image too large (over {Image.MAX_IMAGE_PIXELS} pixels; a decompression "
-            "bomb?)"
+            f"{path}: image too large (over {Image.MAX_IMAGE_PIXELS} pixels; a decompression bomb?)"
         ) from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image Pillow can read") from None

@@ -61,7 +61,9 @@ class Tensor:
         if self.scales.size > 1:
             shape[self.quantized_dimension] = -1
         scales = self.scales.astype(np.float32).reshape(shape)
-        zero_points = self.zero_points.astype(np.float32).reshape(shape) if self.zero_points.size else 0
+        zero_points = (
+            self.zero_points.astype(np.float32).reshape(shape) if self.zero_points.size else 0
+        )
         return (values - zero_points) * scales
 
 

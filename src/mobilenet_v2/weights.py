@@ -143,7 +143,7 @@ def _read_h5(path: Path, model: keras.Model) -> LayerWeights:
 
 
 def _read_h5_group(f: h5py.Group, path: Path, model: keras.Model) -> LayerWeights:
-    group = f["model_weights"] if "model_weights" in f else f
+    group = f.get("model_weights", f)
     if "layer_names" in group.attrs:
         return _read_legacy_h5(group)
     if "layers" in group:
@@ -243,7 +243,7 @@ def _read_tflite(tfl: TFLiteModel, model: keras.Model) -> LayerWeights:
         for layer in model.layers
         if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D))
     ]
-    ops = [op for op in tfl.operators if op.opcode in _CONV_OPS + ("FULLY_CONNECTED",)]
+    ops = [op for op in tfl.operators if op.opcode in (*_CONV_OPS, "FULLY_CONNECTED")]
     found: LayerWeights = {}
     for position, layer in enumerate(convs):
         if position >= len(ops):
@@ -328,8 +328,7 @@ def _classifier(tfl: TFLiteModel, ops: list, dense: keras.layers.Layer) -> dict[
     if kernel.shape != tuple(dense.kernel.shape):
         raise WeightsError(
             f"{path}: op {op.index} ({op.opcode}) classifier is {kernel.shape[0]} -> "
-            f"{classes_in_file} but layer 'predictions' is {tuple(dense.kernel.shape)[0]} -> "
-            f"{classes}"
+            f"{classes_in_file} but layer 'predictions' is {dense.kernel.shape[0]} -> {classes}"
         )
     return {"kernel": np.ascontiguousarray(kernel), "bias": bias}
 
@@ -364,8 +363,10 @@ def recalibrate_batch_norm(model: keras.Model, images: np.ndarray, batch_size: i
             squares[i] += np.square(x).sum(axis=0)
             counts[i] += x.shape[0]
     for bn, count, total, total_sq in zip(bns, counts, sums, squares, strict=True):
-        gamma, beta, mean0, var0 = (np.asarray(v, np.float64) for v in (
-            bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance))  # fmt: skip
+        gamma, beta, mean0, var0 = (
+            np.asarray(v, np.float64)
+            for v in (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance)
+        )
         scale = gamma / np.sqrt(var0 + bn.epsilon)
         shift = beta - scale * mean0
         mean = total / count
