@@ -305,6 +305,20 @@ class BatchNormalization(_ImageLayer):
             decay = 1.0 - self.momentum
             self.moving_mean.assign(self.moving_mean * self.momentum + mean * decay)
             self.moving_variance.assign(self.moving_variance * self.momentum + variance * decay)
+        elif self._rank == 4 and self.scale and self.center:
+            # Inference on images: the fused kernel, which Grappler's remapper also fuses
+            # into the preceding convolution (Conv2D + FusedBatchNorm + ReLU6 in one op).
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                inputs,
+                self.gamma,
+                self.beta,
+                self.moving_mean,
+                self.moving_variance,
+                epsilon=self.epsilon,
+                data_format="NCHW" if self.data_format == "channels_first" else "NHWC",
+                is_training=False,
+            )
+            return y
         else:
             mean, variance = self.moving_mean, self.moving_variance
         b = self._broadcast
