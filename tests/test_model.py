@@ -177,3 +177,18 @@ def test_unknown_input_size_without_top():
 def test_invalid_arguments_are_refused_like_keras(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         MobileNetV2(**kwargs)
+
+
+def test_model_initializers_reach_every_layer():
+    model = MobileNetV2(
+        weights=None,
+        input_shape=(32, 32, 3),
+        alpha=0.35,
+        kernel_initializer="ones",
+        bias_initializer="ones",
+    )
+    np.testing.assert_array_equal(model.get_layer("Conv1").kernel.numpy(), 1.0)
+    np.testing.assert_array_equal(
+        model.get_layer("block_5_depthwise").depthwise_kernel.numpy(), 1.0
+    )
+    np.testing.assert_array_equal(model.get_layer("predictions").bias.numpy(), 1.0)

@@ -236,7 +236,8 @@ class BatchNormalization(_ImageLayer):
     """Batch normalization over the channel axis, `tf.nn.batch_normalization`.
 
     Inference (and a frozen layer, `trainable=False`, as in Keras) normalizes with the moving
-    statistics. `training=True` normalizes with the batch mean and (biased) variance and moves
+    statistics, through the fused kernel (`tf.compat.v1.nn.fused_batch_norm`) for images so
+    that Grappler folds it into the preceding convolution. `training=True` normalizes with the batch mean and (biased) variance and moves
     the moving statistics towards them: `moving = moving * momentum + batch * (1 - momentum)`.
     """
 
