@@ -262,3 +262,34 @@ def test_copy_weights_helper_is_by_name():
         mine.get_layer("block_16_project").kernel.numpy(),
         ref.get_layer("block_16_project").kernel.numpy(),
     )
+
+
+def test_imagenet_weights_are_downloaded_once_into_the_cache(tmp_path, monkeypatch):
+    """A loopback HTTP server stands in for the official Keras location."""
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    ref = keras_reference(alpha=0.5)
+    name = weights_io.imagenet_weights_filename(0.5, 96, True)
+    write_legacy_h5(ref, served / name, with_suffix=True)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=served)
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+        monkeypatch.setattr(
+            weights_io, "BASE_WEIGHT_PATH", f"http://127.0.0.1:{server.server_port}/"
+        )
+        mine = MobileNetV2(input_shape=SHAPE, alpha=0.5)
+    finally:
+        server.shutdown()
+    cached = tmp_path / "keras" / "models" / name
+    assert cached.read_bytes() == (served / name).read_bytes()
+    assert sorted(p.name for p in cached.parent.iterdir()) == [name]  # no temporary left
+    assert np.abs(mine.predict(X, verbose=0) - ref.predict(X, verbose=0)).max() <= 1e-5
+    # Served no more: the second build reads the cache.
+    MobileNetV2(input_shape=SHAPE, alpha=0.5)
