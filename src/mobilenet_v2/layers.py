@@ -237,8 +237,9 @@ class BatchNormalization(_ImageLayer):
 
     Inference (and a frozen layer, `trainable=False`, as in Keras) normalizes with the moving
     statistics, through the fused kernel (`tf.compat.v1.nn.fused_batch_norm`) for images so
-    that Grappler folds it into the preceding convolution. `training=True` normalizes with the batch mean and (biased) variance and moves
-    the moving statistics towards them: `moving = moving * momentum + batch * (1 - momentum)`.
+    that Grappler folds it into the preceding convolution. `training=True` normalizes with
+    the batch mean and (biased) variance and moves the moving statistics towards them:
+    `moving = moving * momentum + batch * (1 - momentum)`.
     """
 
     def __init__(
