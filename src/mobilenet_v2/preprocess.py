@@ -13,6 +13,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from mobilenet_v2.errors import ImageError
 
 RESIZE_MODES = ("crop", "stretch")
+# The MobileNet convention: inputs scaled to [-1, 1], ImageNet evaluation crop.
+DEFAULT_PREPROCESSING = {"mean": 127.5, "std": 127.5, "resize": "crop", "crop_fraction": 0.875}
 # Extensions that directory expansion picks up (files named explicitly may have any).
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}

@@ -6,10 +6,12 @@ only, so reading a model never imports TensorFlow.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
@@ -201,3 +203,39 @@ def _buffer_data(
             f"of {type_name}"
         )
     return np.frombuffer(data, dtype).reshape(shape).copy()
+
+
+# --- The preprocessing record that our converter embeds -------------------------------------
+
+METADATA_NAME = "mobilenet_v2.preprocessing"
+
+
+def embed_metadata(model_bytes: bytes, record: dict) -> bytes:
+    """Return the model with `record` stored as JSON in a named metadata buffer.
+
+    TFLite keeps named metadata buffers beside the graph; interpreters ignore names they do
+    not know, so the model runs anywhere and still carries how to feed it.
+    """
+    model = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(record, sort_keys=True).encode("utf8"), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name != METADATA_NAME.encode()]
+    model.metadata.append(entry)
+    builder = flatbuffers.Builder(len(model_bytes) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def read_metadata(model_bytes: bytes) -> dict | None:
+    """The embedded preprocessing record, or None for models from elsewhere."""
+    root = schema.Model.GetRootAs(model_bytes, 0)
+    for i in range(root.MetadataLength()):
+        entry = root.Metadata(i)
+        if entry.Name() == METADATA_NAME.encode():
+            data = root.Buffers(entry.Buffer()).DataAsNumpy()
+            return json.loads(bytes(data).decode("utf8"))
+    return None

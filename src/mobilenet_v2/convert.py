@@ -1,0 +1,203 @@
+"""Convert MobileNetV2 to TensorFlow Lite: full-integer INT8 with real calibration, float16,
+dynamic-range or float32. The file records its own preprocessing and labels."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from mobilenet_v2._quiet import silenced_stderr, silenced_stdout
+from mobilenet_v2._tf import keras, tf
+from mobilenet_v2.download import download
+from mobilenet_v2.errors import ImageError, MobileNetV2Error
+from mobilenet_v2.labels import imagenet_classes
+from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING, list_images, load_image
+from mobilenet_v2.tflite_file import embed_metadata
+
+QUANTIZATIONS = ("int8", "float16", "dynamic", "none")
+IO_TYPES = ("float32", "int8", "uint8")
+IMAGENETTE_URL = "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz"
+
+
+def imagenette_validation_dir(cache: Path | None = None) -> Path:
+    """The imagenette2-160 validation images (the seed's calibration source), downloaded and
+    unpacked once into the Keras cache (`$KERAS_HOME/datasets`)."""
+    from mobilenet_v2.weights import keras_cache_dir
+
+    cache = cache or keras_cache_dir().parent / "datasets"
+    target = cache / "imagenette2-160" / "val"
+    if target.is_dir():
+        return target
+    archive = cache / "imagenette2-160.tgz"
+    if not archive.is_file():
+        download(IMAGENETTE_URL, archive, hint="pass --calibration-dir DIR with your own images")
+    staging = Path(tempfile.mkdtemp(prefix=".imagenette-", dir=cache))
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(staging, filter="data")
+        os.replace(staging / "imagenette2-160", cache / "imagenette2-160")
+    except (tarfile.TarError, OSError) as exc:
+        raise MobileNetV2Error(f"{archive}: cannot unpack ({exc})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def calibration_images(
+    directory: str | os.PathLike,
+    count: int = 256,
+    seed: int = 0,
+    preprocessing: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """`count` images drawn reproducibly (seeded shuffle of the sorted, recursive listing)
+    and preprocessed exactly as inference preprocesses them. Unreadable images are skipped
+    with a warning."""
+    prep = preprocessing or {}
+    files = list_images([directory])
+    order = np.random.default_rng(seed).permutation(len(files))
+    chosen = [files[i] for i in order[:count]]
+
+    def load(path: Path) -> np.ndarray | None:
+        try:
+            return load_image(path, **prep)
+        except ImageError as exc:
+            tqdm.write(f"warning: calibration image skipped: {exc}")
+            return None
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        loaded = list(
+            tqdm(
+                pool.map(load, chosen),
+                total=len(chosen),
+                desc="calibration",
+                unit="img",
+                leave=False,
+            )
+        )
+    images = [x for x in loaded if x is not None]
+    if not images:
+        raise ImageError(f"{directory}: no readable calibration images")
+    return np.stack(images)
+
+
+def convert(
+    model: keras.Model,
+    quantize: str = "int8",
+    io_type: str = "int8",
+    calibration: np.ndarray | None = None,
+) -> bytes:
+    """The TFLite flatbuffer of `model`.
+
+    `int8`: full-integer post-training quantization (per-channel weights, int8 activations,
+    TFLITE_BUILTINS_INT8 only), calibrated on `calibration`; input and output `io_type`.
+    `float16`: float16 weights; `dynamic`: int8 weights, float activations; `none`: float32.
+    """
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"quantize must be one of {QUANTIZATIONS}; received {quantize!r}")
+    if io_type not in IO_TYPES:
+        raise ValueError(f"io_type must be one of {IO_TYPES}; received {io_type!r}")
+    if quantize != "int8" and io_type != "float32":
+        raise ValueError(f"--io-type {io_type} needs --quantize int8 (integer I/O)")
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        if calibration is None or not len(calibration):
+            raise ValueError("int8 quantization needs calibration images")
+        converter.representative_dataset = lambda: ([x[None]] for x in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        dtype = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io_type]
+        converter.inference_input_type = converter.inference_output_type = dtype
+    try:
+        with silenced_stderr(), silenced_stdout():  # the converter prints its MLIR chatter
+            return converter.convert()
+    except Exception as exc:
+        raise MobileNetV2Error(f"conversion failed: {' '.join(str(exc).split())[:300]}") from None
+
+
+def metadata_record(preprocessing: dict[str, Any], **facts: Any) -> dict[str, Any]:
+    """What inference needs to feed the model right, plus provenance facts."""
+    labels = [f"{c.synset} {c.name}" for c in imagenet_classes()]
+    return {"preprocessing": preprocessing, "labels": labels, **facts}
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write to a temporary file beside `path`, then rename: never a half-written file."""
+    path = Path(path)
+    if path.is_dir():
+        raise MobileNetV2Error(f"{path}: output path is a directory")
+    if not path.parent.is_dir():
+        raise MobileNetV2Error(f"{path}: output directory {path.parent} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise MobileNetV2Error(f"{path}: cannot write ({exc.strerror or exc})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise MobileNetV2Error(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise
+    return path
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Fail before the (slow) conversion when the output cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise MobileNetV2Error(f"{path}: output path is a directory")
+    if not path.parent.is_dir():
+        raise MobileNetV2Error(f"{path}: output directory {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise MobileNetV2Error(f"{path}: output directory {path.parent} is not writable")
+
+
+def convert_file(
+    output: str | os.PathLike,
+    weights: str,
+    alpha: float = 1.0,
+    size: int = 224,
+    quantize: str = "int8",
+    io_type: str = "int8",
+    calibration_dir: str | os.PathLike | None = None,
+    calibration_size: int = 256,
+    seed: int = 0,
+    preprocessing: dict[str, Any] | None = None,
+) -> Path:
+    """Build, calibrate, convert and write; the file embeds its preprocessing and labels."""
+    from mobilenet_v2.model import MobileNetV2
+
+    check_writable(output)
+    prep = {**DEFAULT_PREPROCESSING, **(preprocessing or {}), "size": size}
+    if io_type != "float32" and quantize != "int8":
+        raise ValueError(f"--io-type {io_type} needs --quantize int8 (integer I/O)")
+    calibration = None
+    if quantize == "int8":
+        source = calibration_dir or imagenette_validation_dir()
+        calibration = calibration_images(source, calibration_size, seed, prep)
+    model = MobileNetV2(input_shape=(size, size, 3), alpha=alpha, weights=weights)
+    data = convert(model, quantize, io_type, calibration)
+    record = metadata_record(
+        {k: prep[k] for k in ("mean", "std", "resize", "crop_fraction")},
+        alpha=alpha,
+        weights=str(weights),
+        quantize=quantize,
+        io_type=io_type,
+        calibration=None
+        if calibration is None
+        else {"images": len(calibration), "source": str(source), "seed": seed},
+    )
+    return write_atomic(output, embed_metadata(data, record))

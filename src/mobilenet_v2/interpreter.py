@@ -1,0 +1,112 @@
+"""Run a TFLite image classifier with LiteRT: NumPy, Pillow and LiteRT only, no TensorFlow.
+
+Works for our converted models (float32, float16, dynamic-range, int8 or uint8 input and
+output, preprocessing recorded inside the file) and for third-party MobileNet-style
+classifiers such as TF-slim's uint8 models with 1001 classes (index 0 = background).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mobilenet_v2._quiet import silenced_stderr
+from mobilenet_v2.errors import ModelFileError
+from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING
+from mobilenet_v2.tflite_file import read_metadata
+
+
+class TFLiteClassifier:
+    """A `.tflite` classifier: `predict(images)` takes preprocessed float32 NHWC images and
+    returns float32 scores, quantizing the input and dequantizing the output as the model's
+    tensors require."""
+
+    def __init__(
+        self, path: str | os.PathLike, num_threads: int | None = None, xnnpack: bool = True
+    ) -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        self.path = Path(path)
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            raise ModelFileError(f"{self.path}: model file not found") from None
+        except OSError as exc:
+            raise ModelFileError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+        if len(raw) < 8 or raw[4:8] != b"TFL3":
+            raise ModelFileError(f"{self.path}: not a TFLite model (no TFL3 identifier)")
+        resolver = (
+            OpResolverType.AUTO if xnnpack else (OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        )
+        try:
+            with silenced_stderr():  # LiteRT logs "Created XNNPACK delegate" on stderr
+                self.interpreter = Interpreter(
+                    model_content=raw,
+                    num_threads=num_threads,
+                    experimental_op_resolver_type=resolver,
+                )
+                self.interpreter.allocate_tensors()
+            metadata = read_metadata(raw)
+        except Exception as exc:  # LiteRT reports corrupt files as assorted errors
+            message = " ".join(str(exc).split())[:200]
+            raise ModelFileError(
+                f"{self.path}: corrupt or truncated TFLite model ({message})"
+            ) from None
+        inputs = self.interpreter.get_input_details()
+        outputs = self.interpreter.get_output_details()
+        if len(inputs) != 1 or len(inputs[0]["shape"]) != 4 or inputs[0]["shape"][-1] != 3:
+            shapes = [list(map(int, d["shape"])) for d in inputs]
+            raise ModelFileError(
+                f"{self.path}: not an image classifier (input shapes {shapes}; expected one "
+                "NHWC input with 3 channels)"
+            )
+        if len(outputs) != 1 or len(outputs[0]["shape"]) != 2:
+            shapes = [list(map(int, d["shape"])) for d in outputs]
+            raise ModelFileError(
+                f"{self.path}: not an image classifier (output shapes {shapes}; expected one "
+                "(batch, classes) output)"
+            )
+        self._input, self._output = inputs[0], outputs[0]
+        self.input_size = (int(self._input["shape"][1]), int(self._input["shape"][2]))
+        self.classes = int(self._output["shape"][1])
+        self.metadata = metadata or {}
+        self.preprocessing = {**DEFAULT_PREPROCESSING, **self.metadata.get("preprocessing", {})}
+        # TF-slim models have a "background" class 0 before the 1000 ImageNet classes.
+        self.label_offset = 1 if self.classes == 1001 else 0
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return np.dtype(self._input["dtype"])
+
+    def _quantize(self, x: np.ndarray) -> np.ndarray:
+        dtype = self.input_dtype
+        if dtype.kind == "f":
+            return x.astype(dtype)
+        scale, zero_point = self._input["quantization"]
+        if not scale:
+            raise ModelFileError(f"{self.path}: integer input without quantization parameters")
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(x / scale + zero_point), info.min, info.max).astype(dtype)
+
+    def _dequantize(self, y: np.ndarray) -> np.ndarray:
+        if y.dtype.kind == "f":
+            return y.astype(np.float32)
+        scale, zero_point = self._output["quantization"]
+        return ((y.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Scores (N, classes without background) for preprocessed float32 (N, H, W, 3)."""
+        images = np.asarray(images, np.float32)
+        if images.ndim != 4 or images.shape[1:3] != self.input_size:
+            raise ValueError(
+                f"{self.path}: expects images of {self.input_size[0]}x{self.input_size[1]}; "
+                f"received shape {images.shape}"
+            )
+        scores = []
+        for image in images:  # one at a time: works for fixed-batch models too
+            self.interpreter.set_tensor(self._input["index"], self._quantize(image[None]))
+            self.interpreter.invoke()
+            scores.append(self._dequantize(self.interpreter.get_tensor(self._output["index"]))[0])
+        return np.stack(scores)[:, self.label_offset :]
