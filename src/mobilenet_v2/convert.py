@@ -20,10 +20,8 @@ from mobilenet_v2.download import download
 from mobilenet_v2.errors import ImageError, MobileNetV2Error
 from mobilenet_v2.labels import imagenet_classes
 from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING, list_images, load_image
-from mobilenet_v2.tflite_file import embed_metadata
+from mobilenet_v2.tflite_file import IO_TYPES, QUANTIZATIONS, embed_metadata
 
-QUANTIZATIONS = ("int8", "float16", "dynamic", "none")
-IO_TYPES = ("float32", "int8", "uint8")
 IMAGENETTE_URL = "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz"
 
 

@@ -98,7 +98,19 @@ def load_image(
     std: float = 127.5,
 ) -> np.ndarray:
     """Decode, resize and normalize one image: float32 (height, width, 3), `(x - mean) / std`."""
-    img = resize_image(decode_image(path), size, resize, crop_fraction)
+    return preprocess_image(decode_image(path), size, resize, crop_fraction, mean, std)
+
+
+def preprocess_image(
+    img: Image.Image,
+    size: int | tuple[int, int] = 224,
+    resize: str = "crop",
+    crop_fraction: float = 0.875,
+    mean: float = 127.5,
+    std: float = 127.5,
+) -> np.ndarray:
+    """Resize and normalize a decoded RGB image (see `load_image`)."""
+    img = resize_image(img, size, resize, crop_fraction)
     return (np.asarray(img, dtype=np.float32) - np.float32(mean)) / np.float32(std)
 
 

@@ -17,6 +17,10 @@ from ai_edge_litert import schema_py_generated as schema
 
 from mobilenet_v2.errors import ModelFileError
 
+# What our converter makes: weight quantization, and input/output tensor types.
+QUANTIZATIONS = ("int8", "float16", "dynamic", "none")
+IO_TYPES = ("float32", "int8", "uint8")
+
 _OPCODE_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 _TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
 _NUMPY_TYPES = {

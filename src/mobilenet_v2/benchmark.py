@@ -1,0 +1,73 @@
+"""Latency, throughput and peak memory per model, each model in a fresh process."""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+
+
+def _measure(spec: dict[str, Any]) -> dict[str, Any]:
+    """Runs in a child process, so that its peak resident memory is this model's alone."""
+    threads = spec["num_threads"]
+    if spec["kind"] == "tf":
+        from mobilenet_v2._tf import tf
+
+        if threads:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        from mobilenet_v2.classifier import KerasClassifier
+
+        classifier = KerasClassifier(spec["weights"], spec["alpha"], spec["size"])
+    else:
+        from mobilenet_v2.classifier import load_tflite
+
+        classifier = load_tflite(spec["path"], num_threads=threads)
+    h, w = classifier.input_size
+    x = np.random.default_rng(0).uniform(-1, 1, (1, h, w, 3)).astype(np.float32)
+    for _ in range(spec["warmup"]):
+        classifier.predict(x)
+    times = []
+    for _ in range(spec["runs"]):
+        start = time.perf_counter()
+        classifier.predict(x)
+        times.append(time.perf_counter() - start)
+    ms = np.array(times) * 1000
+    return {
+        "model": classifier.name,
+        "threads": threads,
+        "runs": spec["runs"],
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "throughput_ips": float(1000.0 / ms.mean()),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def benchmark(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    results = []
+    context = multiprocessing.get_context("spawn")
+    for spec in specs:
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            results.append(pool.submit(_measure, spec).result())
+    return results
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| model | threads | p50 (ms) | p90 (ms) | p99 (ms) | throughput (img/s) "
+        "| peak RSS (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['model']} | {r['threads'] or 'default'} | {r['p50_ms']:.2f} | "
+            f"{r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['throughput_ips']:.1f} | "
+            f"{r['peak_rss_mib']:.0f} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,53 @@
+"""One interface over the TF float model and TFLite models: `predict(images) -> scores`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Protocol
+
+import numpy as np
+
+from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING, load_image
+
+
+class Classifier(Protocol):
+    name: str
+    input_size: tuple[int, int]
+    preprocessing: dict[str, Any]
+
+    def predict(self, images: np.ndarray) -> np.ndarray: ...
+
+
+class KerasClassifier:
+    """Our TensorFlow MobileNetV2 with the given weights."""
+
+    def __init__(self, weights: str, alpha: float = 1.0, size: int = 224) -> None:
+        from mobilenet_v2.model import MobileNetV2
+
+        self.model = MobileNetV2(input_shape=(size, size, 3), alpha=alpha, weights=weights)
+        self.name = f"TF float32 ({os.path.basename(str(weights))})"
+        self.input_size = (size, size)
+        self.preprocessing = dict(DEFAULT_PREPROCESSING)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict_on_batch(np.asarray(images, np.float32)))
+
+
+def load_tflite(path: str | os.PathLike, num_threads: int | None = None) -> Classifier:
+    from mobilenet_v2.interpreter import TFLiteClassifier
+
+    classifier = TFLiteClassifier(path, num_threads=num_threads)
+    classifier.name = os.path.basename(str(path))
+    return classifier
+
+
+def preprocessing_for(classifier: Classifier, **overrides: Any) -> dict[str, Any]:
+    """The classifier's own preprocessing (recorded in the model) with explicit flags on top,
+    as keyword arguments for `load_image`."""
+    prep = {**classifier.preprocessing, **{k: v for k, v in overrides.items() if v is not None}}
+    prep["size"] = classifier.input_size
+    return {k: prep[k] for k in ("size", "resize", "crop_fraction", "mean", "std")}
+
+
+def load_for(classifier: Classifier, path: str | os.PathLike, **overrides: Any) -> np.ndarray:
+    return load_image(path, **preprocessing_for(classifier, **overrides))

@@ -1,0 +1,122 @@
+"""Top-1 / top-5 accuracy of several models side by side on a labelled image directory."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from mobilenet_v2.classifier import Classifier, preprocessing_for
+from mobilenet_v2.errors import ImageError, MobileNetV2Error
+from mobilenet_v2.labels import synset_to_index
+from mobilenet_v2.preprocess import decode_image, list_images, preprocess_image
+
+_SYNSET = re.compile(r"^(n\d{8})(?![0-9])")
+
+
+def label_of(path: Path) -> int | None:
+    """The ImageNet class index from `n01440764_*.JPEG` or from a synset-named folder."""
+    index = synset_to_index()
+    for name in (path.name, path.parent.name):
+        match = _SYNSET.match(name)
+        if match and match.group(1) in index:
+            return index[match.group(1)]
+    return None
+
+
+def labelled_images(
+    directory: str | os.PathLike, limit: int | None = None
+) -> list[tuple[Path, int]]:
+    found = [(p, label_of(p)) for p in list_images([directory])]
+    labelled = [(p, label) for p, label in found if label is not None]
+    if not labelled:
+        raise MobileNetV2Error(
+            f"{directory}: no labelled images (expected synsets in file names like "
+            "n01440764_x.JPEG or synset-named sub-folders)"
+        )
+    return labelled[:limit] if limit else labelled
+
+
+def evaluate(
+    classifiers: list[Classifier],
+    images: list[tuple[Path, int]],
+    batch_size: int = 32,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Decode each image once, feed every model its own preprocessing, count hits."""
+    labels = np.array([label for _, label in images])
+    top5 = {c.name: [] for c in classifiers}
+    preps = [preprocessing_for(c, **overrides) for c in classifiers]
+    skipped: list[str] = []
+    kept: list[int] = []
+    with (
+        ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool,
+        tqdm(total=len(images), unit="img", file=sys.stderr, leave=False, desc="evaluate") as bar,
+    ):
+        for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size]
+
+            decoded = list(pool.map(_decode, batch))
+            good = [
+                (start + i, img) for i, img in enumerate(decoded) if not isinstance(img, ImageError)
+            ]
+            skipped += [str(err) for err in decoded if isinstance(err, ImageError)]
+            kept += [i for i, _ in good]
+            bar.update(len(batch))
+            if not good:
+                continue
+            images_only = [img for _, img in good]
+            for classifier, prep in zip(classifiers, preps, strict=True):
+                x = np.stack(list(pool.map(functools.partial(_preprocess, prep=prep), images_only)))
+                scores = classifier.predict(x)
+                top5[classifier.name].append(np.argsort(-scores, axis=1)[:, :5])
+    labels = labels[kept]
+    results = []
+    first = None
+    for classifier in classifiers:
+        ranks = np.concatenate(top5[classifier.name])
+        row = {
+            "model": classifier.name,
+            "images": len(labels),
+            "top1": float((ranks[:, 0] == labels).mean()),
+            "top5": float((ranks == labels[:, None]).any(axis=1).mean()),
+        }
+        if first is None:
+            first = ranks[:, 0]
+        else:
+            row["agreement_top1"] = float((ranks[:, 0] == first).mean())
+        results.append(row)
+    return {"results": results, "reference": classifiers[0].name, "skipped": skipped}
+
+
+def _decode(item: tuple[Path, int]):
+    try:
+        return decode_image(item[0])
+    except ImageError as exc:
+        return exc
+
+
+def _preprocess(img, prep: dict[str, Any]) -> np.ndarray:
+    return preprocess_image(img, **prep)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"| model | images | top-1 | top-5 | top-1 agreement with {report['reference']} |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in report["results"]:
+        agreement = row.get("agreement_top1")
+        lines.append(
+            f"| {row['model']} | {row['images']} | {100 * row['top1']:.1f} % | "
+            f"{100 * row['top5']:.1f} % | "
+            f"{'—' if agreement is None else f'{100 * agreement:.1f} %'} |"
+        )
+    return "\n".join(lines)
