@@ -13,6 +13,7 @@ keep the channels_last layout and are interchangeable with channels_last layers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -353,10 +354,13 @@ class ReLU6(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class Add(keras.layers.Layer):
-    """Element-wise sum of a list of tensors, `tf.math.add_n`."""
+    """Element-wise sum of a list of tensors, `tf.math.add`.
+
+    Pairwise ADD rather than ADD_N: TFLite has int8 kernels for ADD only, so ADD_N would
+    leave float islands (DEQUANTIZE / QUANTIZE) in a full-integer model."""
 
     def call(self, inputs: Sequence[tf.Tensor]) -> tf.Tensor:
-        return tf.math.add_n(list(inputs))
+        return functools.reduce(tf.math.add, inputs)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
