@@ -33,10 +33,12 @@ class KerasClassifier:
         return np.asarray(self.model.predict_on_batch(np.asarray(images, np.float32)))
 
 
-def load_tflite(path: str | os.PathLike, num_threads: int | None = None) -> Classifier:
+def load_tflite(
+    path: str | os.PathLike, num_threads: int | None = None, xnnpack: bool | None = None
+) -> Classifier:
     from mobilenet_v2.interpreter import TFLiteClassifier
 
-    classifier = TFLiteClassifier(path, num_threads=num_threads)
+    classifier = TFLiteClassifier(path, num_threads=num_threads, xnnpack=xnnpack)
     classifier.name = os.path.basename(str(path))
     return classifier
 

@@ -69,6 +69,12 @@ def _add_model_flags(parser: argparse.ArgumentParser, several: bool = False) -> 
         + (" (repeatable)" if several else ""),
     )
     parser.add_argument("--num-threads", type=_positive_int, default=None, help="LiteRT threads")
+    parser.add_argument(
+        "--xnnpack",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="LiteRT's XNNPACK delegate (default: on, except for dynamic-range models)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,7 +161,7 @@ def _classifiers(args: argparse.Namespace) -> list:
     from mobilenet_v2.classifier import load_tflite
 
     models = args.model if isinstance(args.model, list) else [args.model] if args.model else []
-    found = [load_tflite(m, args.num_threads) for m in models]
+    found = [load_tflite(m, args.num_threads, args.xnnpack) for m in models]
     if args.weights or not found:
         from mobilenet_v2.classifier import KerasClassifier
 

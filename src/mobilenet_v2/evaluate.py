@@ -76,7 +76,7 @@ def evaluate(
             for classifier, prep in zip(classifiers, preps, strict=True):
                 x = np.stack(list(pool.map(functools.partial(_preprocess, prep=prep), images_only)))
                 scores = classifier.predict(x)
-                top5[classifier.name].append(np.argsort(-scores, axis=1)[:, :5])
+                top5[classifier.name].append(np.argsort(-scores, axis=1, kind="stable")[:, :5])
     labels = labels[kept]
     results = []
     first = None

@@ -15,7 +15,27 @@ import numpy as np
 from mobilenet_v2._quiet import silenced_stderr
 from mobilenet_v2.errors import ModelFileError
 from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING
-from mobilenet_v2.tflite_file import read_metadata
+from mobilenet_v2.tflite_file import read_metadata, read_tflite
+
+
+def is_dynamic_range(path: Path) -> bool:
+    """True for hybrid models: float activations into convolutions with int8 weights.
+
+    Those run on TFLite's built-in hybrid kernels by default: XNNPACK's dynamic-range path
+    measured 88.4 % top-1 against 90.0 % for the built-in kernels (float: 90.4 %) on the
+    250-image sample split, while for float32, float16 and int8 models XNNPACK is as exact as
+    the built-in kernels and faster.
+    """
+    try:
+        tfl = read_tflite(path)
+    except ModelFileError:
+        return False  # the interpreter will say what is wrong with the file
+    for op in tfl.operators:
+        if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and len(op.inputs) > 1:
+            data, weights = tfl.tensors[op.inputs[0]], tfl.tensors[op.inputs[1]]
+            if data.type_name == "FLOAT32" and weights.type_name == "INT8":
+                return True
+    return False
 
 
 class TFLiteClassifier:

@@ -1,0 +1,421 @@
+"""TFLite: calibrated INT8 (and float16/dynamic/float32) conversion, LiteRT inference,
+side-by-side evaluation. Real weights: the fixture; real images: the ImageNet sample, split
+by class index so that calibration and evaluation never share an image."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FIXTURE_TFLITE, IMAGES, ROOT, SAMPLE
+
+from mobilenet_v2.classifier import load_tflite
+from mobilenet_v2.cli import main
+from mobilenet_v2.labels import synset_to_index
+from mobilenet_v2.tflite_file import read_metadata, read_tflite
+
+WEIGHTS = str(FIXTURE_TFLITE)
+
+
+def split(directory: Path, keep) -> Path:
+    """A directory of links to the sample images whose class index satisfies `keep`."""
+    directory.mkdir()
+    for image in sorted(SAMPLE.glob("*.JPEG")):
+        if keep(synset_to_index()[image.name.split("_")[0]]):
+            (directory / image.name).symlink_to(image)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    root = tmp_path_factory.mktemp("splits")
+    return split(root / "calibration", lambda i: i % 4 == 0), split(
+        root / "evaluation", lambda i: i % 4 == 2
+    )
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, splits):
+    """Our conversions of the fixture weights: int8 calibrated on the calibration split."""
+    out = tmp_path_factory.mktemp("models")
+    made = {}
+    for kind in ("int8", "float16", "dynamic", "none"):
+        path = out / f"{kind}.tflite"
+        args = ["convert", "--output", str(path), "--weights", WEIGHTS, "--quantize", kind]
+        assert main([*args, "--calibration-dir", str(splits[0])]) == 0
+        made[kind] = path
+    return made
+
+
+@pytest.fixture(scope="module")
+def accuracy(models, splits):
+    from mobilenet_v2 import evaluate
+    from mobilenet_v2.classifier import KerasClassifier
+
+    classifiers = [KerasClassifier(WEIGHTS)] + [
+        load_tflite(models[k]) for k in ("int8", "float16", "dynamic", "none")
+    ]
+    report = evaluate.evaluate(classifiers, evaluate.labelled_images(splits[1]))
+    return {
+        name: row
+        for name, row in zip(
+            ["float", "int8", "float16", "dynamic", "none"], report["results"], strict=True
+        )
+    }
+
+
+def test_calibration_and_evaluation_splits_are_disjoint(splits):
+    calibration, evaluation = ({p.name for p in d.iterdir()} for d in splits)
+    assert len(calibration) == len(evaluation) == 250 and not calibration & evaluation
+
+
+def test_int8_model_is_full_integer_with_per_channel_weights(models):
+    tfl = read_tflite(models["int8"])
+    assert {op.opcode for op in tfl.operators} == {
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "ADD",
+        "MEAN",
+        "FULLY_CONNECTED",
+        "SOFTMAX",
+    }
+    for op in tfl.operators:
+        for index in op.inputs + op.outputs:
+            if index >= 0:
+                assert tfl.tensors[index].type_name in ("INT8", "INT32"), (
+                    op.opcode,
+                    tfl.tensors[index].name,
+                )
+    first_conv = tfl.tensors[tfl.operators[0].inputs[1]]
+    assert first_conv.scales.size == first_conv.shape[0] == 32  # one scale per output channel
+    model_input = tfl.tensors[tfl.inputs[0]]
+    # (x - 128) / 128 maps 8-bit pixels exactly onto the int8 grid.
+    assert model_input.scales[0] == pytest.approx(1 / 128) and model_input.zero_points[0] == 0
+
+
+def test_model_records_its_preprocessing_and_labels(models):
+    record = read_metadata(models["int8"].read_bytes())
+    assert record["preprocessing"] == {
+        "mean": 128.0,
+        "std": 128.0,
+        "resize": "crop",
+        "crop_fraction": 0.875,
+    }
+    assert record["labels"][652] == "n03763968 military_uniform" and len(record["labels"]) == 1000
+    assert record["calibration"]["images"] == 250 and record["quantize"] == "int8"
+    assert read_metadata(models["float16"].read_bytes())["preprocessing"]["mean"] == 127.5
+
+
+def test_int8_accuracy_is_within_one_point_of_float(accuracy):
+    float_top1, int8 = accuracy["float"]["top1"], accuracy["int8"]
+    print(
+        f"float {float_top1:.3f}, int8 {int8['top1']:.3f}, agreement {int8['agreement_top1']:.3f}"
+    )
+    assert int8["top1"] >= float_top1 - 0.010
+    assert int8["agreement_top1"] >= 0.95
+
+
+@pytest.mark.parametrize("kind", ["float16", "dynamic", "none"])
+def test_float16_dynamic_and_float32_are_within_half_a_point(accuracy, kind):
+    assert abs(accuracy[kind]["top1"] - accuracy["float"]["top1"]) <= 0.005
+
+
+def test_int8_model_still_sees_the_military_uniform(models, capsys):
+    args = [
+        "classify",
+        str(IMAGES / "grace_hopper.bmp"),
+        "--model",
+        str(models["int8"]),
+        "--resize",
+        "stretch",
+        "--top",
+        "1",
+    ]
+    assert main(args) == 0
+    assert capsys.readouterr().out.startswith("n03763968 military_uniform ")
+
+
+def test_fixture_uint8_1001_classes_runs_without_flags(capsys):
+    classifier = load_tflite(FIXTURE_TFLITE)
+    assert classifier.input_dtype == np.uint8 and classifier.classes == 1001
+    assert (
+        main(
+            [
+                "classify",
+                str(IMAGES / "grace_hopper.bmp"),
+                "--model",
+                str(FIXTURE_TFLITE),
+                "--resize",
+                "stretch",
+                "--top",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out == "n03763968 military_uniform 0.914\n"
+
+
+@pytest.mark.parametrize("io_type", ["uint8", "float32"])
+def test_integer_and_float_io_types(tmp_path, splits, io_type):
+    path = tmp_path / f"{io_type}.tflite"
+    calibration = tmp_path / "few"
+    calibration.mkdir()
+    for image in sorted(splits[0].iterdir())[:16]:
+        (calibration / image.name).symlink_to(image.resolve())
+    assert (
+        main(
+            [
+                "convert",
+                "--output",
+                str(path),
+                "--weights",
+                WEIGHTS,
+                "--alpha",
+                "1.0",
+                "--size",
+                "96",
+                "--io-type",
+                io_type,
+                "--calibration-dir",
+                str(calibration),
+            ]
+        )
+        == 0
+    )
+    classifier = load_tflite(path)
+    assert classifier.input_dtype == np.dtype(io_type) and classifier.input_size == (96, 96)
+    tfl = read_tflite(path)
+    assert tfl.tensors[tfl.outputs[0]].type_name == io_type.upper()
+    from mobilenet_v2.classifier import load_for
+
+    scores = classifier.predict(load_for(classifier, IMAGES / "parrot.jpg")[None])
+    assert scores.shape == (1, 1000) and abs(scores.sum() - 1) < 0.02
+    assert scores.argmax() == synset_to_index()["n01818515"]  # macaw
+
+
+def test_calibration_draw_is_reproducible(splits):
+    from mobilenet_v2.convert import calibration_images
+
+    first = calibration_images(splits[0], 4, seed=1, preprocessing={"size": 32})
+    np.testing.assert_array_equal(
+        first, calibration_images(splits[0], 4, seed=1, preprocessing={"size": 32})
+    )
+    assert not np.array_equal(
+        first, calibration_images(splits[0], 4, seed=2, preprocessing={"size": 32})
+    )
+
+
+def test_tflite_path_does_not_import_tensorflow():
+    code = (
+        "import sys; from mobilenet_v2.cli import main; "
+        f"code = main(['classify', {str(IMAGES / 'cat.bmp')!r}, '--model', {WEIGHTS!r}, "
+        "'--top', '1']); "
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; sys.exit(code)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("n02124075 Egyptian_cat") and result.stderr == ""
+
+
+def test_evaluate_markdown_and_json(models, splits, capsys):
+    assert (
+        main(
+            [
+                "evaluate",
+                str(splits[1]),
+                "--model",
+                str(models["int8"]),
+                "--model",
+                WEIGHTS,
+                "--limit",
+                "20",
+            ]
+        )
+        == 0
+    )
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith(
+        "| model | images | top-1 | top-5 | top-1 agreement with int8.tflite"
+    )
+    assert len(table) == 4 and "| 20 |" in table[2]
+    assert main(["evaluate", str(splits[1]), "--model", WEIGHTS, "--limit", "10", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["results"][0]["images"] == 10 and 0 <= report["results"][0]["top5"] <= 1
+
+
+def test_evaluate_reads_labels_from_synset_folders(tmp_path, capsys):
+    for synset, name in [("n01818515", "parrot.jpg"), ("n07697537", "hot_dog.jpg")]:
+        (tmp_path / synset).mkdir()
+        (tmp_path / synset / name).symlink_to(IMAGES / name)
+    assert main(["evaluate", str(tmp_path), "--model", WEIGHTS, "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["results"][0]
+    assert row["images"] == 2 and row["top1"] == 1.0
+
+
+def test_benchmark_reports_latency_and_memory(models, capsys):
+    assert (
+        main(
+            [
+                "benchmark",
+                str(models["int8"]),
+                "--runs",
+                "5",
+                "--warmup",
+                "1",
+                "--num-threads",
+                "1",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["model"] == "int8.tflite" and row["threads"] == 1
+    assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] and row["peak_rss_mib"] > 10
+
+
+def test_seed_programs_convert_then_infer(tmp_path, splits):
+    calibration = tmp_path / "few"
+    calibration.mkdir()
+    for image in sorted(splits[0].iterdir())[:8]:
+        (calibration / image.name).symlink_to(image.resolve())
+    env = {**os.environ, "MOBILENET_V2_WEIGHTS": WEIGHTS}
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    converted = run(
+        "tflite_converter.py",
+        "--save_to",
+        str(tmp_path / "out"),
+        "--calibration_dir",
+        str(calibration),
+    )
+    assert converted.returncode == 0, converted.stderr
+    model = tmp_path / "out" / "mobilenet_v2_1.0_224_quant.tflite"
+    inferred = run(
+        "tflite_inference.py", "-i", str(IMAGES / "grace_hopper.bmp"), "--model", str(model)
+    )
+    assert inferred.returncode == 0 and inferred.stderr == ""
+    assert len(inferred.stdout.splitlines()) == 5 and inferred.stdout.startswith(
+        "n03763968 military_uniform"
+    )
+    missing = run(
+        "tflite_inference.py",
+        "-i",
+        str(IMAGES / "grace_hopper.bmp"),
+        "--model",
+        str(tmp_path / "no.tflite"),
+    )
+    assert (
+        missing.returncode == 1
+        and "tflite_converter.py" in missing.stderr
+        and len(missing.stderr.splitlines()) == 1
+    )
+
+
+# --- Bad input: one line, non-zero exit, nothing left behind ---------------------------------
+
+
+def one_line_error(capsys, argv, message):
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_corrupt_and_truncated_tflite_are_refused(tmp_path, capsys):
+    (tmp_path / "cut.tflite").write_bytes(FIXTURE_TFLITE.read_bytes()[:100_000])
+    (tmp_path / "junk.tflite").write_bytes(b"\0" * 64)
+    for name, message in [
+        ("cut.tflite", "corrupt or truncated TFLite model"),
+        ("junk.tflite", "not a TFLite model"),
+    ]:
+        one_line_error(
+            capsys,
+            ["classify", str(IMAGES / "cat.bmp"), "--model", str(tmp_path / name)],
+            f"{tmp_path / name}: {message}",
+        )
+
+
+def test_a_tflite_model_that_is_not_an_image_classifier_is_refused(tmp_path, capsys):
+    from mobilenet_v2._tf import keras, tf
+
+    inputs = keras.Input((10,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    (tmp_path / "vector.tflite").write_bytes(
+        tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    )
+    one_line_error(
+        capsys,
+        ["classify", str(IMAGES / "cat.bmp"), "--model", str(tmp_path / "vector.tflite")],
+        "not an image classifier",
+    )
+
+
+def test_calibration_directory_without_images_is_refused(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "m.tflite"
+    one_line_error(
+        capsys,
+        [
+            "convert",
+            "--output",
+            str(out),
+            "--weights",
+            WEIGHTS,
+            "--calibration-dir",
+            str(tmp_path / "empty"),
+        ],
+        "directory contains no images",
+    )
+    assert list(tmp_path.iterdir()) == [tmp_path / "empty"]
+
+
+def test_unwritable_output_is_refused_before_converting(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores permissions: use a missing directory
+            target, message = tmp_path / "missing" / "m.tflite", "does not exist"
+        else:
+            target, message = locked / "m.tflite", "is not writable"
+        one_line_error(
+            capsys,
+            ["convert", "--output", str(target), "--weights", WEIGHTS, "--quantize", "none"],
+            message,
+        )
+        one_line_error(
+            capsys,
+            ["convert", "--output", str(tmp_path), "--weights", WEIGHTS, "--quantize", "none"],
+            "is a directory",
+        )
+    finally:
+        locked.chmod(0o700)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["locked"] and not list(locked.iterdir())
+
+
+def test_offline_calibration_download_fails_fast(tmp_path, capsys, monkeypatch):
+    import time
+
+    from mobilenet_v2 import convert
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(convert, "IMAGENETTE_URL", "http://127.0.0.1:9/imagenette2-160.tgz")
+    start = time.monotonic()
+    one_line_error(
+        capsys,
+        ["convert", "--output", str(tmp_path / "m.tflite"), "--weights", WEIGHTS],
+        "--calibration-dir",
+    )
+    assert time.monotonic() - start < 10 and not (tmp_path / "m.tflite").exists()
