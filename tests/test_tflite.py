@@ -111,25 +111,14 @@ def test_model_records_its_preprocessing_and_labels(models):
     assert read_metadata(models["float16"].read_bytes())["preprocessing"]["mean"] == 127.5
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 3's target not reached yet: int8 89.2 % vs float 90.4 % top-1 (-1.2 points), "
-    "top-1 agreement 94.4 % on the 250-image evaluation split",
-)
 def test_int8_accuracy_is_within_one_point_of_float(accuracy):
-    float_top1, int8 = accuracy["float"]["top1"], accuracy["int8"]
-    assert int8["top1"] >= float_top1 - 0.010
-    assert int8["agreement_top1"] >= 0.95
-
-
-def test_int8_accuracy_does_not_regress(accuracy):
-    """What calibrated INT8 reaches now (89.2 % vs 90.4 %, 94.4 % agreement), as a floor."""
+    """Measured here (XNNPACK, the default): float 90.4 %, int8 90.0 %, agreement 95.6 %."""
     float_top1, int8 = accuracy["float"]["top1"], accuracy["int8"]
     print(
         f"float {float_top1:.3f}, int8 {int8['top1']:.3f}, agreement {int8['agreement_top1']:.3f}"
     )
-    assert int8["top1"] >= float_top1 - 0.015
-    assert int8["agreement_top1"] >= 0.94
+    assert int8["top1"] >= float_top1 - 0.010
+    assert int8["agreement_top1"] >= 0.95
 
 
 @pytest.mark.parametrize("kind", ["float16", "dynamic", "none"])
