@@ -420,3 +420,10 @@ def test_offline_calibration_download_fails_fast(tmp_path, capsys, monkeypatch):
         "--calibration-dir",
     )
     assert time.monotonic() - start < 10 and not (tmp_path / "m.tflite").exists()
+
+
+def test_xnnpack_is_the_default_except_for_dynamic_range_models(models):
+    assert load_tflite(models["int8"]).xnnpack and load_tflite(models["float16"]).xnnpack
+    assert not load_tflite(models["dynamic"]).xnnpack
+    assert load_tflite(models["dynamic"], xnnpack=True).xnnpack
+    assert not load_tflite(models["int8"], xnnpack=False).xnnpack

@@ -121,6 +121,16 @@ class TFLiteClassifier:
         scale, zero_point = self._output["quantization"]
         return ((y.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
+    def quantize_input(self, images: np.ndarray) -> np.ndarray:
+        """Preprocessed float32 images as the model's input type (quantized if integer)."""
+        return self._quantize(np.asarray(images, np.float32))
+
+    def invoke(self, model_input: np.ndarray) -> np.ndarray:
+        """One raw run on an input of the model's own type and shape (as benchmark_model)."""
+        self.interpreter.set_tensor(self._input["index"], model_input)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output["index"])
+
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Scores (N, classes without background) for preprocessed float32 (N, H, W, 3)."""
         images = np.asarray(images, np.float32)
@@ -131,7 +141,5 @@ class TFLiteClassifier:
             )
         scores = []
         for image in images:  # one at a time: works for fixed-batch models too
-            self.interpreter.set_tensor(self._input["index"], self._quantize(image[None]))
-            self.interpreter.invoke()
-            scores.append(self._dequantize(self.interpreter.get_tensor(self._output["index"]))[0])
+            scores.append(self._dequantize(self.invoke(self._quantize(image[None])))[0])
         return np.stack(scores)[:, self.label_offset :]
