@@ -159,7 +159,11 @@ def test_fixture_uint8_1001_classes_runs_without_flags(capsys):
         )
         == 0
     )
-    assert capsys.readouterr().out == "n03763968 military_uniform 0.914\n"
+    synset, name, score = capsys.readouterr().out.split()
+    # 0.906 with XNNPACK (the default) and 0.914 with the built-in kernels, here.
+    assert (synset, name) == ("n03763968", "military_uniform") and float(score) == pytest.approx(
+        0.91, abs=0.01
+    )
 
 
 @pytest.mark.parametrize("io_type", ["uint8", "float32"])

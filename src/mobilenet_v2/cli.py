@@ -172,7 +172,12 @@ def _classifiers(args: argparse.Namespace) -> list:
 
 def run_classify(args: argparse.Namespace) -> int:
     images = list_images(args.inputs)  # fails before any model loads on an empty directory
-    classifier = _classifiers(args)[-1]
+    if args.model:  # LiteRT only: TensorFlow is never imported on this path
+        from mobilenet_v2.classifier import load_tflite
+
+        classifier = load_tflite(args.model, args.num_threads, args.xnnpack)
+    else:
+        classifier = _classifiers(args)[0]
     prep = preprocessing_for(
         classifier, resize=args.resize, mean=args.input_mean, std=args.input_std
     )
