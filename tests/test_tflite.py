@@ -431,3 +431,8 @@ def test_xnnpack_is_the_default_except_for_dynamic_range_models(models):
     assert not load_tflite(models["dynamic"]).xnnpack
     assert load_tflite(models["dynamic"], xnnpack=True).xnnpack
     assert not load_tflite(models["int8"], xnnpack=False).xnnpack
+
+
+def test_evaluate_with_no_readable_image_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "n01440764_broken.JPEG").write_text("not a JPEG")
+    one_line_error(capsys, ["evaluate", str(tmp_path), "--model", WEIGHTS], "no readable images")

@@ -58,7 +58,14 @@ def evaluate(
     kept: list[int] = []
     with (
         ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool,
-        tqdm(total=len(images), unit="img", file=sys.stderr, leave=False, desc="evaluate") as bar,
+        tqdm(
+            total=len(images),
+            unit="img",
+            file=sys.stderr,
+            leave=False,
+            desc="evaluate",
+            disable=len(images) <= batch_size,
+        ) as bar,
     ):
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size]
@@ -77,6 +84,8 @@ def evaluate(
                 x = np.stack(list(pool.map(functools.partial(_preprocess, prep=prep), images_only)))
                 scores = classifier.predict(x)
                 top5[classifier.name].append(np.argsort(-scores, axis=1, kind="stable")[:, :5])
+    if not kept:
+        raise MobileNetV2Error(f"no readable images to evaluate ({len(skipped)} skipped)")
     labels = labels[kept]
     results = []
     first = None
