@@ -137,10 +137,7 @@ def metadata_record(preprocessing: dict[str, Any], **facts: Any) -> dict[str, An
 def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     """Write to a temporary file beside `path`, then rename: never a half-written file."""
     path = Path(path)
-    if path.is_dir():
-        raise MobileNetV2Error(f"{path}: output path is a directory")
-    if not path.parent.is_dir():
-        raise MobileNetV2Error(f"{path}: output directory {path.parent} does not exist")
+    check_writable(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     except OSError as exc:

@@ -15,10 +15,10 @@ import numpy as np
 from mobilenet_v2._quiet import silenced_stderr
 from mobilenet_v2.errors import ModelFileError
 from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING
-from mobilenet_v2.tflite_file import read_metadata, read_tflite
+from mobilenet_v2.tflite_file import parse_tflite, read_metadata
 
 
-def is_dynamic_range(path: Path) -> bool:
+def is_dynamic_range(raw: bytes, path: Path) -> bool:
     """True for hybrid models: float activations into convolutions with int8 weights.
 
     Those run on TFLite's built-in hybrid kernels by default: XNNPACK's dynamic-range path
@@ -26,7 +26,7 @@ def is_dynamic_range(path: Path) -> bool:
     250-image sample split. For float32, float16 and int8 models XNNPACK is the default.
     """
     try:
-        tfl = read_tflite(path)
+        tfl = parse_tflite(raw, path)
     except ModelFileError:
         return False  # the interpreter will say what is wrong with the file
     for op in tfl.operators:
@@ -60,7 +60,7 @@ class TFLiteClassifier:
         if len(raw) < 8 or raw[4:8] != b"TFL3":
             raise ModelFileError(f"{self.path}: not a TFLite model (no TFL3 identifier)")
         if xnnpack is None:
-            xnnpack = not is_dynamic_range(self.path)
+            xnnpack = not is_dynamic_range(raw, self.path)
         self.xnnpack = xnnpack
         resolver = (
             OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES

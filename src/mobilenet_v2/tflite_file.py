@@ -114,6 +114,12 @@ def read_tflite(path: str | os.PathLike) -> TFLiteModel:
         raw = path.read_bytes()
     except OSError as exc:
         raise ModelFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return parse_tflite(raw, path)
+
+
+def parse_tflite(raw: bytes, path: str | os.PathLike) -> TFLiteModel:
+    """Parse a model already in memory; `path` names it in errors."""
+    path = Path(path)
     if len(raw) < 8 or raw[4:8] != b"TFL3":
         raise ModelFileError(f"{path}: not a TFLite model (no TFL3 flatbuffer identifier)")
     try:
