@@ -2,9 +2,12 @@
 """The seed's TFLite inference program: top-5 ImageNet classes of one image with LiteRT.
 
     python tflite_inference.py -i IMAGE [--input_mean M] [--input_std S] [--model M.tflite]
+                               [--save_to DIR [--data_format channel_first|channel_last]]
 
 Loads the model that `tflite_converter.py` saved (never reconverts) and feeds it the
 preprocessing recorded inside it; the flags override. No TensorFlow is imported.
+--save_to DIR also writes every interpreter tensor of this image as golden reference files
+(`mobilenet-v2 dump`: text with headers, manifest.json, manifest.csv) into DIR.
 """
 
 import argparse
@@ -22,6 +25,13 @@ if __name__ == "__main__":
     parser.add_argument("--input_std", type=float, default=None)
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help=f"({DEFAULT_MODEL})")
     parser.add_argument("--num_threads", type=int, default=None)
+    parser.add_argument("--save_to", default=None, metavar="DIR", help="dump every tensor here")
+    parser.add_argument(
+        "--data_format",
+        choices=("channel_first", "channel_last"),
+        default="channel_first",
+        help="layout of dumped 4-D tensors: NCHW (channel_first) or NHWC",
+    )
     args = parser.parse_args()
     if not Path(args.model).is_file():
         print(
@@ -31,12 +41,15 @@ if __name__ == "__main__":
         )
         sys.exit(1)
     # The seed resizes the whole image (no crop), as tf_inference.py does.
-    argv = ["classify", args.image, "--model", args.model, "--top", "5", "--resize", "stretch"]
-    for flag, value in [
-        ("--input-mean", args.input_mean),
-        ("--input-std", args.input_std),
-        ("--num-threads", args.num_threads),
-    ]:
+    overrides = ["--resize", "stretch"]
+    for flag, value in [("--input-mean", args.input_mean), ("--input-std", args.input_std)]:
         if value is not None:
-            argv += [flag, str(value)]
-    sys.exit(main(argv))
+            overrides += [flag, str(value)]
+    argv = ["classify", args.image, "--model", args.model, "--top", "5", *overrides]
+    if args.num_threads is not None:
+        argv += ["--num-threads", str(args.num_threads)]
+    status = main(argv)
+    if status == 0 and args.save_to:
+        dump = ["dump", args.image, "--model", args.model, "--output", args.save_to]
+        status = main([*dump, "--data-format", args.data_format, *overrides])
+    sys.exit(status)

@@ -71,3 +71,34 @@ def real_images() -> np.ndarray:
 
     names = ["grace_hopper.bmp", "parrot.jpg", "hot_dog.jpg"]
     return np.stack([load_image(IMAGES / n) for n in names])
+
+
+def _convert_fixture(directory: Path, io_type: str) -> Path:
+    """The fixture weights as our calibrated INT8 model (64 sample images: class index % 4 == 0)."""
+    from mobilenet_v2.cli import main
+    from mobilenet_v2.labels import synset_to_index
+
+    calibration = directory / "calibration"
+    calibration.mkdir(exist_ok=True)
+    for image in sorted(SAMPLE.glob("*.JPEG")):
+        if synset_to_index()[image.name.split("_")[0]] % 4 == 0:
+            link = calibration / image.name
+            if not link.exists():
+                link.symlink_to(image)
+    path = directory / f"int8_{io_type}_io.tflite"
+    args = ["convert", "--output", str(path), "--weights", str(FIXTURE_TFLITE)]
+    args += ["--calibration-dir", str(calibration), "--calibration-size", "64"]
+    assert main([*args, "--io-type", io_type]) == 0
+    return path
+
+
+@pytest.fixture(scope="session")
+def int8_model(tmp_path_factory) -> Path:
+    """Our full-integer conversion of the fixture weights, int8 input and output."""
+    return _convert_fixture(tmp_path_factory.mktemp("int8"), "int8")
+
+
+@pytest.fixture(scope="session")
+def int8_float_io_model(tmp_path_factory) -> Path:
+    """The same with float32 input and output: QUANTIZE in front, DEQUANTIZE at the end."""
+    return _convert_fixture(tmp_path_factory.mktemp("int8f"), "float32")

@@ -19,9 +19,11 @@ import numpy as np
 from tqdm import tqdm
 
 from mobilenet_v2.classifier import preprocessing_for
+from mobilenet_v2.dump import FORMATS, KERNELS
 from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.labels import decode_predictions
 from mobilenet_v2.preprocess import RESIZE_MODES, list_images, load_image
+from mobilenet_v2.tensor_map import DATA_FORMATS
 from mobilenet_v2.tflite_file import IO_TYPES, QUANTIZATIONS
 
 PROG = "mobilenet-v2"
@@ -49,6 +51,13 @@ def _add_preprocessing_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--input-mean", type=float, default=None, help="(x - mean) / std: 127.5")
     parser.add_argument("--input-std", type=float, default=None, help="(x - mean) / std: 127.5")
+
+
+def _add_input_flags(parser: argparse.ArgumentParser) -> None:
+    """Preprocessing overrides; unset, each model's own (recorded) preprocessing applies."""
+    parser.add_argument("--resize", choices=RESIZE_MODES, default=None)
+    parser.add_argument("--input-mean", type=float, default=None)
+    parser.add_argument("--input-std", type=float, default=None)
 
 
 def _add_model_flags(parser: argparse.ArgumentParser, several: bool = False) -> None:
@@ -138,6 +147,70 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=_positive_int, default=32)
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=run_evaluate)
+
+    dump = commands.add_parser(
+        "dump",
+        help="write every tensor of one inference (golden reference)",
+        description="Every tensor of one run: TFLite (--model, all interpreter tensors) or the "
+        "float TF model (every layer output and weight), as text and/or .npy, with "
+        "manifest.json and manifest.csv.",
+    )
+    dump.add_argument("image", metavar="IMAGE")
+    dump.add_argument("--output", required=True, metavar="DIR")
+    dump.add_argument("--model", default=None, metavar="M.tflite", help="dump a TFLite model")
+    dump.add_argument("--weights", default=None, help="dump the float TF model (as classify)")
+    dump.add_argument("--alpha", type=float, default=1.0)
+    dump.add_argument("--size", type=_positive_int, default=None, help="TF model input (224)")
+    dump.add_argument("--format", choices=FORMATS, default="txt")
+    dump.add_argument(
+        "--data-format",
+        choices=DATA_FORMATS,
+        default="channel_first",
+        help="channel_first: activations NCHW, conv weights OIHW, depthwise C1HW; "
+        "channel_last: TFLite's NHWC, OHWI, 1HWC",
+    )
+    dump.add_argument(
+        "--kernels",
+        choices=KERNELS,
+        default="reference",
+        help="TFLite kernels: reference (golden arithmetic) or optimized (the default ones)",
+    )
+    _add_input_flags(dump)
+    dump.set_defaults(run=run_dump)
+
+    inspect = commands.add_parser(
+        "inspect",
+        help="layers-to-tensor map, MACs, parameters, diagram",
+        description="Per op (TFLite) or layer (TF model): Keras layer, tensors with shapes, "
+        "dtypes and quantization, MACs and parameter counts; totals.",
+    )
+    inspect.add_argument(
+        "model", metavar="MODEL", help="a .tflite, a weights file, 'imagenet' or 'none'"
+    )
+    inspect.add_argument("--alpha", type=float, default=1.0, help="TF model width (1.0)")
+    inspect.add_argument("--size", type=_positive_int, default=224, help="TF model input (224)")
+    inspect.add_argument("--xlsx", metavar="PATH", help="write the map as an Excel workbook")
+    inspect.add_argument("--csv", metavar="PATH", help="write one row per op and tensor")
+    inspect.add_argument("--diagram", metavar="PATH", help="draw the network (.png or .svg)")
+    inspect.add_argument("--markdown", action="store_true", help="print the table (default)")
+    inspect.add_argument("--json", action="store_true", help="print the map as JSON")
+    inspect.set_defaults(run=run_inspect)
+
+    compare = commands.add_parser(
+        "compare",
+        help="float vs INT8, layer by layer",
+        description="For each layer: cosine similarity, SQNR, max and mean absolute error "
+        "of the dequantized INT8 output against the float model, over the images given.",
+    )
+    compare.add_argument("inputs", nargs="+", metavar="IMAGE|DIR")
+    compare.add_argument("--model", required=True, metavar="INT8.tflite")
+    compare.add_argument("--weights", default=None, help="float weights (as classify)")
+    compare.add_argument("--alpha", type=float, default=1.0)
+    compare.add_argument("--report", required=True, metavar="DIR")
+    compare.add_argument("--kernels", choices=KERNELS, default="reference")
+    compare.add_argument("--limit", type=_positive_int, default=None, metavar="N")
+    _add_input_flags(compare)
+    compare.set_defaults(run=run_compare)
 
     bench = commands.add_parser(
         "benchmark",
@@ -265,6 +338,94 @@ def run_benchmark(args: argparse.Namespace) -> int:
         )
     results = benchmark.benchmark(specs)
     print(json.dumps(results, indent=2) if args.json else benchmark.markdown(results))
+    return 0
+
+
+def _input_overrides(args: argparse.Namespace) -> dict:
+    return {"resize": args.resize, "mean": args.input_mean, "std": args.input_std}
+
+
+def run_dump(args: argparse.Namespace) -> int:
+    from mobilenet_v2 import dump
+
+    if args.model and args.weights:
+        raise MobileNetV2Error("dump: give --model (TFLite) or --weights (TF model), not both")
+    common = {"fmt": args.format, "data_format": args.data_format, **_input_overrides(args)}
+    if args.model:
+        out = dump.dump_tflite(args.model, args.image, args.output, kernels=args.kernels, **common)
+    else:
+        weights = args.weights or default_weights()
+        size = args.size or 224
+        out = dump.dump_keras(weights, args.image, args.output, args.alpha, size, **common)
+    manifest = json.loads((out / dump.MANIFEST).read_text())
+    files = sum(len(t["files"]) for t in manifest["tensors"])
+    print(f"wrote {len(manifest['tensors'])} tensors ({files} files) and manifests to {out}")
+    return 0
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from mobilenet_v2 import tensor_map
+    from mobilenet_v2.outputs import write_atomic
+
+    if args.model.lower().endswith(".tflite"):
+        from mobilenet_v2.tflite_file import read_tflite
+
+        table = tensor_map.tflite_table(read_tflite(args.model))
+    else:
+        from mobilenet_v2.model import MobileNetV2
+
+        weights = None if args.model == "none" else args.model
+        model = MobileNetV2(
+            alpha=args.alpha, input_shape=(args.size, args.size, 3), weights=weights
+        )
+        table = tensor_map.keras_table(model, source=f"{model.name} ({args.model})")
+    wrote = []
+    if args.xlsx:
+        wrote.append(write_atomic(args.xlsx, tensor_map.xlsx_bytes(table)))
+    if args.csv:
+        rows = tensor_map.tensor_rows(table)
+        data = tensor_map.to_csv(rows, tensor_map.CSV_COLUMNS).encode()
+        wrote.append(write_atomic(args.csv, data))
+    if args.diagram:
+        from mobilenet_v2.diagram import render
+
+        wrote.append(write_atomic(args.diagram, render(table, Path(args.diagram).suffix)))
+    if args.json:
+        print(json.dumps(table.to_json(), indent=1))
+    elif args.markdown or not wrote:
+        print(tensor_map.markdown(table))
+    totals = table.totals
+    summary = (
+        f"{table.source}: {totals['macs']:,} MACs ({totals['macs'] // 10**6} M), "
+        f"{totals['weights']:,} kernel weights ({totals['weights'] / 1e6:.2f} M), "
+        f"{totals['params']:,} parameters ({totals['params'] / 1e6:.2f} M)"
+    )
+    print(summary, file=sys.stderr if args.json else sys.stdout)
+    for path in wrote:
+        print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from mobilenet_v2 import compare
+    from mobilenet_v2.outputs import check_output_dir
+
+    check_output_dir(args.report)
+    images = list_images(args.inputs)[: args.limit]
+    report = compare.compare(
+        images,
+        args.model,
+        args.weights or default_weights(),
+        args.alpha,
+        kernels=args.kernels,
+        **_input_overrides(args),
+    )
+    out = compare.write_report(report, args.report)
+    for line in compare.summary(report):
+        print(line)
+    worst = compare.worst_first(report)[0]
+    print(f"worst layer: {worst['layer']} (SQNR {worst['sqnr_db']:.2f} dB)")
+    print(f"wrote {out}/report.md, report.html, report.json and sqnr.png")
     return 0
 
 

@@ -19,6 +19,7 @@ from mobilenet_v2._tf import keras, tf
 from mobilenet_v2.download import download
 from mobilenet_v2.errors import ImageError, MobileNetV2Error
 from mobilenet_v2.labels import imagenet_classes
+from mobilenet_v2.outputs import check_writable, write_atomic
 from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING, list_images, load_image
 from mobilenet_v2.tflite_file import IO_TYPES, QUANTIZATIONS, embed_metadata
 
@@ -132,37 +133,6 @@ def metadata_record(preprocessing: dict[str, Any], **facts: Any) -> dict[str, An
     """What inference needs to feed the model right, plus provenance facts."""
     labels = [f"{c.synset} {c.name}" for c in imagenet_classes()]
     return {"preprocessing": preprocessing, "labels": labels, **facts}
-
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write to a temporary file beside `path`, then rename: never a half-written file."""
-    path = Path(path)
-    check_writable(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as exc:
-        raise MobileNetV2Error(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise MobileNetV2Error(f"{path}: cannot write ({exc.strerror or exc})") from None
-        raise
-    return path
-
-
-def check_writable(path: str | os.PathLike) -> None:
-    """Fail before the (slow) conversion when the output cannot be written."""
-    path = Path(path)
-    if path.is_dir():
-        raise MobileNetV2Error(f"{path}: output path is a directory")
-    if not path.parent.is_dir():
-        raise MobileNetV2Error(f"{path}: output directory {path.parent} does not exist")
-    if not os.access(path.parent, os.W_OK):
-        raise MobileNetV2Error(f"{path}: output directory {path.parent} is not writable")
 
 
 def convert_file(

@@ -47,12 +47,14 @@ class TFLiteClassifier:
         path: str | os.PathLike,
         num_threads: int | None = None,
         xnnpack: bool | None = None,
+        reference_kernels: bool = False,
+        preserve_all_tensors: bool = False,
     ) -> None:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         self.path = Path(path)
         try:
-            raw = self.path.read_bytes()
+            raw = self.raw = self.path.read_bytes()
         except FileNotFoundError:
             raise ModelFileError(f"{self.path}: model file not found") from None
         except OSError as exc:
@@ -61,9 +63,15 @@ class TFLiteClassifier:
             raise ModelFileError(f"{self.path}: not a TFLite model (no TFL3 identifier)")
         if xnnpack is None:
             xnnpack = not is_dynamic_range(raw, self.path)
-        self.xnnpack = xnnpack
+        # Reference kernels: TFLite's plain reference implementations, the arithmetic that
+        # golden tensors follow. A delegate (XNNPACK) would compute intermediates out of sight.
+        self.xnnpack = xnnpack and not reference_kernels and not preserve_all_tensors
         resolver = (
-            OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            OpResolverType.BUILTIN_REF
+            if reference_kernels
+            else OpResolverType.AUTO
+            if self.xnnpack
+            else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         )
         try:
             with silenced_stderr():  # LiteRT logs "Created XNNPACK delegate" on stderr
@@ -71,6 +79,7 @@ class TFLiteClassifier:
                     model_content=raw,
                     num_threads=num_threads,
                     experimental_op_resolver_type=resolver,
+                    experimental_preserve_all_tensors=preserve_all_tensors,
                 )
                 self.interpreter.allocate_tensors()
             metadata = read_metadata(raw)

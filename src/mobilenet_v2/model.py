@@ -12,6 +12,13 @@ from typing import Any
 
 from mobilenet_v2 import layers
 from mobilenet_v2._tf import keras
+from mobilenet_v2.architecture import (
+    INPUT_LAYER,
+    INVERTED_RESIDUAL_SETTING,
+    POOLING_LAYER,
+    batch_norm_name,
+    make_divisible,
+)
 
 IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 IMAGENET_SIZES = (96, 128, 160, 192, 224)
@@ -19,28 +26,6 @@ MIN_SIZE = 32
 BN_MOMENTUM = 0.999
 BN_EPSILON = 1e-3
 WEIGHTS_ENV = "MOBILENET_V2_WEIGHTS"
-
-# Table 2 of the paper: expansion factor t, output channels c, repeats n, first stride s.
-INVERTED_RESIDUAL_SETTING: tuple[tuple[int, int, int, int], ...] = (
-    (1, 16, 1, 1),
-    (6, 24, 2, 2),
-    (6, 32, 3, 2),
-    (6, 64, 4, 2),
-    (6, 96, 3, 1),
-    (6, 160, 3, 2),
-    (6, 320, 1, 1),
-)
-
-
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """Round a channel count to a multiple of `divisor`, never more than 10 % down."""
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * value else rounded
-
-
-def batch_norm_name(conv_name: str) -> str:
-    """The BatchNormalization layer that follows a convolution, by Keras' naming."""
-    return {"Conv1": "bn_Conv1", "Conv_1": "Conv_1_bn"}.get(conv_name, f"{conv_name}_BN")
 
 
 def inverted_residual(
@@ -179,11 +164,11 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
             )
 
     if input_tensor is None:
-        img_input = keras.Input(shape=input_shape)
+        img_input = keras.Input(shape=input_shape, name=INPUT_LAYER)
     elif keras.backend.is_keras_tensor(input_tensor):
         img_input = input_tensor
     else:
-        img_input = keras.Input(tensor=input_tensor, shape=input_shape)
+        img_input = keras.Input(tensor=input_tensor, shape=input_shape, name=INPUT_LAYER)
 
     init = {"kernel_initializer": kernel_initializer, "bias_initializer": bias_initializer}
     bn = {"momentum": BN_MOMENTUM, "epsilon": BN_EPSILON, "data_format": data_format}
@@ -217,12 +202,12 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
     x = layers.ReLU6(name="out_relu")(x)
 
     if include_top:
-        x = layers.GlobalAveragePooling2D(data_format=data_format)(x)
+        x = layers.GlobalAveragePooling2D(data_format=data_format, name=POOLING_LAYER)(x)
         x = layers.Dense(classes, activation=classifier_activation, name="predictions", **init)(x)
     elif pooling == "avg":
-        x = layers.GlobalAveragePooling2D(data_format=data_format)(x)
+        x = layers.GlobalAveragePooling2D(data_format=data_format, name=POOLING_LAYER)(x)
     elif pooling == "max":
-        x = layers.GlobalMaxPooling2D(data_format=data_format)(x)
+        x = layers.GlobalMaxPooling2D(data_format=data_format, name="global_max_pooling2d")(x)
 
     inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else img_input
     model = keras.Model(inputs, x, name=name or f"mobilenetv2_{alpha:0.2f}_{rows}")

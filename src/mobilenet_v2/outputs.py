@@ -1,0 +1,96 @@
+"""Writing results safely: a file through a temporary file and a rename, a directory of
+files through a staging directory; an error leaves no half-written output."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from mobilenet_v2.errors import MobileNetV2Error
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write to a temporary file beside `path`, then rename: never a half-written file."""
+    path = Path(path)
+    check_writable(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise MobileNetV2Error(f"{path}: cannot write ({exc.strerror or exc})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise MobileNetV2Error(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise
+    return path
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Fail before the (slow) conversion when the output cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise MobileNetV2Error(f"{path}: output path is a directory")
+    if not path.parent.is_dir():
+        raise MobileNetV2Error(f"{path}: output directory {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise MobileNetV2Error(f"{path}: output directory {path.parent} is not writable")
+
+
+def check_output_dir(output: str | os.PathLike) -> None:
+    """Fail before any work when a directory of results cannot be written."""
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise MobileNetV2Error(f"{out}: exists and is not a directory")
+    if not out.parent.is_dir():
+        raise MobileNetV2Error(f"{out}: parent directory {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK) or (out.is_dir() and not os.access(out, os.W_OK)):
+        raise MobileNetV2Error(f"{out}: directory is not writable")
+
+
+@contextlib.contextmanager
+def staged_directory(output: str | os.PathLike, last: str | None = None) -> Iterator[Path]:
+    """Yield an empty staging directory beside `output`; when the block succeeds, its files
+    move into `output` (created if needed; `last` moves last, so that its presence means a
+    complete set). Files listed by an earlier `last` manifest and not rewritten are removed."""
+    out = Path(output)
+    check_output_dir(out)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise MobileNetV2Error(f"{out}: cannot write ({exc.strerror or exc})") from None
+    try:
+        yield staging
+        if not out.exists():
+            os.replace(staging, out)
+            return
+        stale = _listed_files(out / last) if last else set()
+        names = sorted(p.name for p in staging.iterdir() if p.name != last)
+        for name in names:
+            os.replace(staging / name, out / name)
+        if last and (staging / last).exists():
+            os.replace(staging / last, out / last)
+        for name in stale - set(names):
+            (out / name).unlink(missing_ok=True)
+    except OSError as exc:
+        raise MobileNetV2Error(f"{out}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _listed_files(manifest: Path) -> set[str]:
+    """The plain file names an earlier manifest lists (`tensors[].files`)."""
+    try:
+        entries = json.loads(manifest.read_text())["tensors"]
+        names = {f for e in entries for f in e["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    return {n for n in names if isinstance(n, str) and "/" not in n and not n.startswith(".")}

@@ -1,0 +1,311 @@
+"""Golden reference dumps: every interpreter tensor, exact values, true NCHW, quantization
+parameters in the header, safe file names, manifests; and the float model's counterpart."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import flatbuffers
+import numpy as np
+import pytest
+from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+from conftest import FIXTURE_TFLITE, IMAGES, ROOT
+
+from mobilenet_v2.cli import main
+from mobilenet_v2.dump import dequantize, dump_keras, dump_tflite, read_tensor
+from mobilenet_v2.errors import MobileNetV2Error
+from mobilenet_v2.preprocess import load_image
+from mobilenet_v2.tensor_map import safe_file_name
+
+GRACE_HOPPER = IMAGES / "grace_hopper.bmp"
+
+
+def reference_run(model, image=GRACE_HOPPER, resize="crop", mean=128.0, std=128.0):
+    """The interpreter that a dump must reproduce: reference kernels, all tensors kept."""
+    interpreter = Interpreter(
+        model_path=str(model),
+        experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+        experimental_preserve_all_tensors=True,
+    )
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    x = load_image(image, resize=resize, mean=mean, std=std)[None]
+    scale, zero_point = detail["quantization"]
+    if detail["dtype"] != np.float32:
+        info = np.iinfo(detail["dtype"])
+        x = np.clip(np.rint(x / scale + zero_point), info.min, info.max)
+    interpreter.set_tensor(detail["index"], x.astype(detail["dtype"]))
+    interpreter.invoke()
+    return interpreter
+
+
+@pytest.fixture(scope="module")
+def dumped(int8_model, tmp_path_factory):
+    """The INT8 model on grace_hopper, dumped as text and npy in both layouts."""
+    out = {}
+    for data_format in ("channel_first", "channel_last"):
+        directory = tmp_path_factory.mktemp(data_format) / "dump"
+        dump_tflite(int8_model, GRACE_HOPPER, directory, fmt="both", data_format=data_format)
+        out[data_format] = directory
+    return out
+
+
+def manifest(directory):
+    return json.loads((directory / "manifest.json").read_text())
+
+
+def test_manifest_covers_every_interpreter_tensor(int8_model, dumped):
+    interpreter = reference_run(int8_model)
+    expected = {d["index"] for d in interpreter.get_tensor_details()}
+    entries = manifest(dumped["channel_first"])["tensors"]
+    assert {e["index"] for e in entries} == expected
+    kinds = {e["kind"] for e in entries}
+    assert {"input", "activation", "weight", "bias", "output"} <= kinds
+    files = [f for e in entries for f in e["files"]]
+    results = [e for e in entries if e["kind"] != "scratch"]  # scratch: kernel working memory
+    assert len(files) == len(set(files)) == 2 * len(results)  # txt + npy for every tensor
+
+
+def test_text_files_reproduce_the_interpreter_exactly(int8_model, dumped):
+    interpreter = reference_run(int8_model)
+    directory = dumped["channel_first"]
+    for entry in manifest(directory)["tensors"]:
+        expected = interpreter.get_tensor(entry["index"])
+        if entry["transpose"]:
+            expected = np.transpose(expected, entry["transpose"])
+        for name in entry["files"]:
+            array, meta = read_tensor(directory / name)
+            assert array.dtype == expected.dtype, name
+            assert np.array_equal(array, expected), name
+            assert meta["index"] == entry["index"]
+
+
+def test_activations_are_true_nchw(int8_model, dumped):
+    interpreter = reference_run(int8_model)
+    directory = dumped["channel_first"]
+    checked = 0
+    for entry in manifest(directory)["tensors"]:
+        if entry["kind"] in ("input", "activation") and len(entry["shape"]) == 4:
+            nhwc = interpreter.get_tensor(entry["index"])
+            array, meta = read_tensor(directory / f"{entry['files'][0]}")
+            assert meta["layout"] == "NCHW" and meta["original_layout"] == "NHWC"
+            assert np.array_equal(array, np.transpose(nhwc, (0, 3, 1, 2)))
+            checked += 1
+    assert checked > 60
+
+
+def test_channel_last_files_are_the_interpreters_layout(int8_model, dumped):
+    interpreter = reference_run(int8_model)
+    directory = dumped["channel_last"]
+    for entry in manifest(directory)["tensors"]:
+        if not entry["files"]:
+            continue
+        array, meta = read_tensor(directory / entry["files"][0])
+        assert np.array_equal(array, interpreter.get_tensor(entry["index"]))
+        assert meta["shape"] == meta["original_shape"]
+
+
+def test_weight_layouts_and_per_channel_axis_as_written(dumped):
+    conv, _ = read_tensor(dumped["channel_first"] / "block_1_expand.folded_kernel.txt")
+    conv_meta = read_tensor(dumped["channel_first"] / "block_1_expand.folded_kernel.txt").meta
+    ohwi, _ = read_tensor(dumped["channel_last"] / "block_1_expand.folded_kernel.txt")
+    assert conv_meta["layout"] == "OIHW" and conv_meta["original_layout"] == "OHWI"
+    assert np.array_equal(conv, np.transpose(ohwi, (0, 3, 1, 2)))
+    dw, dw_meta = read_tensor(dumped["channel_first"] / "block_1_depthwise.folded_kernel.txt")
+    one_hwc, one_hwc_meta = read_tensor(
+        dumped["channel_last"] / "block_1_depthwise.folded_kernel.txt"
+    )
+    assert dw_meta["layout"] == "C1HW" and one_hwc_meta["layout"] == "1HWC"
+    assert np.array_equal(dw, np.transpose(one_hwc, (3, 0, 1, 2)))
+    assert dw.shape == (96, 1, 3, 3)
+    # Per-channel scales run along the output channels: axis 3 of 1HWC, axis 0 of C1HW.
+    assert one_hwc_meta["quantized_dimension"] == 3 and dw_meta["quantized_dimension"] == 0
+    assert len(dw_meta["scales"]) == 96
+
+
+def test_dequantizing_with_the_header_matches_the_interpreter(int8_model, dumped):
+    interpreter = reference_run(int8_model)
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+    directory = dumped["channel_first"]
+    quantized = 0
+    for entry in manifest(directory)["tensors"]:
+        params = details[entry["index"]]["quantization_parameters"]
+        if not len(params["scales"]) or not entry["files"]:
+            continue
+        raw = interpreter.get_tensor(entry["index"]).astype(np.float32)
+        shape = [1] * raw.ndim
+        if len(params["scales"]) > 1:
+            shape[params["quantized_dimension"]] = -1
+        expected = (raw - params["zero_points"].reshape(shape)) * params["scales"].reshape(shape)
+        if entry["transpose"]:
+            expected = np.transpose(expected, entry["transpose"])
+        array, meta = read_tensor(directory / entry["files"][0])
+        assert np.array_equal(dequantize(array, meta), expected.astype(np.float32)), entry["name"]
+        quantized += 1
+    assert quantized > 150
+
+
+def test_header_dequantization_equals_the_models_own_dequantize_op(int8_float_io_model, tmp_path):
+    dump_tflite(int8_float_io_model, GRACE_HOPPER, tmp_path / "d")
+    entries = manifest(tmp_path / "d")
+    ops = {op["index"]: op for op in entries["ops"]}
+    by_index = {e["index"]: e for e in entries["tensors"]}
+    dequantize_ops = [op for op in ops.values() if op["type"] == "DEQUANTIZE"]
+    assert dequantize_ops
+    for op in dequantize_ops:
+        source = by_index[op["inputs"][0]]
+        target = by_index[op["outputs"][0]]
+        q, q_meta = read_tensor(tmp_path / "d" / source["files"][0])
+        f, _ = read_tensor(tmp_path / "d" / target["files"][0])
+        assert q.dtype == np.int8 and f.dtype == np.float32
+        assert np.array_equal(dequantize(q, q_meta), f)
+
+
+def test_text_header_and_values(dumped):
+    path = dumped["channel_first"] / "Conv1_relu.txt"
+    text = path.read_text()
+    header = [line for line in text.splitlines() if line.startswith("# ")]
+    keys = [line[2:].split(":")[0] for line in header]
+    for key in ("name", "type", "index", "shape", "layout", "layout_note", "op", "keras_layer"):
+        assert key in keys
+    for key in ("scales", "zero_points", "quantized_dimension"):
+        assert key in keys
+    array, meta = read_tensor(path)
+    assert meta["type"] == "int8" and meta["op"] == {"index": 0, "type": "CONV_2D"}
+    assert meta["shape"] == [1, 32, 112, 112] and meta["original_shape"] == [1, 112, 112, 32]
+    assert "..." not in text
+    values = text.splitlines()[len(header) :]
+    assert len(values) == 32 * 112 and all(len(v.split()) == 112 for v in values)
+    assert array.min() < 0  # int8 stays int8 (the seed cast to uint8)
+
+
+def test_float_dump_pairs_with_the_int8_dump(dumped, tmp_path):
+    out = dump_keras(str(FIXTURE_TFLITE), GRACE_HOPPER, tmp_path / "float", fmt="txt")
+    float_entries = {e["files"][0]: e for e in manifest(out)["tensors"]}
+    int8_entries = manifest(dumped["channel_first"])["tensors"]
+    paired = [e for e in int8_entries if e["keras_layer"]]
+    # 52 convolutions x (output, kernel, bias), 10 adds, input, pooling, logits with kernel
+    # and bias, softmax; the MEAN axis constant and scratch tensors have no Keras layer.
+    assert len(paired) == 52 * 3 + 10 + 1 + 1 + 3 + 1
+    for entry in paired:
+        name = entry["files"][0].replace(".npy", ".txt")
+        assert name in float_entries, name
+        assert float_entries[name]["written_shape"] == entry["written_shape"], name
+    # Real weights, real image: the pairs agree to within INT8's resolution.
+    f, _ = read_tensor(out / "Conv1_relu.txt")
+    q, meta = read_tensor(dumped["channel_first"] / "Conv1_relu.txt")
+    assert np.abs(f - dequantize(q, meta)).max() < 0.2
+    kernel, _ = read_tensor(out / "block_1_expand.folded_kernel.txt")
+    q, meta = read_tensor(dumped["channel_first"] / "block_1_expand.folded_kernel.txt")
+    assert np.abs(kernel - dequantize(q, meta)).max() < 0.01
+    for entry in manifest(out)["tensors"]:  # float32 text round-trips exactly
+        if entry["name"] == "Conv1/kernel":
+            array, _ = read_tensor(out / entry["files"][0])
+            assert array.dtype == np.float32 and array.shape == (32, 3, 3, 3)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../../etc/passwd", "/abs/path", "..", ".", "", "a:b/c\\d", "x" * 500, ".hidden", "é/ü"],
+)
+def test_safe_file_names_stay_in_the_directory(name, tmp_path):
+    stem = safe_file_name(name, 7)
+    assert stem and "/" not in stem and "\\" not in stem and not stem.startswith(".")
+    assert len(stem) <= 120
+    assert (tmp_path / f"{stem}.txt").resolve().parent == tmp_path.resolve()
+
+
+def rename_tensors(model_path, out_path, name_of):
+    model = schema.ModelT.InitFromPackedBuf(model_path.read_bytes(), 0)
+    for index, tensor in enumerate(model.subgraphs[0].tensors):
+        tensor.name = name_of(index)
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    out_path.write_bytes(bytes(builder.Output()))
+    return out_path
+
+
+def test_hostile_tensor_names_cannot_write_outside(int8_model, tmp_path):
+    hostile = ["../../escape", "/etc/passwd", "..", "a/../../b", "../Conv1_relu"]
+    model = rename_tensors(int8_model, tmp_path / "hostile.tflite", lambda i: hostile[i % 5])
+    (tmp_path / "jail").mkdir()
+    out = tmp_path / "jail" / "dump"
+    dump_tflite(model, GRACE_HOPPER, out)
+    written = [p for p in (tmp_path / "jail").rglob("*") if p.is_file()]
+    assert all(p.parent == out for p in written)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hostile.tflite", "jail"]
+    entries = manifest(out)["tensors"]
+    files = [f for e in entries for f in e["files"]]
+    results = [e for e in entries if e["kind"] != "scratch"]
+    assert len(files) == len(set(files)) == len(results) == len(written) - 2
+
+
+def test_dump_command_and_seed_flags(int8_model, tmp_path):
+    result = subprocess.run(
+        [
+            *(sys.executable, str(ROOT / "tflite_inference.py"), "-i", str(GRACE_HOPPER)),
+            *("--model", str(int8_model), "--save_to", str(tmp_path / "seed")),
+            *("--data_format", "channel_last"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].split()[1] == "military_uniform"
+    assert result.stderr == ""
+    entries = manifest(tmp_path / "seed")
+    assert entries["data_format"] == "channel_last"
+    assert entries["preprocessing"]["resize"] == "stretch"  # as the seed, like classification
+
+
+def test_fixture_uint8_dump(tmp_path):
+    out = dump_tflite(FIXTURE_TFLITE, GRACE_HOPPER, tmp_path / "fixture", fmt="npy")
+    logits, meta = read_tensor(out / "predictions_logits.npy")
+    assert logits.dtype == np.uint8 and logits.shape == (1, 1001, 1, 1)  # NCHW
+    assert meta["keras_layer"] == "predictions" and meta["zero_points"] == [58]
+
+
+def test_second_dump_replaces_the_first(int8_model, tmp_path):
+    out = tmp_path / "d"
+    dump_tflite(int8_model, GRACE_HOPPER, out, fmt="both")
+    dump_tflite(int8_model, GRACE_HOPPER, out, fmt="npy")
+    assert not list(out.glob("*.txt"))
+    files = {f for e in manifest(out)["tensors"] for f in e["files"]}
+    assert {p.name for p in out.glob("*.npy")} == files and len(files) == 173  # 4 scratch
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing_model", "model file not found"),
+        ("missing_image", "grace_hopper_missing.bmp"),
+        ("output_is_file", "not a directory"),
+        ("no_parent", "does not exist"),
+    ],
+)
+def test_bad_input_gives_one_line_and_writes_nothing(case, message, int8_model, tmp_path, capsys):
+    model, image, out = str(int8_model), str(GRACE_HOPPER), tmp_path / "out"
+    if case == "missing_model":
+        model = str(tmp_path / "missing.tflite")
+    elif case == "missing_image":
+        image = str(IMAGES / "grace_hopper_missing.bmp")
+    elif case == "output_is_file":
+        out.write_text("x")
+    elif case == "no_parent":
+        out = tmp_path / "no" / "such" / "dir"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["dump", image, "--model", model, "--output", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_read_tensor_refuses_other_files(tmp_path):
+    path = tmp_path / "x.txt"
+    path.write_text("hello\n")
+    with pytest.raises(MobileNetV2Error, match=r"x\.txt"):
+        read_tensor(path)
