@@ -104,6 +104,21 @@ def convert(
     TFLITE_BUILTINS_INT8 only), calibrated on `calibration`; input and output `io_type`.
     `float16`: float16 weights; `dynamic`: int8 weights, float activations; `none`: float32.
     """
+    converter = make_converter(model, quantize, io_type, calibration)
+    try:
+        with silenced_stderr(), silenced_stdout():  # the converter prints its MLIR chatter
+            return converter.convert()
+    except Exception as exc:
+        raise MobileNetV2Error(f"conversion failed: {' '.join(str(exc).split())[:300]}") from None
+
+
+def make_converter(
+    model: keras.Model,
+    quantize: str = "int8",
+    io_type: str = "int8",
+    calibration: np.ndarray | None = None,
+) -> tf.lite.TFLiteConverter:
+    """The converter that `convert` runs (also what QuantizationDebugger takes)."""
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}; received {quantize!r}")
     if io_type not in IO_TYPES:
@@ -122,11 +137,7 @@ def convert(
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         dtype = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io_type]
         converter.inference_input_type = converter.inference_output_type = dtype
-    try:
-        with silenced_stderr(), silenced_stdout():  # the converter prints its MLIR chatter
-            return converter.convert()
-    except Exception as exc:
-        raise MobileNetV2Error(f"conversion failed: {' '.join(str(exc).split())[:300]}") from None
+    return converter
 
 
 def metadata_record(preprocessing: dict[str, Any], **facts: Any) -> dict[str, Any]:

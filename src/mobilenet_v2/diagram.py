@@ -9,6 +9,7 @@ import itertools
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mobilenet_v2.tensor_map import ModelTable, OpInfo
 
@@ -126,7 +127,7 @@ def render(table: ModelTable, path_suffix: str = ".png", rows_per_column: int = 
     ax.text(
         0.2,
         height - 0.35,
-        f"{table.source}   {totals['macs'] / 1e6:.1f} M MACs, "
+        f"{Path(table.source).name}   {totals['macs'] / 1e6:.1f} M MACs, "
         f"{totals['weights'] / 1e6:.2f} M weights, {totals['params'] / 1e6:.2f} M parameters",
         fontsize=11,
         fontweight="bold",

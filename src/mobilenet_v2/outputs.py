@@ -25,6 +25,7 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, _default_mode(0o666))  # mkstemp makes 0600; a result is the user's file
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -65,6 +66,7 @@ def staged_directory(output: str | os.PathLike, last: str | None = None) -> Iter
     check_output_dir(out)
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        os.chmod(staging, _default_mode(0o777))
     except OSError as exc:
         raise MobileNetV2Error(f"{out}: cannot write ({exc.strerror or exc})") from None
     try:
@@ -84,6 +86,13 @@ def staged_directory(output: str | os.PathLike, last: str | None = None) -> Iter
         raise MobileNetV2Error(f"{out}: cannot write ({exc.strerror or exc})") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _default_mode(mode: int) -> int:
+    """`mode` less the process umask: what open() or mkdir() would have given."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mode & ~mask
 
 
 def _listed_files(manifest: Path) -> set[str]:

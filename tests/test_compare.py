@@ -1,0 +1,99 @@
+"""Per-layer float vs INT8 comparison: every layer gets its statistics, the final logits
+agree, and the numbers are those of the dumps."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import FIXTURE_TFLITE, IMAGES
+
+from mobilenet_v2.cli import main
+from mobilenet_v2.dump import dequantize, dump_keras, dump_tflite, read_tensor
+from mobilenet_v2.tensor_map import tflite_table
+from mobilenet_v2.tflite_file import read_tflite
+
+PHOTOS = ["grace_hopper.bmp", "parrot.jpg", "hot_dog.jpg", "cat.bmp"]
+
+
+@pytest.fixture(scope="module")
+def report(int8_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare") / "report"
+    images = [str(IMAGES / name) for name in PHOTOS]
+    args = ["compare", *images, "--model", str(int8_model), "--weights", str(FIXTURE_TFLITE)]
+    assert main([*args, "--report", str(out)]) == 0
+    return out
+
+
+def test_every_layer_has_its_statistics(report, int8_model):
+    data = json.loads((report / "report.json").read_text())
+    table = tflite_table(read_tflite(int8_model))
+    computed = {
+        t.file_name
+        for t in table.tensors.values()
+        if t.kind in ("input", "activation", "output") and t.keras_layer
+    }
+    assert {r["layer"] for r in data["layers"]} == computed
+    assert len(data["layers"]) == 52 + 10 + 4  # convs, adds, input, pooling, logits, softmax
+    for r in data["layers"]:
+        assert r["sqnr_db"] == "inf" or math.isfinite(r["sqnr_db"])
+        assert 0.9 < r["cosine"] <= 1.0 + 1e-9
+        assert r["max_abs_error"] >= r["mean_abs_error"] >= 0
+    assert len(data["images"]) == 4
+
+
+def test_final_logits_agree(report):
+    layers = {r["layer"]: r for r in json.loads((report / "report.json").read_text())["layers"]}
+    assert layers["predictions_logits"]["cosine"] > 0.99
+    assert layers["predictions"]["cosine"] > 0.99
+    assert layers["input_layer"]["sqnr_db"] == "inf"  # (x - 128) / 128 is exact in int8
+
+
+def test_report_files_list_worst_layers_first(report):
+    markdown = (report / "report.md").read_text()
+    data = json.loads((report / "report.json").read_text())
+    finite = sorted((r["sqnr_db"], r["layer"]) for r in data["layers"] if r["sqnr_db"] != "inf")
+    rows = [line.split("|")[1].strip() for line in markdown.splitlines() if line.startswith("| ")]
+    assert rows[1] == finite[0][1]  # rows[0] is the header
+    assert "<table>" in (report / "report.html").read_text()
+    assert (report / "sqnr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_statistics_equal_those_of_the_dumps(int8_model, tmp_path, capsys):
+    image = IMAGES / "grace_hopper.bmp"
+    args = ["compare", str(image), "--model", str(int8_model), "--weights", str(FIXTURE_TFLITE)]
+    assert main([*args, "--report", str(tmp_path / "r")]) == 0
+    layers = {
+        r["layer"]: r for r in json.loads((tmp_path / "r" / "report.json").read_text())["layers"]
+    }
+    # The float dump with the INT8 model's preprocessing: both see the same pixels.
+    dump_keras(str(FIXTURE_TFLITE), image, tmp_path / "f", mean=128.0, std=128.0)
+    dump_tflite(int8_model, image, tmp_path / "q")
+    for name in ("Conv1_relu", "block_5_add", "predictions_logits"):
+        f = read_tensor(tmp_path / "f" / f"{name}.txt").array.astype(np.float64).ravel()
+        q = dequantize(*read_tensor(tmp_path / "q" / f"{name}.txt")).astype(np.float64).ravel()
+        sqnr = 10 * math.log10((f @ f) / ((f - q) @ (f - q)))
+        cosine = (f @ q) / math.sqrt((f @ f) * (q @ q))
+        assert layers[name]["sqnr_db"] == pytest.approx(sqnr, abs=1e-6)
+        assert layers[name]["cosine"] == pytest.approx(cosine, abs=1e-9)
+        assert layers[name]["max_abs_error"] == pytest.approx(np.abs(f - q).max(), rel=1e-6)
+
+
+def test_fixture_against_its_own_float_weights(tmp_path, capsys):
+    images = [str(IMAGES / name) for name in PHOTOS[:2]]
+    args = ["compare", *images, "--model", str(FIXTURE_TFLITE), "--weights", str(FIXTURE_TFLITE)]
+    assert main([*args, "--report", str(tmp_path / "r")]) == 0
+    layers = {
+        r["layer"]: r for r in json.loads((tmp_path / "r" / "report.json").read_text())["layers"]
+    }
+    assert layers["predictions_logits"]["cosine"] > 0.99  # 1001 logits, background dropped
+
+
+def test_unwritable_report_fails_before_work(int8_model, tmp_path, capsys):
+    image = str(IMAGES / "grace_hopper.bmp")
+    args = ["compare", image, "--model", str(int8_model), "--weights", str(FIXTURE_TFLITE)]
+    assert main([*args, "--report", str(tmp_path / "no" / "dir")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not exist" in err
