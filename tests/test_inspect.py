@@ -150,3 +150,20 @@ def test_docs_map_and_diagram_are_generated():
     totals = dict(book["totals"].iter_rows(values_only=True))
     assert totals["macs"] == 300_774_272
     assert (ROOT / "docs" / "model.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_float16_weights_keep_their_layouts(tmp_path):
+    path = tmp_path / "f16.tflite"
+    args = ["convert", "--output", str(path), "--weights", str(FIXTURE_TFLITE)]
+    assert main([*args, "--quantize", "float16"]) == 0
+    table = tflite_table(read_tflite(path))
+    assert table.totals["macs"] == 300_774_272 and table.totals["weights"] == 3_469_760
+    conv = next(op for op in table.ops if op.type == "DEPTHWISE_CONV_2D")
+    kernel = table.tensors[conv.weights[0]]  # the DEQUANTIZE output of a float16 constant
+    assert (kernel.kind, kernel.layout, kernel.file_name) == (
+        "weight",
+        "1HWC",
+        "expanded_conv_depthwise.folded_kernel",
+    )
+    halves = [t for t in table.tensors.values() if t.dtype == "float16"]
+    assert halves and all(t.kind in ("weight", "bias") and t.layout for t in halves)

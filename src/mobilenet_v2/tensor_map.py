@@ -193,16 +193,21 @@ def tflite_table(tfl: TFLiteModel) -> ModelTable:
                 roles.setdefault(t, ("bias", "C"))
             else:
                 roles.setdefault(t, ("constant", ""))
+    for op in tfl.operators:  # float16 weights: the DEQUANTIZE'd constant has the same layout
+        if op.opcode == "DEQUANTIZE" and op.outputs[0] in roles and op.inputs[0] in roles:
+            roles[op.inputs[0]] = roles[op.outputs[0]]
     tensors = []
     for t in tfl.tensors:
         if t.index in tfl.inputs:
             kind = "input"
         elif t.index in tfl.outputs:
             kind = "output"
+        elif t.index in roles:  # constants, and float16 weights dequantized at run time
+            kind = roles[t.index][0]
         elif t.index in producers:
             kind = "activation"
         else:
-            kind = roles.get(t.index, ("constant", ""))[0]
+            kind = "constant"
         if kind in ("weight", "bias", "constant"):
             layout = roles.get(t.index, ("", ""))[1]
         else:
