@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mobilenet_v2.classifier import preprocessing_for
-from mobilenet_v2.dump import FORMATS, KERNELS
+from mobilenet_v2.dump import FORMATS
 from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.labels import decode_predictions
 from mobilenet_v2.preprocess import RESIZE_MODES, list_images, load_image
@@ -27,6 +27,7 @@ from mobilenet_v2.tensor_map import DATA_FORMATS
 from mobilenet_v2.tflite_file import IO_TYPES, QUANTIZATIONS
 
 PROG = "mobilenet-v2"
+LITERT_KERNELS = ("reference", "optimized")
 
 
 def default_weights() -> str:
@@ -171,9 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dump.add_argument(
         "--kernels",
-        choices=KERNELS,
+        choices=LITERT_KERNELS,
         default="reference",
-        help="TFLite kernels: reference (golden arithmetic) or optimized (the default ones)",
+        help="LiteRT kernels: reference (golden arithmetic) or optimized (the default ones)",
+    )
+    dump.add_argument(
+        "--engine",
+        choices=("litert", "reference"),
+        default="litert",
+        help="litert: LiteRT's interpreter; reference: the NumPy integer reference "
+        "(mobilenet_v2.reference, bit-exact with LiteRT's reference kernels)",
     )
     _add_input_flags(dump)
     dump.set_defaults(run=run_dump)
@@ -207,10 +215,25 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--weights", default=None, help="float weights (as classify)")
     compare.add_argument("--alpha", type=float, default=1.0)
     compare.add_argument("--report", required=True, metavar="DIR")
-    compare.add_argument("--kernels", choices=KERNELS, default="reference")
+    compare.add_argument("--kernels", choices=LITERT_KERNELS, default="reference")
     compare.add_argument("--limit", type=_positive_int, default=None, metavar="N")
     _add_input_flags(compare)
     compare.set_defaults(run=run_compare)
+
+    trace = commands.add_parser(
+        "trace",
+        help="explain one output element of a quantized model",
+        description="Every integer step behind one element, with the NumPy reference: input "
+        "window and weights, accumulator, bias, multiplier, shift, rounding, zero point, clamp.",
+    )
+    trace.add_argument("model", metavar="MODEL.tflite")
+    trace.add_argument("image", metavar="IMAGE")
+    trace.add_argument("--tensor", required=True, help="tensor name, dump file name or index")
+    trace.add_argument(
+        "--index", required=True, help="n,c,h,w for 4-D tensors (as the NCHW dumps), else n,c"
+    )
+    _add_input_flags(trace)
+    trace.set_defaults(run=run_trace)
 
     bench = commands.add_parser(
         "benchmark",
@@ -350,9 +373,12 @@ def run_dump(args: argparse.Namespace) -> int:
 
     if args.model and args.weights:
         raise MobileNetV2Error("dump: give --model (TFLite) or --weights (TF model), not both")
+    if args.engine == "reference" and not args.model:
+        raise MobileNetV2Error("dump: --engine reference runs a quantized --model M.tflite")
     common = {"fmt": args.format, "data_format": args.data_format, **_input_overrides(args)}
     if args.model:
-        out = dump.dump_tflite(args.model, args.image, args.output, kernels=args.kernels, **common)
+        kernels = "numpy" if args.engine == "reference" else args.kernels
+        out = dump.dump_tflite(args.model, args.image, args.output, kernels=kernels, **common)
     else:
         weights = args.weights or default_weights()
         size = args.size or 224
@@ -426,6 +452,26 @@ def run_compare(args: argparse.Namespace) -> int:
     worst = compare.worst_first(report)[0]
     print(f"worst layer: {worst['layer']} (SQNR {worst['sqnr_db']:.2f} dB)")
     print(f"wrote {out}/report.md, report.html, report.json and sqnr.png")
+    return 0
+
+
+def run_trace(args: argparse.Namespace) -> int:
+    from mobilenet_v2.classifier import load_for
+    from mobilenet_v2.reference import ReferenceInterpreter
+    from mobilenet_v2.trace import find_tensor, nhwc_position, trace
+
+    try:
+        index = tuple(int(v) for v in args.index.split(","))
+    except ValueError:
+        raise MobileNetV2Error(
+            f"--index {args.index!r}: expected integers like 0,5,10,12"
+        ) from None
+    reference = ReferenceInterpreter(args.model)
+    tensor = find_tensor(reference, args.tensor)
+    position = nhwc_position(reference.tensor(tensor).shape, index)
+    x = load_for(reference, args.image, **_input_overrides(args))
+    values = reference.run(reference.quantize_input(x[None]))
+    print("\n".join(trace(reference, values, tensor, position)))
     return 0
 
 

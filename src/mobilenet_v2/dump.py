@@ -38,7 +38,7 @@ from mobilenet_v2.tensor_map import (
 )
 
 FORMATS = ("txt", "npy", "both")
-KERNELS = ("reference", "optimized")
+KERNELS = ("reference", "optimized", "numpy")
 MANIFEST = "manifest.json"
 _FLOAT_FORMATS = {"float16": "%.5g", "float32": "%.9g", "float64": "%.17g"}
 
@@ -64,7 +64,9 @@ def dump_tflite(
 
     `kernels="reference"` uses TFLite's reference kernels (the plain arithmetic, the golden
     choice); "optimized" the default built-in kernels, whose scratch tensors (im2col) are then
-    dumped too. Never XNNPACK: a delegate computes intermediates out of the interpreter's view.
+    listed too; "numpy" this package's NumPy integer reference (`mobilenet_v2.reference`,
+    bit-exact with TFLite's reference kernels, no LiteRT). Never XNNPACK: a delegate computes
+    intermediates out of the interpreter's view.
     """
     from mobilenet_v2.classifier import load_for
     from mobilenet_v2.interpreter import TFLiteClassifier
@@ -73,6 +75,8 @@ def dump_tflite(
 
     _check_options(fmt, data_format, kernels)
     check_output_dir(output)
+    if kernels == "numpy":
+        return _dump_reference(model, image, output, fmt, data_format, **preprocessing)
     classifier = TFLiteClassifier(
         model, xnnpack=False, reference_kernels=kernels == "reference", preserve_all_tensors=True
     )
@@ -115,6 +119,33 @@ def dump_tflite(
         "preprocessing": _preprocessing_record(classifier, preprocessing),
     }
     return write_dump(output, table, arrays, info, fmt, data_format)
+
+
+def _dump_reference(
+    model: str | os.PathLike,
+    image: str | os.PathLike,
+    output: str | os.PathLike,
+    fmt: str,
+    data_format: str,
+    **preprocessing: Any,
+) -> Path:
+    """The same files from `mobilenet_v2.reference`, the NumPy integer kernels."""
+    from mobilenet_v2.classifier import load_for
+    from mobilenet_v2.reference import ReferenceInterpreter
+    from mobilenet_v2.tensor_map import tflite_table
+
+    reference = ReferenceInterpreter(model)
+    x = load_for(reference, image, **preprocessing)
+    values = reference.run(reference.quantize_input(x[None]))
+    table = tflite_table(reference.model)
+    info = {
+        "engine": "numpy-reference",
+        "kernels": "mobilenet_v2.reference",
+        "model": str(reference.path),
+        "image": str(image),
+        "preprocessing": _preprocessing_record(reference, preprocessing),
+    }
+    return write_dump(output, table, dict(values), info, fmt, data_format)
 
 
 def dump_keras(

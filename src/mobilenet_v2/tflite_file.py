@@ -10,6 +10,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import flatbuffers
 import numpy as np
@@ -79,6 +80,7 @@ class Operator:
     opcode: str
     inputs: tuple[int, ...]  # -1 marks an omitted optional input
     outputs: tuple[int, ...]
+    options: Any = None  # the schema's builtin options object (strides, padding, activation...)
 
 
 @dataclass
@@ -172,6 +174,7 @@ def _convert(path: Path, raw: bytes, model: schema.ModelT) -> TFLiteModel:
                 opcode=opcode,
                 inputs=tuple(int(i) for i in (op.inputs if op.inputs is not None else ())),
                 outputs=tuple(int(i) for i in (op.outputs if op.outputs is not None else ())),
+                options=op.builtinOptions,
             )
         )
     return TFLiteModel(

@@ -1,0 +1,653 @@
+"""A bit-exact NumPy reference of TFLite's integer kernels, for quantized MobileNetV2.
+
+Runs a `.tflite` graph with its own kernels — CONV_2D, DEPTHWISE_CONV_2D, ADD,
+AVERAGE_POOL_2D, MEAN, FULLY_CONNECTED, RESHAPE, SOFTMAX, QUANTIZE, DEQUANTIZE, PAD — with the
+arithmetic of TFLite's reference kernels (`OpResolverType.BUILTIN_REF`): int32 accumulation
+with zero points, bias, requantization by a 31-bit fixed-point multiplier and a shift with
+gemmlowp's rounding (TFLite's default "double rounding" build), fused activation clamps and the
+fixed-point softmax. int8 per-channel (our converter's models) and uint8 per-tensor (TF-slim's)
+models. Every intermediate equals LiteRT's reference kernels exactly (tests/test_reference.py).
+
+NumPy only: the model is read with the flatbuffer schema that LiteRT ships
+(`ai_edge_litert.schema_py_generated`, plain Python over the `flatbuffers` package): it is the
+schema of the runtime we check against, and importing it loads neither the interpreter nor any
+native library, nor TensorFlow.
+
+Values are held as int64 arrays while computing; each kernel states the int32 step it mirrors.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mobilenet_v2.errors import ModelFileError
+from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING
+from mobilenet_v2.tflite_file import Operator, Tensor, parse_tflite, read_metadata
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+_ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
+
+
+class UnsupportedOpError(ModelFileError):
+    """An operator or tensor type this reference has no kernel for."""
+
+
+# --- Fixed-point primitives (gemmlowp / TFLite common.h), vectorised over int64 arrays --------
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier: `real ~= multiplier * 2**(shift - 31)`, multiplier in
+    [2**30, 2**31). frexp, then round half away from zero; 2**31 rolls over to the next
+    power of two; shifts below -31 flush to zero."""
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = math.floor(abs(q) * 2**31 + 0.5) * (1 if q > 0 else -1)
+    if q_fixed == 2**31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return int(q_fixed), int(shift)
+
+
+def saturating_rounding_doubling_high_mul(a: np.ndarray, b: Any) -> np.ndarray:
+    """(a * b * 2) >> 32 with round-half-away... exactly gemmlowp's SRDHM on int32 values:
+    nudge by +-2**30, then divide by 2**31 truncating toward zero."""
+    a = np.asarray(a, np.int64)
+    b = np.asarray(b, np.int64)
+    ab = a * b
+    nudged = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    high = np.where(nudged >= 0, nudged >> 31, -((-nudged) >> 31))
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, high)
+
+
+def rounding_divide_by_pot(x: np.ndarray, exponent: Any) -> np.ndarray:
+    """x / 2**exponent rounded to nearest, halves away from zero (gemmlowp)."""
+    x = np.asarray(x, np.int64)
+    exponent = np.asarray(exponent, np.int64)
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
+def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: Any, shift: Any) -> np.ndarray:
+    """TFLite's MultiplyByQuantizedMultiplier (double rounding): SRDHM(x * 2**left, M), then
+    a rounding right shift. `multiplier` and `shift` may be per-channel (broadcast)."""
+    shift = np.asarray(shift, np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    x = _wrap32(np.asarray(x, np.int64) * (np.int64(1) << left))
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), right)
+
+
+def _wrap32(x: np.ndarray) -> np.ndarray:
+    """int32 two's-complement wrap-around of an int64 array."""
+    return ((np.asarray(x, np.int64) + 2**31) & 0xFFFFFFFF) - 2**31
+
+
+def _saturating_shift_left(x: np.ndarray, exponent: int) -> np.ndarray:
+    """gemmlowp's SaturatingRoundingMultiplyByPOT for exponent > 0 (< 0: rounding divide)."""
+    if exponent < 0:
+        return rounding_divide_by_pot(x, -exponent)
+    if exponent == 0:
+        return x
+    threshold = (1 << (31 - exponent)) - 1
+    shifted = _wrap32(x << exponent)
+    return np.where(x > threshold, INT32_MAX, np.where(x < -threshold, INT32_MIN, shifted))
+
+
+def _fixed_mul(a: np.ndarray, b: Any) -> np.ndarray:
+    return saturating_rounding_doubling_high_mul(a, b)
+
+
+def _exp_on_interval_between_negative_one_quarter_and_0_excl(a: np.ndarray) -> np.ndarray:
+    """exp(a) for a in [-1/4, 0), Q0.31 in and out (gemmlowp's Taylor expansion at -1/8)."""
+    constant_term = 1895147668  # exp(-1/8)
+    constant_1_over_3 = 715827883
+    x = _wrap32(a + (1 << 28))
+    x2 = _fixed_mul(x, x)
+    x3 = _fixed_mul(x2, x)
+    x4 = _fixed_mul(x2, x2)
+    x4_over_4 = rounding_divide_by_pot(x4, 2)
+    poly = rounding_divide_by_pot(
+        _wrap32(_fixed_mul(_wrap32(x4_over_4 + x3), constant_1_over_3) + x2), 1
+    )
+    return _wrap32(constant_term + _fixed_mul(constant_term, _wrap32(x + poly)))
+
+
+def exp_on_negative_values(a: np.ndarray, integer_bits: int) -> np.ndarray:
+    """exp(a) for a <= 0 given in Q(integer_bits).(31 - integer_bits); result Q0.31."""
+    fractional_bits = 31 - integer_bits
+    one_quarter = 1 << (fractional_bits - 2)
+    mask = one_quarter - 1
+    a_mod_quarter_minus_one_quarter = _wrap32((a & mask) - one_quarter)
+    result = _exp_on_interval_between_negative_one_quarter_and_0_excl(
+        _saturating_shift_left(a_mod_quarter_minus_one_quarter, integer_bits)
+    )
+    remainder = _wrap32(a_mod_quarter_minus_one_quarter - a)
+    barrel = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308))
+    barrel += ((2, 39332535), (3, 720401), (4, 242))
+    for exponent, multiplier in barrel:
+        if integer_bits > exponent:
+            bit = 1 << (fractional_bits + exponent)
+            result = np.where(remainder & bit, _fixed_mul(result, multiplier), result)
+    if integer_bits > 5:
+        clamp = -(1 << (36 - integer_bits))
+        result = np.where(a < clamp, 0, result)
+    return np.where(a == 0, INT32_MAX, result)
+
+
+def _one_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
+    """1 / (1 + a) for a in [0, 1) in Q0.31, by Newton-Raphson in Q2.29 (gemmlowp)."""
+    total = np.asarray(a, np.int64) + INT32_MAX  # RoundingHalfSum(a, One): (sum +- 1) / 2
+    half_denominator = np.where(total >= 0, (total + 1) >> 1, -((1 - total) >> 1))
+    constant_48_over_17 = 1515870810
+    constant_neg_32_over_17 = -1010580540
+    x = _wrap32(constant_48_over_17 + _fixed_mul(half_denominator, constant_neg_32_over_17))
+    one_q2 = 1 << 29
+    for _ in range(3):
+        half_denominator_times_x = _fixed_mul(half_denominator, x)
+        one_minus = _wrap32(one_q2 - half_denominator_times_x)
+        x = _wrap32(x + _saturating_shift_left(_fixed_mul(x, one_minus), 2))
+    return _saturating_shift_left(x, 1)  # ExactMulByPot<-1> then Rescale<0>: Q1.30 -> Q0.31
+
+
+def _count_leading_zeros32(x: np.ndarray) -> np.ndarray:
+    """Leading zero bits of x as uint32 (frexp is exact on integers below 2**53)."""
+    x = np.asarray(x, np.int64) & 0xFFFFFFFF
+    _, exponent = np.frexp(x.astype(np.float64))
+    return np.where(x == 0, 32, 32 - exponent).astype(np.int64)
+
+
+def get_reciprocal(x: np.ndarray, x_integer_digits: int) -> tuple[np.ndarray, np.ndarray]:
+    """TFLite's GetReciprocal: 1/x as Q0.31 plus how many bits x is over one."""
+    headroom_plus_one = _count_leading_zeros32(x)
+    num_bits_over_unit = x_integer_digits - headroom_plus_one
+    shifted_sum_minus_one = _wrap32(((x << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31))
+    return _one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), num_bits_over_unit
+
+
+# --- The interpreter ---------------------------------------------------------------------------
+
+
+@dataclass
+class QuantParams:
+    scales: np.ndarray
+    zero_points: np.ndarray
+    axis: int
+
+    @property
+    def scale(self) -> float:
+        return float(self.scales[0])
+
+    @property
+    def zero_point(self) -> int:
+        return int(self.zero_points[0]) if self.zero_points.size else 0
+
+
+@dataclass
+class Step:
+    """What one op computed, for tracing: its name, inputs and requantization parameters."""
+
+    op: Operator
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+_INT_TYPES = {"INT8": np.int8, "UINT8": np.uint8, "INT32": np.int32}
+
+
+class ReferenceInterpreter:
+    """Run a quantized `.tflite` MobileNet-style graph with NumPy kernels.
+
+    `run(x)` takes the model's input (its own dtype, or float32 for float-input models) and
+    returns every tensor by index: constants as stored, activations as computed.
+    """
+
+    def __init__(self, model: str | os.PathLike | bytes) -> None:
+        if isinstance(model, bytes):
+            raw, path = model, Path("<model>")
+        else:
+            path = Path(model)
+            try:
+                raw = path.read_bytes()
+            except FileNotFoundError:
+                raise ModelFileError(f"{path}: model file not found") from None
+            except OSError as exc:
+                raise ModelFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        self.model = parse_tflite(raw, path)
+        self.path = path
+        record = read_metadata(raw) or {}
+        self.preprocessing = {**DEFAULT_PREPROCESSING, **record.get("preprocessing", {})}
+        if len(self.model.inputs) != 1 or len(self.input_tensor.shape) != 4:
+            raise ModelFileError(f"{path}: not an image model (one NHWC input expected)")
+        self.steps: list[Step] = []
+        for op in self.model.operators:
+            kernel = _KERNELS.get(op.opcode)
+            if kernel is None:
+                raise UnsupportedOpError(
+                    f"{self.model.path}: op {op.index} is {op.opcode}, which the NumPy "
+                    f"reference does not implement (it has {', '.join(sorted(_KERNELS))})"
+                )
+            self.steps.append(Step(op))
+
+    @property
+    def input_tensor(self) -> Tensor:
+        return self.model.tensors[self.model.inputs[0]]
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return int(self.input_tensor.shape[1]), int(self.input_tensor.shape[2])
+
+    def quantize_input(self, images: np.ndarray) -> np.ndarray:
+        """Preprocessed float32 images in the model's input type (as the LiteRT path does)."""
+        t = self.input_tensor
+        dtype = _dtype(t)
+        if dtype.kind == "f":
+            return np.asarray(images, dtype)
+        info = np.iinfo(dtype)
+        q = np.rint(np.asarray(images, np.float32) / t.scales[0] + self.quant(t.index).zero_point)
+        return np.clip(q, info.min, info.max).astype(dtype)
+
+    def tensor(self, index: int) -> Tensor:
+        return self.model.tensors[index]
+
+    def quant(self, index: int) -> QuantParams:
+        t = self.model.tensors[index]
+        zero_points = t.zero_points if t.zero_points.size else np.zeros(1, np.int64)
+        return QuantParams(t.scales, zero_points, t.quantized_dimension)
+
+    def run(self, model_input: np.ndarray) -> dict[int, np.ndarray]:
+        values: dict[int, np.ndarray] = {}
+        for t in self.model.tensors:
+            if t.data is not None:
+                values[t.index] = t.data
+        (input_index,) = self.model.inputs
+        expected = self.model.tensors[input_index]
+        x = np.asarray(model_input)
+        if tuple(x.shape) != tuple(expected.shape):
+            raise ValueError(f"input shape {x.shape} != model input {expected.shape}")
+        values[input_index] = x.astype(_dtype(expected))
+        for step in self.steps:
+            kernel = _KERNELS[step.op.opcode]
+            outputs = kernel(
+                self, step, [values.get(i) if i >= 0 else None for i in step.op.inputs]
+            )
+            out = self.model.tensors[step.op.outputs[0]]
+            values[out.index] = np.asarray(outputs).astype(_dtype(out)).reshape(out.shape)
+        return values
+
+
+def _dtype(t: Tensor) -> np.dtype:
+    names = {"FLOAT32": np.float32, **_INT_TYPES}
+    if t.type_name not in names:
+        raise UnsupportedOpError(
+            f"tensor {t.index} ({t.name!r}) has unsupported type {t.type_name}"
+        )
+    return np.dtype(names[t.type_name])
+
+
+def _type_range(t: Tensor) -> tuple[int, int]:
+    info = np.iinfo(_dtype(t))
+    return int(info.min), int(info.max)
+
+
+def activation_range(
+    interp: ReferenceInterpreter, out_index: int, activation: int
+) -> tuple[int, int]:
+    """CalculateActivationRangeQuantized: the fused activation as an integer clamp."""
+    out = interp.tensor(out_index)
+    qmin, qmax = _type_range(out)
+    q = interp.quant(out_index)
+
+    def quantize(f: float) -> int:
+        return q.zero_point + _round_half_away(np.float32(f) / np.float32(q.scale))
+
+    name = _ACTIVATIONS.get(activation)
+    if name == "RELU":
+        return max(qmin, quantize(0.0)), qmax
+    if name == "RELU6":
+        return max(qmin, quantize(0.0)), min(qmax, quantize(6.0))
+    if name == "RELU_N1_TO_1":
+        return max(qmin, quantize(-1.0)), min(qmax, quantize(1.0))
+    if name == "NONE":
+        return qmin, qmax
+    raise UnsupportedOpError(f"fused activation {activation} is not supported")
+
+
+def _round_half_away(q: Any) -> Any:
+    """std::round: to nearest, halves away from zero, exact for float32 and float64 alike."""
+    q = np.asarray(q)
+    whole = np.trunc(q)
+    frac = q - whole
+    result = whole + np.where(np.abs(frac) >= 0.5, np.sign(q), 0)
+    return int(result) if result.ndim == 0 else result.astype(np.int64)
+
+
+# --- Kernels ---------------------------------------------------------------------------------
+
+
+def _padding(size: int, kernel: int, stride: int, same: bool) -> tuple[int, int, int]:
+    """Output size, padding before and after (TFLite's ComputePaddingHeightWidth)."""
+    out = (size + stride - 1) // stride if same else (size - kernel + stride) // stride
+    total = max((out - 1) * stride + kernel - size, 0)
+    return out, total // 2, total - total // 2
+
+
+def _windows(x: np.ndarray, kh: int, kw: int, options: Any) -> tuple[np.ndarray, int, int]:
+    """Zero-padded input (in offset space) and output size; padding is a skipped tap."""
+    same = options.padding == 0
+    _, h, w, _ = x.shape
+    oh, top, bottom = _padding(h, kh, options.strideH, same)
+    ow, left, right = _padding(w, kw, options.strideW, same)
+    padded = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    return padded, oh, ow
+
+
+def _tap(padded: np.ndarray, i: int, j: int, oh: int, ow: int, options: Any) -> np.ndarray:
+    sh, sw = options.strideH, options.strideW
+    return padded[:, i : i + (oh - 1) * sh + 1 : sh, j : j + (ow - 1) * sw + 1 : sw, :]
+
+
+def _conv_multipliers(interp: ReferenceInterpreter, op: Operator, channels: int):
+    """Per-channel (int8) or per-tensor (uint8) requantization: multiplier and shift arrays,
+    computed as TFLite's PopulateConvolutionQuantizationParams does."""
+    x, f, out = (interp.quant(i) for i in op.inputs[:2] + op.outputs[:1])
+    in_type = interp.tensor(op.inputs[0]).type_name
+    if in_type == "UINT8":
+        # GetQuantizedConvolutionMultipler: the float32 product of the scales, then double.
+        product = float(np.float32(x.scale) * np.float32(f.scale))
+        multiplier, shift = quantize_multiplier(product / float(np.float32(out.scale)))
+        return np.full(channels, multiplier, np.int64), np.full(channels, shift, np.int64)
+    scales = f.scales if f.scales.size > 1 else np.full(channels, f.scale, np.float32)
+    pairs = [
+        quantize_multiplier(float(np.float32(x.scale)) * float(s) / float(np.float32(out.scale)))
+        for s in scales
+    ]
+    return np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64)
+
+
+def _requantize(
+    interp: ReferenceInterpreter, step: Step, acc: np.ndarray, multipliers, shifts, activation
+) -> np.ndarray:
+    op = step.op
+    out_zp = interp.quant(op.outputs[0]).zero_point
+    low, high = activation_range(interp, op.outputs[0], activation)
+    step.params.update(
+        multiplier=multipliers, shift=shifts, output_zero_point=out_zp, clamp=(low, high)
+    )
+    scaled = multiply_by_quantized_multiplier(acc, multipliers, shifts)
+    return np.clip(scaled + out_zp, low, high)
+
+
+def _offsets(interp: ReferenceInterpreter, op: Operator) -> tuple[int, np.ndarray]:
+    in_zp = interp.quant(op.inputs[0]).zero_point
+    f = interp.tensor(op.inputs[1])
+    f_zp = interp.quant(op.inputs[1]).zero_point if f.type_name == "UINT8" else 0
+    return in_zp, f_zp
+
+
+def conv_2d(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
+    op, options = step.op, step.op.options
+    _check_quantized(interp, op)
+    if (options.dilationHFactor, options.dilationWFactor) != (1, 1):
+        raise UnsupportedOpError(f"op {op.index} CONV_2D: dilation is not supported")
+    x, w, b = inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else None
+    in_zp, f_zp = _offsets(interp, op)
+    xo = x.astype(np.int64) - in_zp
+    wo = w.astype(np.int64) - f_zp  # OHWI
+    out_channels, kh, kw, _ = w.shape
+    padded, oh, ow = _windows(xo, kh, kw, options)
+    acc = np.zeros((x.shape[0], oh, ow, out_channels), np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            tap = _tap(padded, i, j, oh, ow, options).astype(np.float64)
+            # Integer products summed in float64: exact while |acc| < 2**53.
+            acc += np.rint(tap @ wo[:, i, j, :].T.astype(np.float64)).astype(np.int64)
+    if b is not None:
+        acc += b.astype(np.int64)
+    step.params.update(input_offset=-in_zp, filter_offset=-f_zp, accumulator=acc)
+    multipliers, shifts = _conv_multipliers(interp, op, out_channels)
+    return _requantize(interp, step, acc, multipliers, shifts, options.fusedActivationFunction)
+
+
+def depthwise_conv_2d(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
+    op, options = step.op, step.op.options
+    _check_quantized(interp, op)
+    if (options.dilationHFactor, options.dilationWFactor) != (1, 1):
+        raise UnsupportedOpError(f"op {op.index} DEPTHWISE_CONV_2D: dilation is not supported")
+    x, w, b = inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else None
+    in_zp, f_zp = _offsets(interp, op)
+    multiplier = options.depthMultiplier or 1
+    _, kh, kw, out_channels = w.shape  # 1HWC, C = in_channels * depth multiplier
+    xo = np.repeat(x.astype(np.int64) - in_zp, multiplier, axis=3)  # channel c*M + m reads c
+    wo = w.astype(np.int64)[0] - f_zp
+    padded, oh, ow = _windows(xo, kh, kw, options)
+    acc = np.zeros((x.shape[0], oh, ow, out_channels), np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            acc += _tap(padded, i, j, oh, ow, options) * wo[i, j]
+    if b is not None:
+        acc += b.astype(np.int64)
+    step.params.update(input_offset=-in_zp, filter_offset=-f_zp, accumulator=acc)
+    multipliers, shifts = _conv_multipliers(interp, op, out_channels)
+    return _requantize(interp, step, acc, multipliers, shifts, options.fusedActivationFunction)
+
+
+def fully_connected(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
+    """int8: TFLite's reference FullyConnectedPerChannel scales the int32 accumulator in double
+    precision, `round(acc * in_scale * w_scale / out_scale)`, not with a fixed-point multiplier."""
+    op, options = step.op, step.op.options
+    _check_quantized(interp, op)
+    x, w, b = inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else None
+    if interp.tensor(op.inputs[0]).type_name != "INT8":
+        raise UnsupportedOpError(f"op {op.index} FULLY_CONNECTED: only int8 is supported")
+    in_zp = interp.quant(op.inputs[0]).zero_point
+    xo = x.reshape(-1, w.shape[1]).astype(np.float64) - in_zp
+    acc = np.rint(xo @ w.astype(np.float64).T).astype(np.int64)
+    if b is not None:
+        acc += b.astype(np.int64)
+    xq, fq, oq = (interp.quant(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    scales = fq.scales if fq.scales.size > 1 else np.full(w.shape[0], fq.scale, np.float32)
+    effective = (
+        float(np.float32(xq.scale)) * scales.astype(np.float64) / float(np.float32(oq.scale))
+    )
+    low, high = activation_range(interp, op.outputs[0], options.fusedActivationFunction)
+    step.params.update(
+        input_offset=-in_zp,
+        accumulator=acc,
+        effective_scale=effective,
+        output_zero_point=oq.zero_point,
+        clamp=(low, high),
+    )
+    return np.clip(_round_half_away(acc.astype(np.float64) * effective) + oq.zero_point, low, high)
+
+
+def add(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
+    """Both inputs rescaled to a common scale with 20 bits of headroom, summed, rescaled."""
+    op = step.op
+    _check_quantized(interp, op)
+    q1, q2, qo = (interp.quant(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    left_shift = 20
+    twice_max = float(2 * max(np.float32(q1.scale), np.float32(q2.scale)))
+    m1, s1 = quantize_multiplier(float(np.float32(q1.scale)) / twice_max)
+    m2, s2 = quantize_multiplier(float(np.float32(q2.scale)) / twice_max)
+    mo, so = quantize_multiplier(
+        twice_max / float(np.float32((1 << left_shift) * np.float32(qo.scale)))
+    )
+    a = (inputs[0].astype(np.int64) - q1.zero_point) << left_shift
+    c = (inputs[1].astype(np.int64) - q2.zero_point) << left_shift
+    scaled1 = multiply_by_quantized_multiplier(a, m1, s1)
+    scaled2 = multiply_by_quantized_multiplier(c, m2, s2)
+    raw = multiply_by_quantized_multiplier(_wrap32(scaled1 + scaled2), mo, so) + qo.zero_point
+    low, high = activation_range(interp, op.outputs[0], op.options.fusedActivationFunction)
+    step.params.update(
+        left_shift=left_shift,
+        input_multipliers=((m1, s1), (m2, s2)),
+        multiplier=mo,
+        shift=so,
+        output_zero_point=qo.zero_point,
+        clamp=(low, high),
+    )
+    return np.clip(raw, low, high)
+
+
+def average_pool_2d(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
+    op, options = step.op, step.op.options
+    _check_quantized(interp, op)
+    x = inputs[0].astype(np.int64)
+    kh, kw = options.filterHeight, options.filterWidth
+    padded, oh, ow = _windows(x, kh, kw, options)
+    ones, _, _ = _windows(np.ones_like(x[..., :1]), kh, kw, options)
+    acc = np.zeros((x.shape[0], oh, ow, x.shape[3]), np.int64)
+    count = np.zeros((x.shape[0], oh, ow, 1), np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            acc += _tap(padded, i, j, oh, ow, options)
+            count += _tap(ones, i, j, oh, ow, options)
+    # (acc +- count/2) / count, C++ division truncating toward zero: halves away from zero.
+    half = count // 2
+    rounded = np.where(acc >= 0, (acc + half) // count, -((-acc + half) // count))
+    low, high = activation_range(interp, op.outputs[0], options.fusedActivationFunction)
+    step.params.update(accumulator=acc, count=count, clamp=(low, high))
+    return np.clip(rounded, low, high)
+
+
+def mean(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
+    """QuantizedMeanOrSum: integer sum, minus zero point times count, then one multiplier that
+    folds the division by the count and the rescaling together."""
+    op = step.op
+    _check_quantized(interp, op)
+    x, axes = inputs[0].astype(np.int64), inputs[1]
+    axes = tuple(sorted({int(a) % x.ndim for a in np.asarray(axes).reshape(-1)}))
+    qi, qo = interp.quant(op.inputs[0]), interp.quant(op.outputs[0])
+    total = x.sum(axis=axes)
+    count = int(np.prod([x.shape[a] for a in axes]))
+    multiplier, shift = quantize_multiplier(
+        float(np.float32(qi.scale)) / float(np.float32(qo.scale))
+    )
+    headroom = min(count.bit_length() - 1, 32, 31 + shift)
+    multiplier = (multiplier << headroom) // count
+    shift -= headroom
+    shifted = _wrap32(total - qi.zero_point * count)
+    low, high = _type_range(interp.tensor(op.outputs[0]))
+    step.params.update(
+        accumulator=total,
+        count=count,
+        multiplier=multiplier,
+        shift=shift,
+        output_zero_point=qo.zero_point,
+        clamp=(low, high),
+    )
+    return np.clip(
+        multiply_by_quantized_multiplier(shifted, multiplier, shift) + qo.zero_point, low, high
+    )
+
+
+def softmax(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
+    """The fixed-point softmax of TFLite's reference kernel: differences from the row maximum
+    scaled to Q5.26, gemmlowp's exp, a Q12.19 sum, its reciprocal, and a rounding shift."""
+    op = step.op
+    _check_quantized(interp, op)
+    x = inputs[0].astype(np.int64)
+    scaled_diff_integer_bits, accumulation_integer_bits = 5, 12
+    qi = interp.quant(op.inputs[0])
+    beta = float(op.options.beta) if op.options is not None else 1.0
+    real = min(
+        beta * float(np.float32(qi.scale)) * (1 << (31 - scaled_diff_integer_bits)), 2.0**31 - 1.0
+    )
+    input_multiplier, input_left_shift = quantize_multiplier(real)
+    max_input_rescaled = (
+        1.0
+        * ((1 << scaled_diff_integer_bits) - 1)
+        * (1 << (31 - scaled_diff_integer_bits))
+        / (1 << input_left_shift)
+    )
+    diff_min = -math.floor(max_input_rescaled)
+    out_type = interp.tensor(op.outputs[0])
+    out_min, out_max = _type_range(out_type)
+    bits = np.iinfo(_dtype(out_type)).bits
+
+    diff = x - x.max(axis=-1, keepdims=True)
+    valid = diff >= diff_min
+    rescaled = multiply_by_quantized_multiplier(diff, input_multiplier, input_left_shift)
+    exps = exp_on_negative_values(rescaled, scaled_diff_integer_bits)
+    exps_accum = rounding_divide_by_pot(exps, accumulation_integer_bits)  # Rescale<12>
+    sum_of_exps = np.where(valid, exps_accum, 0).sum(axis=-1, keepdims=True)
+    sum_of_exps = _wrap32(sum_of_exps)
+    shifted_scale, num_bits_over_unit = get_reciprocal(sum_of_exps, accumulation_integer_bits)
+    exponent = num_bits_over_unit + 31 - bits
+    unsat = rounding_divide_by_pot(_fixed_mul(shifted_scale, exps), exponent)
+    out = np.clip(unsat + out_min, out_min, out_max)
+    step.params.update(
+        input_multiplier=input_multiplier, input_left_shift=input_left_shift, diff_min=diff_min
+    )
+    return np.where(valid, out, out_min)
+
+
+def quantize(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
+    op = step.op
+    source = interp.tensor(op.inputs[0])
+    if source.type_name != "FLOAT32":
+        raise UnsupportedOpError(f"op {op.index} QUANTIZE: only float32 inputs are supported")
+    qo = interp.quant(op.outputs[0])
+    q = inputs[0].astype(np.float32) / np.float32(qo.scale)
+    low, high = _type_range(interp.tensor(op.outputs[0]))
+    return np.clip(_round_half_away(q) + qo.zero_point, low, high)
+
+
+def dequantize(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
+    op = step.op
+    q = interp.quant(op.inputs[0])
+    source = interp.tensor(op.inputs[0])
+    if source.type_name not in ("INT8", "UINT8"):
+        raise UnsupportedOpError(f"op {op.index} DEQUANTIZE: {source.type_name} is not supported")
+    values = inputs[0].astype(np.float64) - q.zero_point
+    return (values * float(np.float32(q.scale))).astype(np.float32)
+
+
+def reshape(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
+    return inputs[0].reshape(interp.tensor(step.op.outputs[0]).shape)
+
+
+def pad(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
+    op = step.op
+    paddings = np.asarray(inputs[1]).reshape(-1, 2)
+    value = (
+        interp.quant(op.outputs[0]).zero_point
+        if interp.tensor(op.outputs[0]).type_name != "FLOAT32"
+        else 0
+    )
+    return np.pad(inputs[0], [tuple(int(v) for v in p) for p in paddings], constant_values=value)
+
+
+def _check_quantized(interp: ReferenceInterpreter, op: Operator) -> None:
+    for index in (*op.inputs[:1], *op.outputs[:1]):
+        t = interp.tensor(index)
+        if t.type_name not in ("INT8", "UINT8") or not t.scales.size:
+            raise UnsupportedOpError(
+                f"op {op.index} {op.opcode}: tensor {t.name!r} is {t.type_name}; the NumPy "
+                "reference runs quantized int8/uint8 graphs only"
+            )
+
+
+_KERNELS = {
+    "CONV_2D": conv_2d,
+    "DEPTHWISE_CONV_2D": depthwise_conv_2d,
+    "FULLY_CONNECTED": fully_connected,
+    "ADD": add,
+    "AVERAGE_POOL_2D": average_pool_2d,
+    "MEAN": mean,
+    "SOFTMAX": softmax,
+    "QUANTIZE": quantize,
+    "DEQUANTIZE": dequantize,
+    "RESHAPE": reshape,
+    "PAD": pad,
+}
