@@ -411,11 +411,19 @@ def conv_2d(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarra
             tap = _tap(padded, i, j, oh, ow, options).astype(np.float64)
             # Integer products summed in float64: exact while |acc| < 2**53.
             acc += np.rint(tap @ wo[:, i, j, :].T.astype(np.float64)).astype(np.int64)
-    if b is not None:
-        acc += b.astype(np.int64)
+    return _finish_conv(interp, step, acc, b, in_zp, f_zp)
+
+
+def _finish_conv(
+    interp: ReferenceInterpreter, step: Step, acc: np.ndarray, bias, in_zp: int, f_zp: int
+) -> np.ndarray:
+    """Bias, then per-channel requantization and the fused activation clamp."""
+    if bias is not None:
+        acc = acc + bias.astype(np.int64)
     step.params.update(input_offset=-in_zp, filter_offset=-f_zp, accumulator=acc)
-    multipliers, shifts = _conv_multipliers(interp, op, out_channels)
-    return _requantize(interp, step, acc, multipliers, shifts, options.fusedActivationFunction)
+    multipliers, shifts = _conv_multipliers(interp, step.op, acc.shape[-1])
+    activation = step.op.options.fusedActivationFunction
+    return _requantize(interp, step, acc, multipliers, shifts, activation)
 
 
 def depthwise_conv_2d(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
@@ -434,11 +442,7 @@ def depthwise_conv_2d(interp: ReferenceInterpreter, step: Step, inputs: list) ->
     for i in range(kh):
         for j in range(kw):
             acc += _tap(padded, i, j, oh, ow, options) * wo[i, j]
-    if b is not None:
-        acc += b.astype(np.int64)
-    step.params.update(input_offset=-in_zp, filter_offset=-f_zp, accumulator=acc)
-    multipliers, shifts = _conv_multipliers(interp, op, out_channels)
-    return _requantize(interp, step, acc, multipliers, shifts, options.fusedActivationFunction)
+    return _finish_conv(interp, step, acc, b, in_zp, f_zp)
 
 
 def fully_connected(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:

@@ -99,6 +99,11 @@ def _requantize_lines(
     ], final
 
 
+def _step_requantize_lines(step: Any, acc: int) -> tuple[list[str], int]:
+    p = step.params
+    return _requantize_lines(acc, p["multiplier"], p["shift"], p["output_zero_point"], p["clamp"])
+
+
 def _conv_terms(reference, values, op, position, depthwise: bool):
     options = op.options
     x, w = values[op.inputs[0]], values[op.inputs[1]]
@@ -199,13 +204,7 @@ def _explain_add(reference, values, op, position):
             f"{shifted}; * multiplier {m} with shift {s} = {sc}"
         )
     lines.append(f"sum = {scaled[0] + scaled[1]}")
-    more, result = _requantize_lines(
-        scaled[0] + scaled[1],
-        step.params["multiplier"],
-        step.params["shift"],
-        step.params["output_zero_point"],
-        step.params["clamp"],
-    )
+    more, result = _step_requantize_lines(step, scaled[0] + scaled[1])
     return lines + more, result
 
 
@@ -224,13 +223,7 @@ def _explain_mean(reference, values, op, position):
         f"- zero point {in_zp} * {count} = {total - in_zp * count}",
         "the division by the count is folded into the multiplier: (M << s) / count",
     ]
-    more, result = _requantize_lines(
-        total - in_zp * count,
-        step.params["multiplier"],
-        step.params["shift"],
-        step.params["output_zero_point"],
-        step.params["clamp"],
-    )
+    more, result = _step_requantize_lines(step, total - in_zp * count)
     return lines + more, result
 
 
