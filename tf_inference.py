@@ -8,11 +8,14 @@ A thin wrapper over `mobilenet-v2 classify` with the seed's flags and its prepro
 """
 
 import argparse
+import os
 import sys
 
 from mobilenet_v2.cli import main
 
 if __name__ == "__main__":
+    # `bazel run` starts programs in their runfiles; paths on the command line are the caller's.
+    os.chdir(os.environ.get("BUILD_WORKING_DIRECTORY", "."))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-i", "--image", required=True, help="image to classify")
     parser.add_argument("--input_mean", type=float, default=127.5)

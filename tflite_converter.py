@@ -7,6 +7,7 @@ Writes DIR/mobilenet_v2_1.0_224_quant.tflite. A thin wrapper over `mobilenet-v2 
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from mobilenet_v2.cli import main
 MODEL_NAME = "mobilenet_v2_1.0_224_quant.tflite"
 
 if __name__ == "__main__":
+    # `bazel run` starts programs in their runfiles; paths on the command line are the caller's.
+    os.chdir(os.environ.get("BUILD_WORKING_DIRECTORY", "."))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--save_to", default="models", help="output directory (models)")
     parser.add_argument("--weights", default=None, help="weights file (.h5, .keras, .tflite)")

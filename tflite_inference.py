@@ -11,6 +11,7 @@ preprocessing recorded inside it; the flags override. No TensorFlow is imported.
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from mobilenet_v2.cli import main
 DEFAULT_MODEL = Path("models") / "mobilenet_v2_1.0_224_quant.tflite"
 
 if __name__ == "__main__":
+    # `bazel run` starts programs in their runfiles; paths on the command line are the caller's.
+    os.chdir(os.environ.get("BUILD_WORKING_DIRECTORY", "."))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-i", "--image", required=True, help="image to classify")
     parser.add_argument("--input_mean", type=float, default=None)
