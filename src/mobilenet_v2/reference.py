@@ -58,8 +58,9 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
 
 
 def saturating_rounding_doubling_high_mul(a: np.ndarray, b: Any) -> np.ndarray:
-    """(a * b * 2) >> 32 with round-half-away... exactly gemmlowp's SRDHM on int32 values:
-    nudge by +-2**30, then divide by 2**31 truncating toward zero."""
+    """gemmlowp's SaturatingRoundingDoublingHighMul: the high 32 bits of 2 * a * b, i.e.
+    (a * b + nudge) / 2**31 truncated toward zero, nudge 2**30 (1 - 2**30 when a * b < 0);
+    INT32_MIN * INT32_MIN saturates to INT32_MAX."""
     a = np.asarray(a, np.int64)
     b = np.asarray(b, np.int64)
     ab = a * b
