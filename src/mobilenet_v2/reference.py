@@ -395,13 +395,19 @@ def _offsets(interp: ReferenceInterpreter, op: Operator) -> tuple[int, np.ndarra
     return in_zp, f_zp
 
 
-def conv_2d(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
-    op, options = step.op, step.op.options
+def _conv_inputs(interp: ReferenceInterpreter, step: Step, inputs: list):
+    """Input, weights, bias (or None) and the two zero points of a convolution."""
+    op = step.op
     _check_quantized(interp, op)
-    if (options.dilationHFactor, options.dilationWFactor) != (1, 1):
-        raise UnsupportedOpError(f"op {op.index} CONV_2D: dilation is not supported")
-    x, w, b = inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else None
-    in_zp, f_zp = _offsets(interp, op)
+    if (op.options.dilationHFactor, op.options.dilationWFactor) != (1, 1):
+        raise UnsupportedOpError(f"op {op.index} {op.opcode}: dilation is not supported")
+    bias = inputs[2] if len(inputs) > 2 else None
+    return (inputs[0], inputs[1], bias, *_offsets(interp, op))
+
+
+def conv_2d(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
+    options = step.op.options
+    x, w, b, in_zp, f_zp = _conv_inputs(interp, step, inputs)
     xo = x.astype(np.int64) - in_zp
     wo = w.astype(np.int64) - f_zp  # OHWI
     out_channels, kh, kw, _ = w.shape
@@ -428,12 +434,8 @@ def _finish_conv(
 
 
 def depthwise_conv_2d(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
-    op, options = step.op, step.op.options
-    _check_quantized(interp, op)
-    if (options.dilationHFactor, options.dilationWFactor) != (1, 1):
-        raise UnsupportedOpError(f"op {op.index} DEPTHWISE_CONV_2D: dilation is not supported")
-    x, w, b = inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else None
-    in_zp, f_zp = _offsets(interp, op)
+    options = step.op.options
+    x, w, b, in_zp, f_zp = _conv_inputs(interp, step, inputs)
     multiplier = options.depthMultiplier or 1
     _, kh, kw, out_channels = w.shape  # 1HWC, C = in_channels * depth multiplier
     xo = np.repeat(x.astype(np.int64) - in_zp, multiplier, axis=3)  # channel c*M + m reads c
