@@ -51,5 +51,11 @@ def preprocessing_for(classifier: Classifier, **overrides: Any) -> dict[str, Any
     return {k: prep[k] for k in ("size", "resize", "crop_fraction", "mean", "std")}
 
 
+def preprocessing_record(classifier: Classifier, overrides: dict[str, Any]) -> dict[str, Any]:
+    """`preprocessing_for` as JSON-ready values (lists for tuples), for reports and manifests."""
+    prep = preprocessing_for(classifier, **overrides)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in prep.items()}
+
+
 def load_for(classifier: Classifier, path: str | os.PathLike, **overrides: Any) -> np.ndarray:
     return load_image(path, **preprocessing_for(classifier, **overrides))

@@ -64,8 +64,8 @@ def compare(
     **preprocessing: Any,
 ) -> dict[str, Any]:
     """Per-layer float vs dequantized INT8 statistics over `images`; layers in network order."""
-    from mobilenet_v2.classifier import KerasClassifier, load_for, preprocessing_for
-    from mobilenet_v2.dump import keras_tensors
+    from mobilenet_v2.classifier import KerasClassifier, load_for, preprocessing_record
+    from mobilenet_v2.dump import dequantize, keras_tensors
     from mobilenet_v2.interpreter import TFLiteClassifier
     from mobilenet_v2.tensor_map import tflite_table
     from mobilenet_v2.tflite_file import parse_tflite
@@ -95,13 +95,13 @@ def compare(
         float_table, float_arrays = keras_tensors(float_model.model, batch)
         float_by_name = {t.file_name: t.index for t in float_table.tensors.values()}
         for i, x in enumerate(batch):
-            interpreter.set_tensor(quantized._input["index"], quantized.quantize_input(x[None]))
-            interpreter.invoke()
+            quantized.invoke(quantized.quantize_input(x[None]))
             for name, t in by_name.items():
                 if name not in float_by_name:
                     continue
                 f = float_arrays[float_by_name[name]][i]
-                q = _dequantized(interpreter.get_tensor(t.index), details[t.index])
+                params = details[t.index]["quantization_parameters"]
+                q = dequantize(interpreter.get_tensor(t.index), params)
                 if q.size == f.size + 1 and name in _CLASSIFIER:
                     q = q.reshape(-1)[1:]  # TF-slim's background class
                 if q.size != f.size:
@@ -136,25 +136,10 @@ def compare(
         "weights": str(weights),
         "kernels": kernels,
         "images": [str(p) for p in images],
-        "preprocessing": {
-            k: list(v) if isinstance(v, tuple) else v
-            for k, v in preprocessing_for(quantized, **preprocessing).items()
-        },
+        "preprocessing": preprocessing_record(quantized, preprocessing),
         "top1_agreement": agree / len(images) if "predictions" in stats else None,
         "layers": layers,
     }
-
-
-def _dequantized(q: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
-    params = detail["quantization_parameters"]
-    scales = np.asarray(params["scales"], np.float32)
-    if q.dtype.kind == "f" or scales.size == 0:
-        return q.astype(np.float32)
-    shape = [1] * q.ndim
-    if scales.size > 1:
-        shape[int(params["quantized_dimension"])] = -1
-    zero_points = np.asarray(params["zero_points"], np.float32).reshape(shape)
-    return (q.astype(np.float32) - zero_points) * scales.reshape(shape)
 
 
 # --- Report ----------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def dump_tflite(
     bit-exact with TFLite's reference kernels, no LiteRT). Never XNNPACK: a delegate computes
     intermediates out of the interpreter's view.
     """
-    from mobilenet_v2.classifier import load_for
+    from mobilenet_v2.classifier import load_for, preprocessing_record
     from mobilenet_v2.interpreter import TFLiteClassifier
     from mobilenet_v2.tensor_map import tflite_table
     from mobilenet_v2.tflite_file import parse_tflite
@@ -81,9 +81,8 @@ def dump_tflite(
         model, xnnpack=False, reference_kernels=kernels == "reference", preserve_all_tensors=True
     )
     x = load_for(classifier, image, **preprocessing)
+    classifier.invoke(classifier.quantize_input(x[None]))
     interpreter = classifier.interpreter
-    interpreter.set_tensor(classifier._input["index"], classifier.quantize_input(x[None]))
-    interpreter.invoke()
     table = tflite_table(parse_tflite(classifier.raw, classifier.path))
     arrays: dict[int, np.ndarray | None] = {}
     for detail in interpreter.get_tensor_details():
@@ -116,7 +115,7 @@ def dump_tflite(
         "kernels": kernels,
         "model": str(classifier.path),
         "image": str(image),
-        "preprocessing": _preprocessing_record(classifier, preprocessing),
+        "preprocessing": preprocessing_record(classifier, preprocessing),
     }
     return write_dump(output, table, arrays, info, fmt, data_format)
 
@@ -130,7 +129,7 @@ def _dump_reference(
     **preprocessing: Any,
 ) -> Path:
     """The same files from `mobilenet_v2.reference`, the NumPy integer kernels."""
-    from mobilenet_v2.classifier import load_for
+    from mobilenet_v2.classifier import load_for, preprocessing_record
     from mobilenet_v2.reference import ReferenceInterpreter
     from mobilenet_v2.tensor_map import tflite_table
 
@@ -143,7 +142,7 @@ def _dump_reference(
         "kernels": "mobilenet_v2.reference",
         "model": str(reference.path),
         "image": str(image),
-        "preprocessing": _preprocessing_record(reference, preprocessing),
+        "preprocessing": preprocessing_record(reference, preprocessing),
     }
     return write_dump(output, table, dict(values), info, fmt, data_format)
 
@@ -161,7 +160,7 @@ def dump_keras(
     """Every layer's output and weights of the float model, plus what pairs with the TFLite
     files: `<conv>.folded_kernel` / `.folded_bias` (BN folded in, as the converter does) and
     `predictions_logits` (the classifier before its softmax)."""
-    from mobilenet_v2.classifier import KerasClassifier, load_for
+    from mobilenet_v2.classifier import KerasClassifier, load_for, preprocessing_record
 
     _check_options(fmt, data_format, "reference")
     check_output_dir(output)
@@ -174,7 +173,7 @@ def dump_keras(
         "weights": str(weights),
         "alpha": alpha,
         "image": str(image),
-        "preprocessing": _preprocessing_record(classifier, preprocessing),
+        "preprocessing": preprocessing_record(classifier, preprocessing),
     }
     return write_dump(output, table, arrays, info, fmt, data_format)
 
@@ -245,13 +244,6 @@ def _add(
     table.tensors[index] = t
     arrays[index] = value
     return t
-
-
-def _preprocessing_record(classifier: Any, overrides: dict[str, Any]) -> dict[str, Any]:
-    from mobilenet_v2.classifier import preprocessing_for
-
-    prep = preprocessing_for(classifier, **overrides)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in prep.items()}
 
 
 def _check_options(fmt: str, data_format: str, kernels: str) -> None:
@@ -459,10 +451,12 @@ def _manifest_entry(path: Path) -> dict[str, Any]:
 def dequantize(array: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
     """`(q - zero_point) * scale` with the file's own parameters (per channel along
     `quantized_dimension` as written); float tensors come back as float32."""
-    scales = np.asarray(meta.get("scales") or [], np.float32)
+    scales = np.asarray(meta.get("scales", []), np.float32)
     if scales.size == 0 or array.dtype.kind == "f":
         return array.astype(np.float32)
-    zero_points = np.asarray(meta.get("zero_points") or [0] * scales.size, np.float32)
+    zero_points = np.asarray(meta.get("zero_points", []), np.float32)
+    if zero_points.size == 0:
+        zero_points = np.zeros_like(scales)
     shape = [1] * array.ndim
     if scales.size > 1:
         shape[int(meta["quantized_dimension"])] = -1

@@ -12,6 +12,7 @@ from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.reference import (
     ReferenceInterpreter,
     _padding,
+    _round_half_away,
     exp_on_negative_values,
     get_reciprocal,
     multiply_by_quantized_multiplier,
@@ -174,7 +175,7 @@ def _explain_fully_connected(reference, values, op, position):
     step = next(s for s in reference.steps if s.op is op)
     scale = float(step.params["effective_scale"][oc])
     product = (acc + bias) * scale
-    rounded = int(np.sign(product) * np.floor(abs(product) + 0.5))
+    rounded = _round_half_away(product)
     zp, clamp = step.params["output_zero_point"], step.params["clamp"]
     final = min(max(rounded + zp, clamp[0]), clamp[1])
     lines += [
@@ -282,7 +283,7 @@ def _explain_quantize(reference, values, op, position):
     q = reference.quant(op.outputs[0])
     f = np.float32(values[op.inputs[0]][position])
     ratio = f / np.float32(q.scale)
-    rounded = int(np.trunc(ratio) + (np.sign(ratio) if abs(ratio - np.trunc(ratio)) >= 0.5 else 0))
+    rounded = _round_half_away(ratio)
     info = np.iinfo(np.dtype(reference.tensor(op.outputs[0]).type_name.lower()))
     final = min(max(rounded + q.zero_point, int(info.min)), int(info.max))
     return [
