@@ -7,23 +7,27 @@ A thin wrapper over `mobilenet-v2 classify` with the seed's flags and its prepro
 (the whole image resized to 224x224, no crop).
 """
 
-import argparse
 import os
 import sys
 
-from mobilenet_v2.cli import main
+from mobilenet_v2.cli import ArgumentParser, main, pixel_mean, positive_float
+
+PROG = "tf_inference.py"
+SPELLINGS = {"--input-mean": "--input_mean", "--input-std": "--input_std"}
 
 if __name__ == "__main__":
     # `bazel run` starts programs in their runfiles; paths on the command line are the caller's.
     os.chdir(os.environ.get("BUILD_WORKING_DIRECTORY", "."))
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("-i", "--image", required=True, help="image to classify")
-    parser.add_argument("--input_mean", type=float, default=127.5)
-    parser.add_argument("--input_std", type=float, default=127.5)
-    parser.add_argument("--weights", default=None, help="weights file (.h5, .keras, .tflite)")
+    parser.add_argument("--input_mean", type=pixel_mean, default=127.5)
+    parser.add_argument("--input_std", type=positive_float, default=127.5)
+    parser.add_argument(
+        "--weights", default=None, help="weights file (.h5, .keras, .tflite) or 'none'"
+    )
     args = parser.parse_args()
     argv = ["classify", args.image, "--resize", "stretch", "--top", "5"]
     argv += ["--input-mean", str(args.input_mean), "--input-std", str(args.input_std)]
     if args.weights:
         argv += ["--weights", args.weights]
-    sys.exit(main(argv))
+    sys.exit(main(argv, prog=PROG, spellings=SPELLINGS))

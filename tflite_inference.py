@@ -10,24 +10,32 @@ preprocessing recorded inside it; the flags override. No TensorFlow is imported.
 (`mobilenet-v2 dump`: text with headers, manifest.json, manifest.csv) into DIR.
 """
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
-from mobilenet_v2.cli import main
+from mobilenet_v2.cli import ArgumentParser, error, main, pixel_mean, positive_float, positive_int
+from mobilenet_v2.errors import MobileNetV2Error
+from mobilenet_v2.outputs import check_output_dir
 
-DEFAULT_MODEL = Path("models") / "mobilenet_v2_1.0_224_quant.tflite"
+PROG = "tflite_inference.py"
+DEFAULT_MODEL = Path("models") / "mobilenet_v2_1.0_224_int8.tflite"
+SPELLINGS = {
+    "--input-mean": "--input_mean",
+    "--input-std": "--input_std",
+    "--num-threads": "--num_threads",
+    "--data-format": "--data_format",
+}
 
 if __name__ == "__main__":
     # `bazel run` starts programs in their runfiles; paths on the command line are the caller's.
     os.chdir(os.environ.get("BUILD_WORKING_DIRECTORY", "."))
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("-i", "--image", required=True, help="image to classify")
-    parser.add_argument("--input_mean", type=float, default=None)
-    parser.add_argument("--input_std", type=float, default=None)
+    parser.add_argument("--input_mean", type=pixel_mean, default=None)
+    parser.add_argument("--input_std", type=positive_float, default=None)
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help=f"({DEFAULT_MODEL})")
-    parser.add_argument("--num_threads", type=int, default=None)
+    parser.add_argument("--num_threads", type=positive_int, default=None)
     parser.add_argument("--save_to", default=None, metavar="DIR", help="dump every tensor here")
     parser.add_argument(
         "--data_format",
@@ -37,12 +45,18 @@ if __name__ == "__main__":
     )
     args = parser.parse_args()
     if not Path(args.model).is_file():
-        print(
-            f"tflite_inference.py: error: {args.model}: model not found; make it with "
-            "`python tflite_converter.py --save_to models` or pass --model M.tflite",
-            file=sys.stderr,
+        sys.exit(
+            error(
+                PROG,
+                f"{args.model}: model not found; convert one with `python tflite_converter.py "
+                "--save_to models --weights W --calibration_dir DIR`, or pass --model M.tflite",
+            )
         )
-        sys.exit(1)
+    if args.save_to:
+        try:
+            check_output_dir(args.save_to)  # before classifying, not after
+        except MobileNetV2Error as exc:
+            sys.exit(error(PROG, str(exc)))
     # The seed resizes the whole image (no crop), as tf_inference.py does.
     overrides = ["--resize", "stretch"]
     for flag, value in [("--input-mean", args.input_mean), ("--input-std", args.input_std)]:
@@ -51,8 +65,9 @@ if __name__ == "__main__":
     argv = ["classify", args.image, "--model", args.model, "--top", "5", *overrides]
     if args.num_threads is not None:
         argv += ["--num-threads", str(args.num_threads)]
-    status = main(argv)
+    status = main(argv, prog=PROG, spellings=SPELLINGS)
     if status == 0 and args.save_to:
         dump = ["dump", args.image, "--model", args.model, "--output", args.save_to]
-        status = main([*dump, "--data-format", args.data_format, *overrides])
+        dump += ["--data-format", args.data_format, *overrides]
+        status = main(dump, prog=PROG, spellings=SPELLINGS)
     sys.exit(status)

@@ -35,6 +35,7 @@ def main() -> None:
     from mobilenet_v2 import benchmark
     from mobilenet_v2._tf import keras
     from mobilenet_v2.convert import INT8_INPUT, calibration_images, convert, convert_file
+    from mobilenet_v2.machine import describe
     from mobilenet_v2.model import MobileNetV2
     from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING
 
@@ -99,6 +100,7 @@ def main() -> None:
         f"- tflite_inference.py -i IMAGE, process start to printed result: median "
         f"{statistics.median(cold):.2f} s of 5 (target <= 1.5 s)"
     )
+    print(f"\nMeasured on: {describe()}")
 
 
 if __name__ == "__main__":

@@ -153,3 +153,145 @@ def test_corrupt_weights_subprocess_has_no_traceback(tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith(f"mobilenet-v2: error: {weights}: corrupt or truncated")
     assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
+
+
+# --- Flags and inputs that cannot work are refused in one line -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--input-std", "0"], "argument --input-std: must be a positive number, got 0"),
+        (["--input-std", "-1"], "argument --input-std: must be a positive number, got -1"),
+        (["--input-std", "nan"], "argument --input-std: must be a finite number, got nan"),
+        (["--input-mean", "nan"], "argument --input-mean: must be a finite number, got nan"),
+        (["--input-mean", "-3"], "argument --input-mean: must be a pixel value in [0, 255]"),
+    ],
+)
+def test_a_normalization_that_cannot_map_pixels_is_refused(capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(["classify", str(IMAGES / "cat.bmp"), "--model", str(FIXTURE_TFLITE), *flags])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("mobilenet-v2 classify: error: ") and message in err
+
+
+def test_load_image_refuses_a_zero_std():
+    from mobilenet_v2 import load_image
+
+    with pytest.raises(ValueError, match="std must be a positive number"):
+        load_image(IMAGES / "cat.bmp", std=0.0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["classify", "CAT", "--model", "FIX", "--alpha", "0.5"], "--alpha sets the TF model"),
+        (["classify", "CAT", "--model", "FIX", "--size", "96"], "--size sets the TF model"),
+        (["classify", "CAT", "--model", "FIX", "--weights", "FIX"], "not both"),
+        (["classify", "CAT", "--weights", "FIX", "--num-threads", "2"], "applies to LiteRT"),
+        (["classify", "CAT", "--weights", "FIX", "--no-xnnpack"], "--no-xnnpack applies to"),
+        (["evaluate", "DIR", "--model", "FIX", "--alpha", "0.5"], "--alpha sets the TF model"),
+        (["dump", "CAT", "--output", "OUT", "--model", "FIX", "--size", "96"], "--size sets"),
+        (["dump", "CAT", "--output", "OUT", "--kernels", "optimized"], "chooses LiteRT's"),
+        (["inspect", "FIX", "--alpha", "0.5"], "--alpha sets the TF model"),
+        (["benchmark", "FIX", "--size", "96"], "--size sets the TF model"),
+        (
+            ["convert", "--output", "OUT", "--quantize", "float16", "--calibration-size", "8"],
+            "--calibration-size applies to --quantize int8",
+        ),
+    ],
+)
+def test_flags_the_chosen_engine_would_ignore_are_refused(tmp_path, capsys, argv, message):
+    names = {
+        "CAT": str(IMAGES / "cat.bmp"),
+        "FIX": str(FIXTURE_TFLITE),
+        "DIR": str(IMAGES),
+        "OUT": str(tmp_path / "out"),
+    }
+    assert main([names.get(a, a) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_weights_none_is_random_initialization_everywhere(capsys, monkeypatch):
+    assert main(["classify", str(IMAGES / "cat.bmp"), "--weights", "none", "--top", "3"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+    monkeypatch.setenv("MOBILENET_V2_WEIGHTS", "None")  # the variable takes the same word
+    assert main(["classify", str(IMAGES / "cat.bmp"), "--top", "1"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+
+
+def test_a_file_named_tflite_that_is_not_one_is_called_invalid(tmp_path, capsys):
+    fake = tmp_path / "fake.tflite"
+    fake.write_text("this is not a model")
+    assert main(["classify", str(IMAGES / "cat.bmp"), "--weights", str(fake)]) == 1
+    expected = f"{fake}: not a valid TFLite model (no TFL3 flatbuffer identifier)"
+    assert capsys.readouterr().err == f"mobilenet-v2: error: {expected}\n"
+
+
+def test_evaluate_of_a_missing_directory_says_not_found(tmp_path, capsys):
+    missing = tmp_path / "missing"
+    assert main(["evaluate", str(missing), "--model", str(FIXTURE_TFLITE)]) == 1
+    assert capsys.readouterr().err == f"mobilenet-v2: error: {missing}: directory not found\n"
+
+
+def test_a_closed_pipe_ends_the_run_quietly_with_sigpipes_status():
+    """`mobilenet-v2 classify DIR | head -1`: the reader has gone; no error, no traceback,
+    and the status a program killed by SIGPIPE reports (128 + 13), as `yes | head` does."""
+    process = subprocess.Popen(
+        [COMMAND, "classify", str(IMAGES), "--model", str(FIXTURE_TFLITE)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    process.stdout.close()  # the reader goes away before the first result is written
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141 and stderr == ""
+
+
+def test_seed_scripts_name_themselves_and_their_own_flags(tmp_path):
+    few = tmp_path / "few"
+    few.mkdir()
+    for name in ("parrot.jpg", "cat.bmp"):
+        (few / name).symlink_to(IMAGES / name)
+    result = run(
+        sys.executable,
+        "tflite_converter.py",
+        "--save_to",
+        str(tmp_path / "out"),
+        "--calibration_dir",
+        str(few),
+    )
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("tflite_converter.py: error: ")
+    assert "--calibration_size" in result.stderr and "--force" in result.stderr
+    assert "--calibration-size" not in result.stderr
+    assert not (tmp_path / "out").exists()  # the directory it would have made is gone again
+
+
+def test_seed_converter_download_hint_names_its_own_flag(tmp_path, monkeypatch, capsys):
+    import runpy
+
+    from mobilenet_v2 import convert
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(convert, "IMAGENETTE_URL", "http://127.0.0.1:9/imagenette2-160.tgz")
+    monkeypatch.setattr(sys, "argv", ["tflite_converter.py", "--save_to", str(tmp_path / "m")])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(ROOT / "tflite_converter.py"), run_name="__main__")
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and err.startswith("tflite_converter.py: error: ")
+    assert "--calibration_dir" in err and "--calibration-dir" not in err
+
+
+@pytest.mark.parametrize("script", ["tflite_converter.py", "tflite_inference.py"])
+def test_seed_scripts_check_save_to_before_any_work(tmp_path, script):
+    args = ["--save_to", str(tmp_path / "missing" / "x")]
+    if script == "tflite_inference.py":
+        args += ["-i", str(IMAGES / "cat.bmp"), "--model", str(FIXTURE_TFLITE)]
+    result = run(sys.executable, script, *args)
+    assert result.returncode == 1 and result.stdout == "", result.stdout
+    assert result.stderr.startswith(f"{script}: error: ") and "does not exist" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and list(tmp_path.iterdir()) == []

@@ -48,4 +48,7 @@ def test_top1_on_the_imagenet_sample_with_crop(fixture_model):
     predicted = fixture_model.predict(x, batch_size=50, verbose=0).argmax(axis=1)
     accuracy = float((predicted == labels).mean())
     print(f"top-1 on {len(files)} sample images: {accuracy:.3f}")
-    assert accuracy >= 0.87
+    # 90.4 % (452 images) on AMD EPYC and on Intel Xeon: float arithmetic, where another
+    # CPU's kernels can only flip near-ties. Allowed: 4 images fewer (one image = 0.2 points);
+    # the seed's stretch preprocessing, about 6 points less, fails.
+    assert accuracy >= 0.896 - 1e-9

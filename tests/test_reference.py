@@ -158,21 +158,38 @@ def test_unsupported_op_is_named(int8_model, tmp_path):
         ReferenceInterpreter(model)
 
 
-def test_float_model_is_refused_naming_the_op(tmp_path):
-    path = tmp_path / "float.tflite"
-    args = [
-        "convert",
-        "--output",
-        str(path),
-        "--weights",
-        str(FIXTURE_TFLITE),
-        "--quantize",
-        "none",
-    ]
-    assert main(args) == 0
-    reference = ReferenceInterpreter(path)
-    with pytest.raises(UnsupportedOpError, match=r"op 0 CONV_2D.*FLOAT32"):
-        reference.run(np.zeros((1, 224, 224, 3), np.float32))
+@pytest.mark.parametrize(("quantize", "kind"), [("none", "float32"), ("float16", "float16")])
+def test_float_models_are_refused_naming_the_file_and_the_kind(tmp_path, capsys, quantize, kind):
+    path = tmp_path / f"{kind}.tflite"
+    args = ["convert", "--output", str(path), "--weights", str(FIXTURE_TFLITE), "--size", "96"]
+    assert main([*args, "--quantize", quantize]) == 0
+    capsys.readouterr()
+    expected = (
+        f"{path}: the NumPy reference runs int8/uint8 quantized models only; this is a {kind} "
+        "model (op "  # then the first convolution: op 0, or after float16's DEQUANTIZE ops
+    )
+    with pytest.raises(UnsupportedOpError) as error:
+        ReferenceInterpreter(path)
+    assert str(error.value).startswith(expected)
+    assert f"CONV_2D: FLOAT32 input, {kind.upper()} weights)" in str(error.value)
+    image = str(IMAGES / "cat.bmp")
+    for argv in (
+        ["trace", str(path), image, "--tensor", "0", "--index", "0,0,0,0"],
+        [
+            "dump",
+            image,
+            "--model",
+            str(path),
+            "--output",
+            str(tmp_path / "d"),
+            "--engine",
+            "reference",
+        ],
+    ):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"mobilenet-v2: error: {expected}") and len(err.splitlines()) == 1
+    assert not (tmp_path / "d").exists()
 
 
 def test_reference_dump_equals_the_litert_dump(int8_model, tmp_path):

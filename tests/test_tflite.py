@@ -17,6 +17,7 @@ from conftest import FIXTURE_TFLITE, IMAGES, ROOT, SAMPLE
 from mobilenet_v2.classifier import load_tflite
 from mobilenet_v2.cli import main
 from mobilenet_v2.labels import synset_to_index
+from mobilenet_v2.machine import describe, machine_info
 from mobilenet_v2.tflite_file import read_metadata, read_tflite
 
 WEIGHTS = str(FIXTURE_TFLITE)
@@ -47,26 +48,33 @@ def models(tmp_path_factory, splits):
     for kind in ("int8", "float16", "dynamic", "none"):
         path = out / f"{kind}.tflite"
         args = ["convert", "--output", str(path), "--weights", WEIGHTS, "--quantize", kind]
-        assert main([*args, "--calibration-dir", str(splits[0])]) == 0
+        if kind == "int8":
+            args += ["--calibration-dir", str(splits[0]), "--calibration-size", "250"]
+        assert main(args) == 0
         made[kind] = path
     return made
 
 
 @pytest.fixture(scope="module")
 def accuracy(models, splits):
+    """INT8 against the TF float model on the 250 held-out images (it was calibrated on the
+    other split); float16, dynamic-range and float32, which need no calibration, on all 500
+    (a finer resolution: one image is 0.2 points). Default kernels (XNNPACK)."""
     from mobilenet_v2 import evaluate
     from mobilenet_v2.classifier import KerasClassifier
 
-    classifiers = [KerasClassifier(WEIGHTS)] + [
-        load_tflite(models[k]) for k in ("int8", "float16", "dynamic", "none")
-    ]
-    report = evaluate.evaluate(classifiers, evaluate.labelled_images(splits[1]))
-    return {
-        name: row
-        for name, row in zip(
-            ["float", "int8", "float16", "dynamic", "none"], report["results"], strict=True
-        )
-    }
+    float_model = KerasClassifier(WEIGHTS)
+    held_out = evaluate.evaluate(
+        [float_model, load_tflite(models["int8"])], evaluate.labelled_images(splits[1])
+    )
+    kinds = ("float16", "dynamic", "none")
+    everything = evaluate.evaluate(
+        [float_model, *(load_tflite(models[k]) for k in kinds)], evaluate.labelled_images(SAMPLE)
+    )
+    rows = {"float": held_out["results"][0], "int8": held_out["results"][1]}
+    rows["float_500"] = everything["results"][0]
+    rows.update(zip(kinds, everything["results"][1:], strict=True))
+    return rows
 
 
 def test_calibration_and_evaluation_splits_are_disjoint(splits):
@@ -111,19 +119,83 @@ def test_model_records_its_preprocessing_and_labels(models):
     assert read_metadata(models["float16"].read_bytes())["preprocessing"]["mean"] == 127.5
 
 
-def test_int8_accuracy_is_within_one_point_of_float(accuracy):
-    """Measured here (XNNPACK, the default): float 90.4 %, int8 90.0 %, agreement 95.6 %."""
+# Accuracy thresholds (issue 10). They come from the spread measured across LiteRT's kernel
+# sets (XNNPACK, built-in, reference) and CPUs (AMD EPYC; Intel Xeon with AVX-512 VNNI/AMX)
+# by benchmarks/accuracy_spread.py, tabled in docs/benchmarks.md ("Accuracy across kernels
+# and CPUs"), and from the sets' resolution: one image is 0.4 points of 250, 0.2 of 500.
+# On 250 images the 127.5-grid regression (-0.4 to -2.4 points, depending on the kernels)
+# lies inside that spread, so no accuracy threshold can catch it honestly: the exact
+# input-grid test below does, on every CPU.
+
+
+def test_int8_top1_is_within_the_kernel_spread_of_float(accuracy):
+    """INT8 minus float, top-1 on 250: XNNPACK -0.4 (EPYC and Intel), built-in kernels
+    -1.2 (EPYC) and -2.0 (Intel), reference kernels -0.8. Allowed: the worst of those
+    (5 images) plus one image, -2.4 points; a broken conversion loses far more."""
     float_top1, int8 = accuracy["float"]["top1"], accuracy["int8"]
-    print(
-        f"float {float_top1:.3f}, int8 {int8['top1']:.3f}, agreement {int8['agreement_top1']:.3f}"
+    print(f"float {float_top1:.3f}, int8 {int8['top1']:.3f}, agreement {int8['agreement_top1']}")
+    assert int8["top1"] >= float_top1 - 0.024 - 1e-9
+
+
+def test_int8_agrees_with_float_within_the_kernel_spread(accuracy):
+    """Top-1 agreement with float on 250: 93.6-95.6 % across kernels and both CPUs (93.2 %
+    when calibrated on only 8 images). Allowed: 92.4 %, three images under the lowest."""
+    assert accuracy["int8"]["agreement_top1"] >= 0.924 - 1e-9
+
+
+def test_float16_and_float32_agree_with_float(accuracy):
+    """On 500: 100 % agreement and the same top-1 with XNNPACK and the built-in kernels on
+    Intel, and on 250 on EPYC. Allowed: two images of 500 (near-ties the float16 weights or
+    another CPU's float kernels may flip)."""
+    for kind in ("float16", "none"):
+        assert accuracy[kind]["agreement_top1"] >= 0.996 - 1e-9, kind
+        assert abs(accuracy[kind]["top1"] - accuracy["float_500"]["top1"]) <= 0.004 + 1e-9, kind
+
+
+def test_dynamic_range_is_within_the_kernel_spread_of_float(accuracy):
+    """Dynamic-range minus float, top-1: on 500 -0.4 (XNNPACK and built-in) and -0.2
+    (reference) on Intel; on 250 -0.4 to -2.0 across kernels and both CPUs, at most 5 images.
+    Allowed on 500: -1.6 points (8 images). Agreement: 97.0-97.2 % on 500 (Intel), 95.6-96.8
+    % on 250 (both CPUs); allowed 95.0 %."""
+    dynamic = accuracy["dynamic"]
+    assert dynamic["top1"] >= accuracy["float_500"]["top1"] - 0.016 - 1e-9
+    assert dynamic["agreement_top1"] >= 0.95 - 1e-9
+
+
+def input_grid(path: Path, **overrides) -> np.ndarray:
+    """What the model's input tensor receives for the 256 pixel levels, through the
+    normalization the model records (or `overrides`) and its input quantization."""
+    from mobilenet_v2.classifier import preprocessing_for
+
+    classifier = load_tflite(path)
+    prep = preprocessing_for(classifier, **overrides)
+    pixels = np.arange(256, dtype=np.float32).reshape(1, 1, 256, 1)
+    normalized = (pixels - np.float32(prep["mean"])) / np.float32(prep["std"])
+    return classifier.quantize_input(normalized).ravel()
+
+
+def test_int8_input_grid_maps_every_pixel_exactly(models):
+    """Pixel p reaches the INT8 model as p - 128: all 256 levels distinct, none rounded.
+    Exact on any CPU, where the 127.5 regression's accuracy cost is not (see above)."""
+    np.testing.assert_array_equal(input_grid(models["int8"]), np.arange(256) - 128)
+
+
+def test_the_grid_check_fails_for_both_forms_of_the_127_5_regression(tmp_path, models, splits):
+    """Fed through 127.5 at inference, or calibrated on the 127.5 grid (scale 2/255, every
+    pixel lands on .5): neighbouring levels merge, and the check above would fail."""
+    from mobilenet_v2.convert import convert_file
+
+    calibrated = convert_file(
+        tmp_path / "grid127.tflite",
+        WEIGHTS,
+        size=96,  # the input grid does not depend on the size; 96 converts fast
+        calibration_dir=splits[0],
+        calibration_size=32,
+        preprocessing={"mean": 127.5, "std": 127.5},
     )
-    assert int8["top1"] >= float_top1 - 0.010
-    assert int8["agreement_top1"] >= 0.95
-
-
-@pytest.mark.parametrize("kind", ["float16", "dynamic", "none"])
-def test_float16_dynamic_and_float32_are_within_half_a_point(accuracy, kind):
-    assert abs(accuracy[kind]["top1"] - accuracy["float"]["top1"]) <= 0.005
+    fed_at_127_5 = input_grid(models["int8"], mean=127.5, std=127.5)
+    for grid in (input_grid(calibrated), fed_at_127_5):
+        assert len(set(grid.tolist())) < 256  # levels merged: the exact check fails
 
 
 def test_int8_model_still_sees_the_military_uniform(models, capsys):
@@ -139,6 +211,22 @@ def test_int8_model_still_sees_the_military_uniform(models, capsys):
     ]
     assert main(args) == 0
     assert capsys.readouterr().out.startswith("n03763968 military_uniform ")
+
+
+def test_int8_runner_ups_that_score_zero_are_not_listed_in_class_order(models, capsys):
+    """A quantized softmax rounds unlikely classes to exactly 0 (step 1/256): ranked among
+    themselves they would come out as tench, goldfish, ... by class index. They are left out
+    and stderr says why."""
+    argv = ["classify", str(IMAGES / "parrot.jpg"), "--model", str(models["int8"]), "--top", "5"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    rows = [line.split() for line in captured.out.splitlines()]
+    assert rows[0][:2] == ["n01818515", "macaw"] and 1 <= len(rows) < 5
+    assert all(float(score) > 0 for _, _, score in rows), rows
+    assert captured.err == (
+        f"mobilenet-v2: note: {IMAGES / 'parrot.jpg'}: fewer than 5 classes score above 0 "
+        "(the model's output step is 0.003906); classes at 0 are tied and not listed\n"
+    )
 
 
 def test_fixture_uint8_1001_classes_runs_without_flags(capsys):
@@ -189,6 +277,8 @@ def test_integer_and_float_io_types(tmp_path, splits, io_type):
                 io_type,
                 "--calibration-dir",
                 str(calibration),
+                "--calibration-size",
+                "16",
             ]
         )
         == 0
@@ -250,10 +340,12 @@ def test_evaluate_markdown_and_json(models, splits, capsys):
     assert table[0].startswith(
         "| model | images | top-1 | top-5 | top-1 agreement with int8.tflite"
     )
-    assert len(table) == 4 and "| 20 |" in table[2]
+    assert len(table) == 6 and "| 20 |" in table[2] and table[4] == ""
+    assert table[5] == f"Measured on: {describe()}"  # accuracy depends on the CPU's kernels
     assert main(["evaluate", str(splits[1]), "--model", WEIGHTS, "--limit", "10", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["results"][0]["images"] == 10 and 0 <= report["results"][0]["top5"] <= 1
+    assert report["results"][0]["images"] == 10 and report["machine"] == machine_info()
+    assert set(report["machine"]["versions"]) >= {"ai-edge-litert", "numpy", "pillow"}
 
 
 def test_evaluate_reads_labels_from_synset_folders(tmp_path, capsys):
@@ -282,7 +374,9 @@ def test_benchmark_reports_latency_and_memory(models, capsys):
         )
         == 0
     )
-    (row,) = json.loads(capsys.readouterr().out)
+    report = json.loads(capsys.readouterr().out)
+    (row,) = report["results"]
+    assert report["machine"] == machine_info() and report["machine"]["cores"] == os.cpu_count()
     assert row["model"] == "int8.tflite" and row["threads"] == 1
     assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] and row["peak_rss_mib"] > 10
 
@@ -305,9 +399,12 @@ def test_seed_programs_convert_then_infer(tmp_path, splits):
         str(tmp_path / "out"),
         "--calibration_dir",
         str(calibration),
+        "--calibration_size",
+        "8",
     )
     assert converted.returncode == 0, converted.stderr
-    model = tmp_path / "out" / "mobilenet_v2_1.0_224_quant.tflite"
+    # Our int8 model, named so that it is never taken for the TF-hosted uint8 fixture.
+    model = tmp_path / "out" / "mobilenet_v2_1.0_224_int8.tflite"
     inferred = run(
         "tflite_inference.py", "-i", str(IMAGES / "grace_hopper.bmp"), "--model", str(model)
     )
@@ -426,11 +523,12 @@ def test_offline_calibration_download_fails_fast(tmp_path, capsys, monkeypatch):
     assert time.monotonic() - start < 10 and not (tmp_path / "m.tflite").exists()
 
 
-def test_xnnpack_is_the_default_except_for_dynamic_range_models(models):
-    assert load_tflite(models["int8"]).xnnpack and load_tflite(models["float16"]).xnnpack
-    assert not load_tflite(models["dynamic"]).xnnpack
-    assert load_tflite(models["dynamic"], xnnpack=True).xnnpack
-    assert not load_tflite(models["int8"], xnnpack=False).xnnpack
+def test_xnnpack_is_the_default_for_every_kind_of_model(models):
+    """One rule, LiteRT's own: dynamic-range models included (same top-1 on 500 images with
+    either kernel set; docs/benchmarks.md)."""
+    for kind in ("int8", "float16", "dynamic", "none"):
+        assert load_tflite(models[kind]).xnnpack, kind
+    assert not load_tflite(models["dynamic"], xnnpack=False).xnnpack
 
 
 def test_evaluate_with_no_readable_image_is_a_one_line_error(tmp_path, capsys):

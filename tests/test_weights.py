@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import h5py
@@ -188,18 +189,22 @@ def test_a_failed_load_leaves_nothing_half_loaded(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("content", "message"),
+    ("name", "content", "message"),
     [
-        (b"", "weights file is empty"),
-        (b"hello world, not weights", "unsupported weights file"),
-        (b"\x89HDF\r\n\x1a\n" + b"\0" * 100, "corrupt or truncated HDF5"),
-        (b"PK\x03\x04garbage", "not a readable .keras archive"),
+        ("bad.h5", b"", "weights file is empty"),
+        ("bad.h5", b"hello world, not weights", "not a valid HDF5 weights file"),
+        ("bad.keras", b"hello world, not weights", "not a valid .keras archive"),
+        ("bad.tflite", b"hello world, not weights", "not a valid TFLite model"),
+        ("bad.bin", b"hello world, not weights", "unsupported weights file"),
+        ("bad.h5", b"\x89HDF\r\n\x1a\n" + b"\0" * 100, "corrupt or truncated HDF5"),
+        ("bad.h5", b"PK\x03\x04garbage", "not a readable .keras archive"),
     ],
 )
-def test_bad_files_are_refused_naming_them(tmp_path, content, message):
-    path = tmp_path / "bad.h5"
+def test_bad_files_are_refused_naming_them(tmp_path, name, content, message):
+    """Named by what the file's name promises when its content matches no format."""
+    path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(ModelFileError, match=rf"bad\.h5: {message}"):
+    with pytest.raises(ModelFileError, match=rf"{re.escape(name)}: {re.escape(message)}"):
         MobileNetV2(input_shape=SHAPE, alpha=0.35, weights=str(path))
 
 

@@ -29,7 +29,7 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         from mobilenet_v2.classifier import load_tflite
 
-        classifier = load_tflite(spec["path"], num_threads=threads)
+        classifier = load_tflite(spec["path"], num_threads=threads, xnnpack=spec.get("xnnpack"))
     h, w = classifier.input_size
     x = np.random.default_rng(0).uniform(-1, 1, (1, h, w, 3)).astype(np.float32)
     if hasattr(classifier, "invoke"):  # TFLite: time the interpreter alone, input prepared
@@ -47,6 +47,7 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
     ms = np.array(times) * 1000
     return {
         "model": classifier.name,
+        "kernels": _kernels(classifier),
         "threads": threads,
         "runs": spec["runs"],
         "p50_ms": float(np.percentile(ms, 50)),
@@ -55,6 +56,12 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
         "throughput_ips": float(1000.0 / ms.mean()),
         "peak_rss_mib": _peak_rss_mib(),
     }
+
+
+def _kernels(classifier: Any) -> str:
+    if not hasattr(classifier, "xnnpack"):
+        return "tf"
+    return "xnnpack" if classifier.xnnpack else "builtin"
 
 
 def _peak_rss_mib() -> float:
@@ -81,13 +88,13 @@ def benchmark(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def markdown(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| model | threads | p50 (ms) | p90 (ms) | p99 (ms) | throughput (img/s) "
+        "| model | kernels | threads | p50 (ms) | p90 (ms) | p99 (ms) | throughput (img/s) "
         "| peak RSS (MiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
-            f"| {r['model']} | {r['threads'] or 'default'} | {r['p50_ms']:.2f} | "
+            f"| {r['model']} | {r['kernels']} | {r['threads'] or 'default'} | {r['p50_ms']:.2f} | "
             f"{r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['throughput_ips']:.1f} | "
             f"{r['peak_rss_mib']:.0f} |"
         )

@@ -21,11 +21,12 @@ class Classifier(Protocol):
 class KerasClassifier:
     """Our TensorFlow MobileNetV2 with the given weights."""
 
-    def __init__(self, weights: str, alpha: float = 1.0, size: int = 224) -> None:
+    def __init__(self, weights: str | None, alpha: float = 1.0, size: int = 224) -> None:
         from mobilenet_v2.model import MobileNetV2
 
         self.model = MobileNetV2(input_shape=(size, size, 3), alpha=alpha, weights=weights)
-        self.name = f"TF float32 ({os.path.basename(str(weights))})"
+        source = "random init" if weights is None else os.path.basename(str(weights))
+        self.name = f"TF float32 ({source})"
         self.input_size = (size, size)
         self.preprocessing = dict(DEFAULT_PREPROCESSING)
 

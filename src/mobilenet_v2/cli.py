@@ -7,17 +7,23 @@ with exit status 1; never a traceback.
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import math
 import os
+import re
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 from tqdm import tqdm
 
+from mobilenet_v2.calibration import CALIBRATION_SIZE, MIN_CALIBRATION_IMAGES
 from mobilenet_v2.classifier import preprocessing_for
 from mobilenet_v2.dump import FORMATS
 from mobilenet_v2.errors import MobileNetV2Error
@@ -34,31 +40,77 @@ def default_weights() -> str:
     return os.environ.get("MOBILENET_V2_WEIGHTS") or "imagenet"
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+def weights_arg(value: str | None) -> str | None:
+    """--weights as the model takes it: unset = $MOBILENET_V2_WEIGHTS or imagenet; `none`
+    (any case, also in the variable) = random initialization, as `weights=None` in Python.
+    A file literally named `none` is `./none`."""
+    value = value or default_weights()
+    return None if value.lower() == "none" else value
+
+
+def _int_at_least(minimum: int, name: str) -> Callable[[str], int]:
+    """An argparse type: an integer no smaller than `minimum`."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text}")
+        return value
+
+    parse.__name__ = name  # argparse names the type in "invalid <name> value: 'x'"
+    return parse
+
+
+positive_int = _int_at_least(1, "positive_int")
+_non_negative_int = _int_at_least(0, "non_negative_int")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
 
 
-def _add_preprocessing_flags(parser: argparse.ArgumentParser) -> None:
-    """Unset flags fall back to what the model records (TFLite), else the defaults shown."""
-    parser.add_argument("--size", type=_positive_int, default=None, help="input size (224)")
-    parser.add_argument(
-        "--resize",
-        choices=RESIZE_MODES,
-        default=None,
-        help="crop: central 87.5%% square, then resize (ImageNet eval); stretch: whole image",
-    )
-    parser.add_argument("--input-mean", type=float, default=None, help="(x - mean) / std: 127.5")
-    parser.add_argument("--input-std", type=float, default=None, help="(x - mean) / std: 127.5")
+def positive_float(text: str) -> float:
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def pixel_mean(text: str) -> float:
+    value = _finite_float(text)
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"must be a pixel value in [0, 255], got {text}")
+    return value
 
 
 def _add_input_flags(parser: argparse.ArgumentParser) -> None:
     """Preprocessing overrides; unset, each model's own (recorded) preprocessing applies."""
-    parser.add_argument("--resize", choices=RESIZE_MODES, default=None)
-    parser.add_argument("--input-mean", type=float, default=None)
-    parser.add_argument("--input-std", type=float, default=None)
+    parser.add_argument(
+        "--resize",
+        choices=RESIZE_MODES,
+        default=None,
+        help="crop: the central 87.5%% square, then resize (ImageNet evaluation); stretch: "
+        "the whole image, aspect ratio ignored (default: what a .tflite model records, "
+        "else crop)",
+    )
+    parser.add_argument(
+        "--input-mean",
+        type=pixel_mean,
+        default=None,
+        metavar="M",
+        help="input = (pixel - M) / S (default: the model's record, else 127.5; our INT8 "
+        "models record 128)",
+    )
+    parser.add_argument(
+        "--input-std",
+        type=positive_float,
+        default=None,
+        metavar="S",
+        help="a positive number (default: the model's record, else 127.5)",
+    )
 
 
 def _add_model_flags(parser: argparse.ArgumentParser, several: bool = False) -> None:
@@ -66,10 +118,12 @@ def _add_model_flags(parser: argparse.ArgumentParser, several: bool = False) -> 
         "--weights",
         default=None,
         help="TF model weights: 'imagenet' (official Keras file, downloaded once), an "
-        ".h5/.weights.h5/.keras file or a MobileNetV2 .tflite (default: "
-        "$MOBILENET_V2_WEIGHTS or imagenet)",
+        ".h5/.weights.h5/.keras file, a MobileNetV2 .tflite, or 'none' (random "
+        "initialization) (default: $MOBILENET_V2_WEIGHTS or imagenet)",
     )
-    parser.add_argument("--alpha", type=float, default=1.0, help="width multiplier (1.0)")
+    parser.add_argument(
+        "--alpha", type=positive_float, default=None, help="TF model width multiplier (1.0)"
+    )
     parser.add_argument(
         "--model",
         action="append" if several else "store",
@@ -78,19 +132,24 @@ def _add_model_flags(parser: argparse.ArgumentParser, several: bool = False) -> 
         help="run a TFLite model with LiteRT (no TensorFlow)"
         + (" (repeatable)" if several else ""),
     )
-    parser.add_argument("--num-threads", type=_positive_int, default=None, help="LiteRT threads")
+    parser.add_argument("--num-threads", type=positive_int, default=None, help="LiteRT threads")
     parser.add_argument(
         "--xnnpack",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="LiteRT's XNNPACK delegate (default: on, except for dynamic-range models)",
+        help="LiteRT's XNNPACK delegate (default: on; off = TFLite's built-in kernels)",
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description="MobileNetV2 from TensorFlow low-level ops."
-    )
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors: `prog command: error: argument --x: why (see --help)`."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = ArgumentParser(prog=prog, description="MobileNetV2 from TensorFlow low-level ops.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     classify = commands.add_parser(
@@ -98,9 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.add_argument("inputs", nargs="+", metavar="IMAGE|DIR")
     _add_model_flags(classify)
-    _add_preprocessing_flags(classify)
-    classify.add_argument("--top", type=_positive_int, default=5, help="classes per image (5)")
-    classify.add_argument("--batch-size", type=_positive_int, default=32)
+    classify.add_argument(
+        "--size", type=positive_int, default=None, help="TF model input size (224)"
+    )
+    _add_input_flags(classify)
+    classify.add_argument("--top", type=positive_int, default=5, help="classes per image (5)")
+    classify.add_argument("--batch-size", type=positive_int, default=32)
     classify.add_argument("--json", action="store_true", help="one JSON object per image")
     classify.set_defaults(run=run_classify)
 
@@ -111,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("--output", required=True, metavar="PATH")
     convert.add_argument("--weights", default=None, help="as for classify")
-    convert.add_argument("--alpha", type=float, default=1.0)
-    convert.add_argument("--size", type=_positive_int, default=224)
+    convert.add_argument("--alpha", type=positive_float, default=1.0)
+    convert.add_argument("--size", type=positive_int, default=224)
     convert.add_argument("--quantize", choices=QUANTIZATIONS, default="int8")
     convert.add_argument(
         "--io-type",
@@ -126,8 +188,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="images to calibrate int8 on (default: imagenette2-160 val)",
     )
-    convert.add_argument("--calibration-size", type=_positive_int, default=256, metavar="N")
-    convert.add_argument("--seed", type=int, default=0, metavar="K")
+    convert.add_argument(
+        "--calibration-size",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"images drawn from DIR ({CALIBRATION_SIZE}); with fewer readable ones a warning, "
+        f"and below {MIN_CALIBRATION_IMAGES} a refusal unless --force",
+    )
+    convert.add_argument("--seed", type=int, default=None, metavar="K", help="calibration draw (0)")
+    convert.add_argument(
+        "--force",
+        action="store_true",
+        help=f"calibrate on fewer than {MIN_CALIBRATION_IMAGES} images when DIR has no more",
+    )
     convert.add_argument(
         "--resize",
         choices=RESIZE_MODES,
@@ -144,8 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("directory", metavar="DIR")
     _add_model_flags(evaluate, several=True)
     evaluate.add_argument("--resize", choices=RESIZE_MODES, default=None)
-    evaluate.add_argument("--limit", type=_positive_int, default=None, metavar="N")
-    evaluate.add_argument("--batch-size", type=_positive_int, default=32)
+    evaluate.add_argument("--limit", type=positive_int, default=None, metavar="N")
+    evaluate.add_argument("--batch-size", type=positive_int, default=32)
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=run_evaluate)
 
@@ -160,8 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("--output", required=True, metavar="DIR")
     dump.add_argument("--model", default=None, metavar="M.tflite", help="dump a TFLite model")
     dump.add_argument("--weights", default=None, help="dump the float TF model (as classify)")
-    dump.add_argument("--alpha", type=float, default=1.0)
-    dump.add_argument("--size", type=_positive_int, default=None, help="TF model input (224)")
+    dump.add_argument("--alpha", type=positive_float, default=None, help="TF model (1.0)")
+    dump.add_argument("--size", type=positive_int, default=None, help="TF model input (224)")
     dump.add_argument("--format", choices=FORMATS, default="txt")
     dump.add_argument(
         "--data-format",
@@ -173,8 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument(
         "--kernels",
         choices=LITERT_KERNELS,
-        default="reference",
-        help="LiteRT kernels: reference (golden arithmetic) or optimized (the default ones)",
+        default=None,
+        help="LiteRT kernels: reference (golden arithmetic, the default) or optimized",
     )
     dump.add_argument(
         "--engine",
@@ -195,8 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument(
         "model", metavar="MODEL", help="a .tflite, a weights file, 'imagenet' or 'none'"
     )
-    inspect.add_argument("--alpha", type=float, default=1.0, help="TF model width (1.0)")
-    inspect.add_argument("--size", type=_positive_int, default=224, help="TF model input (224)")
+    inspect.add_argument("--alpha", type=positive_float, default=None, help="TF model width (1.0)")
+    inspect.add_argument("--size", type=positive_int, default=None, help="TF model input (224)")
     inspect.add_argument("--xlsx", metavar="PATH", help="write the map as an Excel workbook")
     inspect.add_argument("--csv", metavar="PATH", help="write one row per op and tensor")
     inspect.add_argument("--diagram", metavar="PATH", help="draw the network (.png or .svg)")
@@ -213,10 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("inputs", nargs="+", metavar="IMAGE|DIR")
     compare.add_argument("--model", required=True, metavar="INT8.tflite")
     compare.add_argument("--weights", default=None, help="float weights (as classify)")
-    compare.add_argument("--alpha", type=float, default=1.0)
+    compare.add_argument("--alpha", type=positive_float, default=1.0)
     compare.add_argument("--report", required=True, metavar="DIR")
     compare.add_argument("--kernels", choices=LITERT_KERNELS, default="reference")
-    compare.add_argument("--limit", type=_positive_int, default=None, metavar="N")
+    compare.add_argument("--limit", type=positive_int, default=None, metavar="N")
     _add_input_flags(compare)
     compare.set_defaults(run=run_compare)
 
@@ -242,46 +316,75 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("models", nargs="*", metavar="MODEL.tflite")
     bench.add_argument("--weights", default=None, help="also benchmark the TF float model")
-    bench.add_argument("--alpha", type=float, default=1.0)
-    bench.add_argument("--size", type=_positive_int, default=224)
-    bench.add_argument("--num-threads", type=_positive_int, default=None)
-    bench.add_argument("--runs", type=_positive_int, default=50)
-    bench.add_argument("--warmup", type=int, default=5)
+    bench.add_argument("--alpha", type=positive_float, default=None, help="TF model (1.0)")
+    bench.add_argument("--size", type=positive_int, default=None, help="TF model (224)")
+    bench.add_argument("--num-threads", type=positive_int, default=None)
+    bench.add_argument(
+        "--xnnpack",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="LiteRT's XNNPACK delegate for the .tflite models (default: on)",
+    )
+    bench.add_argument("--runs", type=positive_int, default=50)
+    bench.add_argument("--warmup", type=_non_negative_int, default=5)
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(run=run_benchmark)
     return parser
+
+
+def _refuse(args: argparse.Namespace, flags: Sequence[str], reason: str) -> None:
+    """One-line error for a flag the user set that the chosen engine or mode would ignore."""
+    for flag in flags:
+        if getattr(args, flag[2:].replace("-", "_"), None) not in (None, False):
+            raise MobileNetV2Error(f"{flag} {reason}")
+
+
+def _check_engine_flags(args: argparse.Namespace, tflite_only: bool, tf_used: bool) -> None:
+    """--alpha/--size shape the TF model; --num-threads/--xnnpack drive LiteRT."""
+    if tflite_only:
+        _refuse(
+            args,
+            ("--alpha", "--size"),
+            "sets the TF model (--weights); a .tflite model's width and input size are fixed "
+            "in the file",
+        )
+    if tf_used and not tflite_only and not getattr(args, "model", None):
+        _refuse(args, ("--num-threads",), "applies to LiteRT (--model)")
+        if getattr(args, "xnnpack", None) is not None:
+            flag = "--xnnpack" if args.xnnpack else "--no-xnnpack"
+            raise MobileNetV2Error(f"{flag} applies to LiteRT (--model)")
+
+
+def _model_paths(args: argparse.Namespace) -> list[str]:
+    """The --model paths (one or several), after refusing flags no chosen engine uses."""
+    models = args.model if isinstance(args.model, list) else [args.model] if args.model else []
+    _check_engine_flags(args, tflite_only=bool(models) and not args.weights, tf_used=True)
+    return models
 
 
 def _classifiers(args: argparse.Namespace) -> list:
     """The TFLite models named by --model, else (or also, with --weights) the TF model."""
     from mobilenet_v2.classifier import load_tflite
 
-    models = args.model if isinstance(args.model, list) else [args.model] if args.model else []
-    found = [load_tflite(m, args.num_threads, args.xnnpack) for m in models]
+    found = [load_tflite(m, args.num_threads, args.xnnpack) for m in _model_paths(args)]
     if args.weights or not found:
         from mobilenet_v2.classifier import KerasClassifier
 
         size = getattr(args, "size", None) or 224
-        found.insert(0, KerasClassifier(args.weights or default_weights(), args.alpha, size))
+        found.insert(0, KerasClassifier(weights_arg(args.weights), args.alpha or 1.0, size))
     return found
 
 
 def run_classify(args: argparse.Namespace) -> int:
+    if args.model and args.weights:
+        raise MobileNetV2Error("give --model (LiteRT) or --weights (TF model), not both")
     images = list_images(args.inputs)  # fails before any model loads on an empty directory
-    if args.model:  # LiteRT only: TensorFlow is never imported on this path
-        from mobilenet_v2.classifier import load_tflite
-
-        classifier = load_tflite(args.model, args.num_threads, args.xnnpack)
-    else:
-        classifier = _classifiers(args)[0]
+    classifier = _classifiers(args)[0]  # with --model, LiteRT only: TensorFlow never loads
     prep = preprocessing_for(
         classifier, resize=args.resize, mean=args.input_mean, std=args.input_std
     )
-    if args.size and args.model and (args.size, args.size) != classifier.input_size:
-        raise MobileNetV2Error(
-            f"{args.model}: model input is {classifier.input_size}, not --size {args.size}"
-        )
     failures = 0
+    short: list[Path] = []  # images with fewer than --top classes scoring above 0
 
     def load(path: Path) -> np.ndarray | MobileNetV2Error:
         try:
@@ -301,32 +404,54 @@ def run_classify(args: argparse.Namespace) -> int:
             for x in loaded:
                 if isinstance(x, MobileNetV2Error):
                     failures += 1
-                    tqdm.write(f"{PROG}: error: {x}", file=sys.stderr)
+                    tqdm.write(f"{args.prog}: error: {x}", file=sys.stderr)
             if good:
                 scores = classifier.predict(np.stack([x for _, x in good]))
                 for (path, _), top in zip(good, decode_predictions(scores, args.top), strict=True):
-                    _print_result(path, top, args.json, many)
+                    # A quantized output rounds every unlikely class to exactly 0; their order
+                    # would be the class index (tench, goldfish, ...), so they are not listed.
+                    shown = [row for row in top if row[2] > 0]
+                    if len(shown) < len(top):
+                        short.append(path)
+                    _print_result(path, shown, args.json, many)
             bar.update(len(batch))
     bar.close()
+    if short:
+        step = getattr(classifier, "output_step", 0.0)
+        where = str(short[0]) if len(short) == 1 else f"{len(short)} images"
+        print(
+            f"{args.prog}: note: {where}: fewer than {args.top} classes score above 0"
+            + (f" (the model's output step is {step:.4g})" if step else "")
+            + "; classes at 0 are tied and not listed",
+            file=sys.stderr,
+        )
     return 1 if failures else 0
 
 
 def run_convert(args: argparse.Namespace) -> int:
     from mobilenet_v2.convert import convert_file
 
+    if args.quantize != "int8":
+        _refuse(
+            args,
+            ("--calibration-dir", "--calibration-size", "--seed", "--force"),
+            "applies to --quantize int8 (calibration)",
+        )
     start = time.perf_counter()
     io_type = args.io_type or ("int8" if args.quantize == "int8" else "float32")
     path = convert_file(
         args.output,
-        weights=args.weights or default_weights(),
+        weights=weights_arg(args.weights),
         alpha=args.alpha,
         size=args.size,
         quantize=args.quantize,
         io_type=io_type,
         calibration_dir=args.calibration_dir,
-        calibration_size=args.calibration_size,
-        seed=args.seed,
+        calibration_size=args.calibration_size or CALIBRATION_SIZE,
+        seed=args.seed or 0,
         preprocessing={"resize": args.resize},
+        force=args.force,
+        warn=lambda message: tqdm.write(f"{args.prog}: warning: {message}", file=sys.stderr),
     )
     print(
         f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {args.quantize}, "
@@ -337,30 +462,38 @@ def run_convert(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from mobilenet_v2 import evaluate
+    from mobilenet_v2.machine import describe, machine_info
 
+    _model_paths(args)  # flags first: before any image is listed or model loaded
     images = evaluate.labelled_images(args.directory, args.limit)
     report = evaluate.evaluate(_classifiers(args), images, args.batch_size, resize=args.resize)
     for message in report["skipped"]:
-        print(f"{PROG}: warning: skipped {message}", file=sys.stderr)
-    print(json.dumps(report, indent=2) if args.json else evaluate.markdown(report))
+        print(f"{args.prog}: warning: skipped {message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({**report, "machine": machine_info()}, indent=2))
+    else:
+        print(f"{evaluate.markdown(report)}\n\nMeasured on: {describe()}")
     return 0
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
     from mobilenet_v2 import benchmark
+    from mobilenet_v2.machine import describe, machine_info
 
     common = {"num_threads": args.num_threads, "runs": args.runs, "warmup": args.warmup}
     for model in args.models:
         if not Path(model).is_file():
             raise MobileNetV2Error(f"{model}: model file not found")
-    specs = [{"kind": "tflite", "path": m, **common} for m in args.models]
+    specs = [{"kind": "tflite", "path": m, "xnnpack": args.xnnpack, **common} for m in args.models]
+    _check_engine_flags(args, tflite_only=bool(specs) and not args.weights, tf_used=False)
     if args.weights or not specs:
-        weights = args.weights or default_weights()
-        specs.insert(
-            0, {"kind": "tf", "weights": weights, "alpha": args.alpha, "size": args.size, **common}
-        )
+        tf_model = {"weights": weights_arg(args.weights), "alpha": args.alpha or 1.0}
+        specs.insert(0, {"kind": "tf", **tf_model, "size": args.size or 224, **common})
     results = benchmark.benchmark(specs)
-    print(json.dumps(results, indent=2) if args.json else benchmark.markdown(results))
+    if args.json:
+        print(json.dumps({"machine": machine_info(), "results": results}, indent=2))
+    else:
+        print(f"{benchmark.markdown(results)}\n\nMeasured on: {describe()}")
     return 0
 
 
@@ -375,14 +508,17 @@ def run_dump(args: argparse.Namespace) -> int:
         raise MobileNetV2Error("dump: give --model (TFLite) or --weights (TF model), not both")
     if args.engine == "reference" and not args.model:
         raise MobileNetV2Error("dump: --engine reference runs a quantized --model M.tflite")
+    if args.engine == "reference" or not args.model:
+        _refuse(args, ("--kernels",), "chooses LiteRT's kernels (--model, --engine litert)")
     common = {"fmt": args.format, "data_format": args.data_format, **_input_overrides(args)}
     if args.model:
-        kernels = "numpy" if args.engine == "reference" else args.kernels
+        _check_engine_flags(args, tflite_only=True, tf_used=False)
+        kernels = "numpy" if args.engine == "reference" else args.kernels or "reference"
         out = dump.dump_tflite(args.model, args.image, args.output, kernels=kernels, **common)
     else:
-        weights = args.weights or default_weights()
+        weights = weights_arg(args.weights)
         size = args.size or 224
-        out = dump.dump_keras(weights, args.image, args.output, args.alpha, size, **common)
+        out = dump.dump_keras(weights, args.image, args.output, args.alpha or 1.0, size, **common)
     manifest = json.loads((out / dump.MANIFEST).read_text())
     files = sum(len(t["files"]) for t in manifest["tensors"])
     print(f"wrote {len(manifest['tensors'])} tensors ({files} files) and manifests to {out}")
@@ -396,13 +532,14 @@ def run_inspect(args: argparse.Namespace) -> int:
     if args.model.lower().endswith(".tflite"):
         from mobilenet_v2.tflite_file import read_tflite
 
+        _check_engine_flags(args, tflite_only=True, tf_used=False)
         table = tensor_map.tflite_table(read_tflite(args.model))
     else:
         from mobilenet_v2.model import MobileNetV2
 
-        weights = None if args.model == "none" else args.model
+        size = args.size or 224
         model = MobileNetV2(
-            alpha=args.alpha, input_shape=(args.size, args.size, 3), weights=weights
+            alpha=args.alpha or 1.0, input_shape=(size, size, 3), weights=weights_arg(args.model)
         )
         table = tensor_map.keras_table(model, source=f"{model.name} ({args.model})")
     wrote = []
@@ -441,7 +578,7 @@ def run_compare(args: argparse.Namespace) -> int:
     report = compare.compare(
         images,
         args.model,
-        args.weights or default_weights(),
+        weights_arg(args.weights),
         args.alpha,
         kernels=args.kernels,
         **_input_overrides(args),
@@ -487,15 +624,50 @@ def _print_result(path: Path, top: list, as_json: bool, with_header: bool) -> No
     sys.stdout.flush()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def respell(message: str, spellings: Mapping[str, str] | None) -> str:
+    """`message` with this command's flags spelled as a wrapper script spells them."""
+    for flag, spelled in (spellings or {}).items():
+        message = re.sub(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", spelled, message)
+    return message
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    prog: str = PROG,
+    spellings: Mapping[str, str] | None = None,
+) -> int:
+    """Run one command. A wrapper script passes its own `prog` for the messages and, in
+    `spellings`, its own names for our flags (`{"--calibration-dir": "--calibration_dir"}`),
+    so that every hint names a flag the user can actually type."""
+    args = build_parser(prog).parse_args(argv)
+    args.prog = prog
     try:
         return args.run(args)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as a program killed by SIGPIPE does.
+        _detach_stdout()
+        return 128 + signal.SIGPIPE
     except (MobileNetV2Error, ValueError, OSError) as exc:
-        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        message = respell(" ".join(str(exc).split()), spellings)
+        print(f"{prog}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def error(prog: str, message: str) -> int:
+    """A wrapper's own one-line error, in the same form as main's; returns the exit status."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
 
 
 if __name__ == "__main__":

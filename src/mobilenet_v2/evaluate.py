@@ -34,6 +34,10 @@ def label_of(path: Path) -> int | None:
 def labelled_images(
     directory: str | os.PathLike, limit: int | None = None
 ) -> list[tuple[Path, int]]:
+    if not Path(directory).exists():
+        raise MobileNetV2Error(f"{directory}: directory not found")
+    if not Path(directory).is_dir():
+        raise MobileNetV2Error(f"{directory}: not a directory")
     found = [(p, label_of(p)) for p in list_images([directory])]
     labelled = [(p, label) for p, label in found if label is not None]
     if not labelled:

@@ -15,26 +15,7 @@ import numpy as np
 from mobilenet_v2._quiet import silenced_stderr
 from mobilenet_v2.errors import ModelFileError
 from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING
-from mobilenet_v2.tflite_file import parse_tflite, read_metadata
-
-
-def is_dynamic_range(raw: bytes, path: Path) -> bool:
-    """True for hybrid models: float activations into convolutions with int8 weights.
-
-    Those run on TFLite's built-in hybrid kernels by default: XNNPACK's dynamic-range path
-    measured 88.4 % top-1 against 90.0 % for the built-in kernels (float: 90.4 %) on the
-    250-image sample split. For float32, float16 and int8 models XNNPACK is the default.
-    """
-    try:
-        tfl = parse_tflite(raw, path)
-    except ModelFileError:
-        return False  # the interpreter will say what is wrong with the file
-    for op in tfl.operators:
-        if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and len(op.inputs) > 1:
-            data, weights = tfl.tensors[op.inputs[0]], tfl.tensors[op.inputs[1]]
-            if data.type_name == "FLOAT32" and weights.type_name == "INT8":
-                return True
-    return False
+from mobilenet_v2.tflite_file import read_metadata
 
 
 class TFLiteClassifier:
@@ -62,7 +43,12 @@ class TFLiteClassifier:
         if len(raw) < 8 or raw[4:8] != b"TFL3":
             raise ModelFileError(f"{self.path}: not a TFLite model (no TFL3 identifier)")
         if xnnpack is None:
-            xnnpack = not is_dynamic_range(raw, self.path)
+            # On for every kind of model, as LiteRT's own default. Dynamic-range models too:
+            # on all 500 sample images XNNPACK and the built-in hybrid kernels score the same
+            # top-1 (Intel Xeon, docs/benchmarks.md); the 250-image gaps (-4 images on AMD
+            # EPYC, +1 on Intel) change sign with the CPU, so they are kernel rounding noise,
+            # and XNNPACK runs the model 2x faster.
+            xnnpack = True
         # Reference kernels: TFLite's plain reference implementations, the arithmetic that
         # golden tensors follow. A delegate (XNNPACK) would compute intermediates out of sight.
         self.xnnpack = xnnpack and not reference_kernels and not preserve_all_tensors
@@ -109,6 +95,13 @@ class TFLiteClassifier:
         self.preprocessing = {**DEFAULT_PREPROCESSING, **self.metadata.get("preprocessing", {})}
         # TF-slim models have a "background" class 0 before the 1000 ImageNet classes.
         self.label_offset = 1 if self.classes == 1001 else 0
+
+    @property
+    def output_step(self) -> float:
+        """The smallest nonzero change of a score: the output's scale if it is quantized."""
+        if np.dtype(self._output["dtype"]).kind == "f":
+            return 0.0
+        return float(self._output["quantization"][0])
 
     @property
     def input_dtype(self) -> np.dtype:

@@ -119,6 +119,8 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
     data_format = layers.normalize_data_format(data_format)
     if weights == "imagenet" and os.environ.get(WEIGHTS_ENV):
         weights = os.environ[WEIGHTS_ENV]
+        if weights.lower() == "none":  # as --weights none: random initialization
+            weights = None
     if not (weights in ("imagenet", None) or isinstance(weights, (str, os.PathLike))):
         raise ValueError(
             "The `weights` argument should be either `None` (random initialization), "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Iterable
@@ -110,8 +111,17 @@ def preprocess_image(
     std: float = 127.5,
 ) -> np.ndarray:
     """Resize and normalize a decoded RGB image (see `load_image`)."""
+    check_normalization(mean, std)
     img = resize_image(img, size, resize, crop_fraction)
     return (np.asarray(img, dtype=np.float32) - np.float32(mean)) / np.float32(std)
+
+
+def check_normalization(mean: float, std: float) -> None:
+    """`(x - mean) / std` must map 8-bit pixels to finite numbers: std > 0, mean a pixel value."""
+    if not (math.isfinite(std) and std > 0):
+        raise ValueError(f"input std must be a positive number; received {std}")
+    if not (math.isfinite(mean) and 0 <= mean <= 255):
+        raise ValueError(f"input mean must be a pixel value in [0, 255]; received {mean}")
 
 
 def list_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:

@@ -28,7 +28,7 @@ import numpy as np
 
 from mobilenet_v2.errors import ModelFileError
 from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING
-from mobilenet_v2.tflite_file import Operator, Tensor, parse_tflite, read_metadata
+from mobilenet_v2.tflite_file import Operator, Tensor, TFLiteModel, parse_tflite, read_metadata
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 _ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
@@ -229,6 +229,7 @@ class ReferenceInterpreter:
         self.preprocessing = {**DEFAULT_PREPROCESSING, **record.get("preprocessing", {})}
         if len(self.model.inputs) != 1 or len(self.input_tensor.shape) != 4:
             raise ModelFileError(f"{path}: not an image model (one NHWC input expected)")
+        _check_integer_model(self.model, path)
         self.steps: list[Step] = []
         for op in self.model.operators:
             kernel = _KERNELS.get(op.opcode)
@@ -284,6 +285,22 @@ class ReferenceInterpreter:
             out = self.model.tensors[step.op.outputs[0]]
             values[out.index] = np.asarray(outputs).astype(_dtype(out)).reshape(out.shape)
         return values
+
+
+def _check_integer_model(model: TFLiteModel, path: Path) -> None:
+    """The reference is integer arithmetic: refuse float32, float16 and dynamic-range models
+    up front, naming the file and what kind of model it is."""
+    for op in model.operators:
+        if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            data = model.tensors[op.inputs[0]].type_name
+            weights = model.constant(op.inputs[1]).type_name
+            if data in ("INT8", "UINT8") and weights in ("INT8", "UINT8"):
+                continue
+            kind = {"FLOAT16": "float16", "FLOAT32": "float32"}.get(weights, "dynamic-range")
+            raise UnsupportedOpError(
+                f"{path}: the NumPy reference runs int8/uint8 quantized models only; this is "
+                f"a {kind} model (op {op.index} {op.opcode}: {data} input, {weights} weights)"
+            )
 
 
 def _dtype(t: Tensor) -> np.dtype:

@@ -90,11 +90,24 @@ def load_weights(model: keras.Model, path: str | os.PathLike) -> None:
     elif head[4:8] == b"TFL3":
         found = _read_tflite(read_tflite(path), model)
     else:
-        raise ModelFileError(
-            f"{path}: unsupported weights file (expected a Keras .h5, .weights.h5, .keras or a "
-            ".tflite model)"
-        )
+        raise ModelFileError(f"{path}: {_unrecognised(path)}")
     _assign(model, found, path)
+
+
+def _unrecognised(path: Path) -> str:
+    """What is wrong with a file whose first bytes match no weights format, said in terms of
+    the format its name promises."""
+    name = path.name.lower()
+    if name.endswith(".tflite"):
+        return "not a valid TFLite model (no TFL3 flatbuffer identifier)"
+    if name.endswith(".keras"):
+        return "not a valid .keras archive (not a zip file)"
+    if name.endswith((".h5", ".hdf5")):
+        return "not a valid HDF5 weights file (no HDF5 signature)"
+    return (
+        "unsupported weights file (expected a Keras .h5, .weights.h5, .keras or a .tflite "
+        "model, by content)"
+    )
 
 
 def weighted_layers(model: keras.Model) -> list[keras.layers.Layer]:
