@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """The seed's TFLite inference program: top-5 ImageNet classes of one image with LiteRT.
 
+(Fewer than five rows when a quantized model scores the rest exactly 0: tied classes are not
+listed in class-index order; a note on stderr says so.)
+
     python tflite_inference.py -i IMAGE [--input_mean M] [--input_std S] [--model M.tflite]
                                [--save_to DIR [--data_format channel_first|channel_last]]
 

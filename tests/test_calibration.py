@@ -52,6 +52,20 @@ def test_forced_or_asked_for_few_images_calibrate_on_what_there_is(photos):
     assert all("skipped" in w for w in warnings)
 
 
+def test_asking_for_fewer_than_the_minimum_only_warns_when_short(photos):
+    warnings = []
+    images = calibration_images(photos, 20, preprocessing=PREP, warn=warnings.append)
+    assert len(images) == 8 and warnings[-1].endswith("not the 20 asked for; calibrating on 8")
+
+
+def test_a_missing_calibration_directory_is_not_found(tmp_path):
+    with pytest.raises(ImageError, match=r"missing: calibration directory not found$"):
+        calibration_images(tmp_path / "missing", 8)
+    (tmp_path / "one.jpg").symlink_to(IMAGES / "parrot.jpg")
+    with pytest.raises(ImageError, match=r"one\.jpg: calibration path is not a directory$"):
+        calibration_images(tmp_path / "one.jpg", 8)
+
+
 def test_warnings_go_to_stderr_not_stdout(photos, capsys):
     calibration_images(photos, 9, preprocessing=PREP, force=True)  # draws the broken file
     captured = capsys.readouterr()

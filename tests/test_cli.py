@@ -161,8 +161,9 @@ def test_corrupt_weights_subprocess_has_no_traceback(tmp_path):
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--input-std", "0"], "argument --input-std: must be a positive number, got 0"),
-        (["--input-std", "-1"], "argument --input-std: must be a positive number, got -1"),
+        (["--input-std", "0"], "argument --input-std: must be a positive number that float32"),
+        (["--input-std", "-1"], "argument --input-std: must be a positive number that float32"),
+        (["--input-std", "1e-50"], "float32 can divide by, got 1e-50"),  # 0 in float32
         (["--input-std", "nan"], "argument --input-std: must be a finite number, got nan"),
         (["--input-mean", "nan"], "argument --input-mean: must be a finite number, got nan"),
         (["--input-mean", "-3"], "argument --input-mean: must be a pixel value in [0, 255]"),
@@ -196,6 +197,11 @@ def test_load_image_refuses_a_zero_std():
         (["dump", "CAT", "--output", "OUT", "--kernels", "optimized"], "chooses LiteRT's"),
         (["inspect", "FIX", "--alpha", "0.5"], "--alpha sets the TF model"),
         (["benchmark", "FIX", "--size", "96"], "--size sets the TF model"),
+        (["benchmark", "--weights", "FIX", "--no-xnnpack"], "applies to .tflite models"),
+        (
+            ["convert", "--output", "OUT", "--quantize", "none", "--seed", "0"],
+            "--seed applies to --quantize int8",  # 0 is a value the user typed, not unset
+        ),
         (
             ["convert", "--output", "OUT", "--quantize", "float16", "--calibration-size", "8"],
             "--calibration-size applies to --quantize int8",
@@ -209,15 +215,27 @@ def test_flags_the_chosen_engine_would_ignore_are_refused(tmp_path, capsys, argv
         "DIR": str(IMAGES),
         "OUT": str(tmp_path / "out"),
     }
-    assert main([names.get(a, a) for a in argv]) == 1
+    assert main([names.get(a, a) for a in argv]) == 2  # a usage error, as argparse's are
     err = capsys.readouterr().err
+    assert err.startswith(f"mobilenet-v2 {argv[0]}: error: ") and err.endswith(" (see --help)\n")
     assert message in err and len(err.splitlines()) == 1, err
     assert list(tmp_path.iterdir()) == []
 
 
-def test_weights_none_is_random_initialization_everywhere(capsys, monkeypatch):
+def test_weights_none_is_random_initialization_everywhere(tmp_path, capsys, monkeypatch):
     assert main(["classify", str(IMAGES / "cat.bmp"), "--weights", "none", "--top", "3"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3
+    evaluate = ["evaluate", str(tmp_path), "--weights", "NONE", "--json"]
+    (tmp_path / "n01818515_parrot.jpg").symlink_to(IMAGES / "parrot.jpg")
+    assert main(evaluate) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["model"] == "TF float32 (random init)"
+    out = tmp_path / "random.tflite"
+    convert = ["convert", "--output", str(out), "--weights", "none", "--quantize", "none"]
+    assert main([*convert, "--size", "96"]) == 0
+    capsys.readouterr()
+    from mobilenet_v2.tflite_file import read_metadata
+
+    assert read_metadata(out.read_bytes())["weights"] == "none (random initialization)"
     monkeypatch.setenv("MOBILENET_V2_WEIGHTS", "None")  # the variable takes the same word
     assert main(["classify", str(IMAGES / "cat.bmp"), "--top", "1"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1

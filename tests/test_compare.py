@@ -46,7 +46,8 @@ def test_every_layer_has_its_statistics(report, int8_model):
 
 def test_final_logits_agree(report):
     """compare runs TFLite's reference kernels by default: the integer side is the same
-    arithmetic on every CPU, so the cosine (about 0.991) does not move with the machine."""
+    arithmetic on every CPU, so the cosine (0.993 for the logits of these four photos) does
+    not move with the machine."""
     layers = {r["layer"]: r for r in json.loads((report / "report.json").read_text())["layers"]}
     assert layers["predictions_logits"]["cosine"] > 0.99
     assert layers["predictions"]["cosine"] > 0.99

@@ -256,7 +256,7 @@ def test_trace_final_value_is_the_dumped_value(int8_model, tmp_path, capsys):
     [
         ("no_such_tensor", "0,1,2,3", "no tensor named"),
         ("Conv1_relu", "0,1", "n,c,h,w"),
-        ("Conv1_relu", "0,99,0,0", "outside shape"),
+        ("Conv1_relu", "0,99,0,0", "(n,c,h,w) is outside NCHW shape [1, 32, 112, 112]"),
         ("Conv1_relu", "a,b", "expected integers"),
     ],
 )

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import FIXTURE_TFLITE, IMAGES, ROOT, SAMPLE
+from PIL import Image
 
 from mobilenet_v2.classifier import load_tflite
 from mobilenet_v2.cli import main
@@ -123,9 +124,12 @@ def test_model_records_its_preprocessing_and_labels(models):
 # sets (XNNPACK, built-in, reference) and CPUs (AMD EPYC; Intel Xeon with AVX-512 VNNI/AMX)
 # by benchmarks/accuracy_spread.py, tabled in docs/benchmarks.md ("Accuracy across kernels
 # and CPUs"), and from the sets' resolution: one image is 0.4 points of 250, 0.2 of 500.
-# On 250 images the 127.5-grid regression (-0.4 to -2.4 points, depending on the kernels)
-# lies inside that spread, so no accuracy threshold can catch it honestly: the exact
-# input-grid test below does, on every CPU.
+# Each threshold is the worst difference measured on any kernel set and CPU plus a margin of
+# one to three images, for CPUs not measured yet (both measured ones have AVX-512; AVX2-only
+# machines run other integer kernels); each docstring gives its figures and margin.
+# On 250 images the 127.5-grid regression moves top-1 by -5 to +2 images depending on the
+# kernels (calibrated on that grid: -5 to -1): inside that spread, so no accuracy threshold
+# can catch it honestly. The exact input-grid test below does, on every CPU.
 
 
 def test_int8_top1_is_within_the_kernel_spread_of_float(accuracy):
@@ -138,51 +142,58 @@ def test_int8_top1_is_within_the_kernel_spread_of_float(accuracy):
 
 
 def test_int8_agrees_with_float_within_the_kernel_spread(accuracy):
-    """Top-1 agreement with float on 250: 93.6-95.6 % across kernels and both CPUs (93.2 %
-    when calibrated on only 8 images). Allowed: 92.4 %, three images under the lowest."""
+    """Top-1 agreement with float on 250: 93.6-95.6 % across kernels and both CPUs, the
+    lowest (16 flips) with the built-in kernels on Intel. Allowed: 92.4 % (19 flips), three
+    images more; a broken calibration flips far more."""
     assert accuracy["int8"]["agreement_top1"] >= 0.924 - 1e-9
 
 
 def test_float16_and_float32_agree_with_float(accuracy):
     """On 500: 100 % agreement and the same top-1 with XNNPACK and the built-in kernels on
-    Intel, and on 250 on EPYC. Allowed: two images of 500 (near-ties the float16 weights or
-    another CPU's float kernels may flip)."""
+    Intel, and on 250 on EPYC: no flip measured. Allowed: two images of 500, for near-ties
+    that float16 weights or another CPU's float kernels may flip."""
     for kind in ("float16", "none"):
         assert accuracy[kind]["agreement_top1"] >= 0.996 - 1e-9, kind
         assert abs(accuracy[kind]["top1"] - accuracy["float_500"]["top1"]) <= 0.004 + 1e-9, kind
 
 
 def test_dynamic_range_is_within_the_kernel_spread_of_float(accuracy):
-    """Dynamic-range minus float, top-1: on 500 -0.4 (XNNPACK and built-in) and -0.2
-    (reference) on Intel; on 250 -0.4 to -2.0 across kernels and both CPUs, at most 5 images.
-    Allowed on 500: -1.6 points (8 images). Agreement: 97.0-97.2 % on 500 (Intel), 95.6-96.8
-    % on 250 (both CPUs); allowed 95.0 %."""
+    """Dynamic-range minus float, top-1. On 500 (Intel only): -2 images with XNNPACK and the
+    built-in kernels, -1 with the reference kernels. On the 250-image half (both CPUs): at
+    most 5 images (XNNPACK on EPYC), whose other half was not measured there. Allowed on 500:
+    that worst half-set loss on both halves, 10 images (-2.0 points). Agreement: 14-15 flips
+    of 500 (Intel), at most 11 of 250 on either CPU; allowed 25 of 500 (95.0 %), the worst
+    half-set figure on both halves plus three."""
     dynamic = accuracy["dynamic"]
-    assert dynamic["top1"] >= accuracy["float_500"]["top1"] - 0.016 - 1e-9
+    assert dynamic["top1"] >= accuracy["float_500"]["top1"] - 0.020 - 1e-9
     assert dynamic["agreement_top1"] >= 0.95 - 1e-9
 
 
-def input_grid(path: Path, **overrides) -> np.ndarray:
-    """What the model's input tensor receives for the 256 pixel levels, through the
-    normalization the model records (or `overrides`) and its input quantization."""
-    from mobilenet_v2.classifier import preprocessing_for
+def input_grid(path: Path, tmp_path: Path, **overrides) -> np.ndarray:
+    """What the model's input tensor receives for the 256 pixel levels, through the real
+    path: a lossless PNG holding every level, decoded, resized (`stretch` to the model's own
+    size is an exact copy), normalized as the model records (or `overrides`), quantized."""
+    from mobilenet_v2.classifier import load_for
 
     classifier = load_tflite(path)
-    prep = preprocessing_for(classifier, **overrides)
-    pixels = np.arange(256, dtype=np.float32).reshape(1, 1, 256, 1)
-    normalized = (pixels - np.float32(prep["mean"])) / np.float32(prep["std"])
-    return classifier.quantize_input(normalized).ravel()
+    height, width = classifier.input_size
+    levels = (np.arange(height * width) % 256).astype(np.uint8).reshape(height, width)
+    image = tmp_path / "levels.png"
+    Image.fromarray(np.stack([levels] * 3, axis=-1)).save(image)
+    x = load_for(classifier, image, resize="stretch", **overrides)
+    received = classifier.quantize_input(x[None])[0, ..., 0].astype(np.int64)
+    return np.array([received.ravel()[levels.ravel() == p][0] for p in range(256)])
 
 
-def test_int8_input_grid_maps_every_pixel_exactly(models):
+def test_int8_input_grid_maps_every_pixel_exactly(models, tmp_path):
     """Pixel p reaches the INT8 model as p - 128: all 256 levels distinct, none rounded.
     Exact on any CPU, where the 127.5 regression's accuracy cost is not (see above)."""
-    np.testing.assert_array_equal(input_grid(models["int8"]), np.arange(256) - 128)
+    np.testing.assert_array_equal(input_grid(models["int8"], tmp_path), np.arange(256) - 128)
 
 
 def test_the_grid_check_fails_for_both_forms_of_the_127_5_regression(tmp_path, models, splits):
-    """Fed through 127.5 at inference, or calibrated on the 127.5 grid (scale 2/255, every
-    pixel lands on .5): neighbouring levels merge, and the check above would fail."""
+    """Calibrated on the 127.5 grid (scale 2/255: every pixel lands on .5 and rounds), or
+    fed through 127.5 at inference (levels shift, 254 and 255 merge): the check above fails."""
     from mobilenet_v2.convert import convert_file
 
     calibrated = convert_file(
@@ -193,9 +204,9 @@ def test_the_grid_check_fails_for_both_forms_of_the_127_5_regression(tmp_path, m
         calibration_size=32,
         preprocessing={"mean": 127.5, "std": 127.5},
     )
-    fed_at_127_5 = input_grid(models["int8"], mean=127.5, std=127.5)
-    for grid in (input_grid(calibrated), fed_at_127_5):
-        assert len(set(grid.tolist())) < 256  # levels merged: the exact check fails
+    fed_at_127_5 = input_grid(models["int8"], tmp_path, mean=127.5, std=127.5)
+    for grid in (input_grid(calibrated, tmp_path), fed_at_127_5):
+        assert not np.array_equal(grid, np.arange(256) - 128)
 
 
 def test_int8_model_still_sees_the_military_uniform(models, capsys):
@@ -338,13 +349,14 @@ def test_evaluate_markdown_and_json(models, splits, capsys):
     )
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith(
-        "| model | images | top-1 | top-5 | top-1 agreement with int8.tflite"
+        "| model | kernels | images | top-1 | top-5 | top-1 agreement with int8.tflite"
     )
     assert len(table) == 6 and "| 20 |" in table[2] and table[4] == ""
     assert table[5] == f"Measured on: {describe()}"  # accuracy depends on the CPU's kernels
     assert main(["evaluate", str(splits[1]), "--model", WEIGHTS, "--limit", "10", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["results"][0]["images"] == 10 and report["machine"] == machine_info()
+    assert report["results"][0]["kernels"] == "xnnpack" and report["results"][0]["threads"] is None
     assert set(report["machine"]["versions"]) >= {"ai-edge-litert", "numpy", "pillow"}
 
 
@@ -408,10 +420,12 @@ def test_seed_programs_convert_then_infer(tmp_path, splits):
     inferred = run(
         "tflite_inference.py", "-i", str(IMAGES / "grace_hopper.bmp"), "--model", str(model)
     )
-    assert inferred.returncode == 0 and inferred.stderr == ""
-    assert len(inferred.stdout.splitlines()) == 5 and inferred.stdout.startswith(
-        "n03763968 military_uniform"
-    )
+    assert inferred.returncode == 0, inferred.stderr
+    # Five rows, or fewer with a note when the INT8 output rounds the rest to exactly 0.
+    rows = inferred.stdout.splitlines()
+    assert 1 <= len(rows) <= 5 and rows[0].startswith("n03763968 military_uniform")
+    expected_err = "" if len(rows) == 5 else "tflite_inference.py: note: "
+    assert inferred.stderr.startswith(expected_err) and len(inferred.stderr.splitlines()) <= 1
     missing = run(
         "tflite_inference.py",
         "-i",
@@ -440,7 +454,7 @@ def test_corrupt_and_truncated_tflite_are_refused(tmp_path, capsys):
     (tmp_path / "junk.tflite").write_bytes(b"\0" * 64)
     for name, message in [
         ("cut.tflite", "corrupt or truncated TFLite model"),
-        ("junk.tflite", "not a TFLite model"),
+        ("junk.tflite", "not a valid TFLite model (no TFL3 flatbuffer identifier)"),
     ]:
         one_line_error(
             capsys,

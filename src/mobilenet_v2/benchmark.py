@@ -18,6 +18,8 @@ import numpy as np
 
 def _measure(spec: dict[str, Any]) -> dict[str, Any]:
     """Runs in a child process, so that its peak resident memory is this model's alone."""
+    from mobilenet_v2.classifier import kernels_of
+
     threads = spec["num_threads"]
     if spec["kind"] == "tf":
         if threads:  # read when TensorFlow creates its context, i.e. at import here
@@ -47,7 +49,7 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
     ms = np.array(times) * 1000
     return {
         "model": classifier.name,
-        "kernels": _kernels(classifier),
+        "kernels": kernels_of(classifier),
         "threads": threads,
         "runs": spec["runs"],
         "p50_ms": float(np.percentile(ms, 50)),
@@ -56,12 +58,6 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
         "throughput_ips": float(1000.0 / ms.mean()),
         "peak_rss_mib": _peak_rss_mib(),
     }
-
-
-def _kernels(classifier: Any) -> str:
-    if not hasattr(classifier, "xnnpack"):
-        return "tf"
-    return "xnnpack" if classifier.xnnpack else "builtin"
 
 
 def _peak_rss_mib() -> float:

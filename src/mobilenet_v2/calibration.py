@@ -41,9 +41,13 @@ def calibration_images(
 
     An unreadable image is reported through `warn` and replaced by the next one of the draw.
     When the directory holds fewer readable images than `count`, `warn` says how many are
-    used; below `min(count, MIN_CALIBRATION_IMAGES)` that is an ImageError unless `force`.
+    used; fewer than MIN_CALIBRATION_IMAGES when at least that many were asked for is an
+    ImageError unless `force`.
     """
     prep = preprocessing or {}
+    if not Path(directory).is_dir():
+        what = "path is not a directory" if Path(directory).exists() else "directory not found"
+        raise ImageError(f"{directory}: calibration {what}")
     files = list_images([directory])
     order = np.random.default_rng(seed).permutation(len(files))
 
@@ -76,11 +80,13 @@ def calibration_images(
     if len(images) < count:
         found = f"{directory}: {len(images)} readable calibration images"
         found += f" ({skipped} unreadable)" if skipped else ""
-        needed = min(count, MIN_CALIBRATION_IMAGES)
-        if len(images) < needed and not force:
+        # Refused only where the user asked for a proper set and the directory cannot give
+        # the minimum; asking for fewer than the minimum is the user's own choice.
+        if len(images) < MIN_CALIBRATION_IMAGES <= count and not force:
             raise ImageError(
-                f"{found}, fewer than the {needed} needed for a stable calibration; add images, "
-                f"ask for {len(images)} with --calibration-size, or pass --force"
+                f"{found}, fewer than the {MIN_CALIBRATION_IMAGES} needed for a stable "
+                f"calibration; add images, ask for {len(images)} with --calibration-size, or "
+                "pass --force"
             )
         warn(f"{found}, not the {count} asked for; calibrating on {len(images)}")
     return np.stack(images)

@@ -18,6 +18,11 @@ class Classifier(Protocol):
     def predict(self, images: np.ndarray) -> np.ndarray: ...
 
 
+def weights_label(weights: str | os.PathLike | None) -> str:
+    """How results and manifests name the weights: a path, `imagenet`, or random init."""
+    return "none (random initialization)" if weights is None else str(weights)
+
+
 class KerasClassifier:
     """Our TensorFlow MobileNetV2 with the given weights."""
 
@@ -32,6 +37,13 @@ class KerasClassifier:
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.predict_on_batch(np.asarray(images, np.float32)))
+
+
+def kernels_of(classifier: Classifier) -> str:
+    """Which kernels compute a classifier's scores: tf, xnnpack or builtin (LiteRT)."""
+    if not hasattr(classifier, "xnnpack"):
+        return "tf"
+    return "xnnpack" if classifier.xnnpack else "builtin"
 
 
 def load_tflite(

@@ -28,7 +28,7 @@ from mobilenet_v2.classifier import preprocessing_for
 from mobilenet_v2.dump import FORMATS
 from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.labels import decode_predictions
-from mobilenet_v2.preprocess import RESIZE_MODES, list_images, load_image
+from mobilenet_v2.preprocess import RESIZE_MODES, check_normalization, list_images, load_image
 from mobilenet_v2.tensor_map import DATA_FORMATS
 from mobilenet_v2.tflite_file import IO_TYPES, QUANTIZATIONS
 
@@ -81,8 +81,21 @@ def positive_float(text: str) -> float:
 
 def pixel_mean(text: str) -> float:
     value = _finite_float(text)
-    if not 0 <= value <= 255:
-        raise argparse.ArgumentTypeError(f"must be a pixel value in [0, 255], got {text}")
+    try:
+        check_normalization(value, 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a pixel value in [0, 255], got {text}") from None
+    return value
+
+
+def pixel_std(text: str) -> float:
+    value = _finite_float(text)
+    try:
+        check_normalization(127.5, value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number that float32 can divide by, got {text}"
+        ) from None
     return value
 
 
@@ -106,7 +119,7 @@ def _add_input_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--input-std",
-        type=positive_float,
+        type=pixel_std,
         default=None,
         metavar="S",
         help="a positive number (default: the model's record, else 127.5)",
@@ -141,6 +154,10 @@ def _add_model_flags(parser: argparse.ArgumentParser, several: bool = False) -> 
     )
 
 
+class UsageError(MobileNetV2Error):
+    """Flags that cannot go together: reported like argparse's own errors, exit status 2."""
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with one-line errors: `prog command: error: argument --x: why (see --help)`."""
 
@@ -162,7 +179,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     _add_input_flags(classify)
     classify.add_argument("--top", type=positive_int, default=5, help="classes per image (5)")
-    classify.add_argument("--batch-size", type=positive_int, default=32)
+    classify.add_argument("--batch-size", type=positive_int, default=32, help="images (32)")
     classify.add_argument("--json", action="store_true", help="one JSON object per image")
     classify.set_defaults(run=run_classify)
 
@@ -173,9 +190,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     convert.add_argument("--output", required=True, metavar="PATH")
     convert.add_argument("--weights", default=None, help="as for classify")
-    convert.add_argument("--alpha", type=positive_float, default=1.0)
-    convert.add_argument("--size", type=positive_int, default=224)
-    convert.add_argument("--quantize", choices=QUANTIZATIONS, default="int8")
+    convert.add_argument("--alpha", type=positive_float, default=1.0, help="width (1.0)")
+    convert.add_argument("--size", type=positive_int, default=224, help="input size (224)")
+    convert.add_argument(
+        "--quantize", choices=QUANTIZATIONS, default="int8", help="weights and activations (int8)"
+    )
     convert.add_argument(
         "--io-type",
         choices=IO_TYPES,
@@ -206,7 +225,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "--resize",
         choices=RESIZE_MODES,
         default="crop",
-        help="preprocessing recorded in the model and used for calibration",
+        help="preprocessing recorded in the model and used for calibration (crop)",
     )
     convert.set_defaults(run=run_convert)
 
@@ -335,12 +354,17 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 def _refuse(args: argparse.Namespace, flags: Sequence[str], reason: str) -> None:
     """One-line error for a flag the user set that the chosen engine or mode would ignore."""
     for flag in flags:
-        if getattr(args, flag[2:].replace("-", "_"), None) not in (None, False):
-            raise MobileNetV2Error(f"{flag} {reason}")
+        value = getattr(args, flag[2:].replace("-", "_"), None)
+        if value is not None and value is not False:  # 0 is a value the user typed
+            raise UsageError(f"{flag} {reason}")
 
 
 def _check_engine_flags(args: argparse.Namespace, tflite_only: bool, tf_used: bool) -> None:
     """--alpha/--size shape the TF model; --num-threads/--xnnpack drive LiteRT."""
+    xnnpack = getattr(args, "xnnpack", None)  # True, False (--no-xnnpack) or None (unset)
+    xnnpack_flag = None if xnnpack is None else "--xnnpack" if xnnpack else "--no-xnnpack"
+    if getattr(args, "command", None) == "benchmark" and not args.models and xnnpack_flag:
+        raise UsageError(f"{xnnpack_flag} applies to .tflite models")
     if tflite_only:
         _refuse(
             args,
@@ -350,9 +374,8 @@ def _check_engine_flags(args: argparse.Namespace, tflite_only: bool, tf_used: bo
         )
     if tf_used and not tflite_only and not getattr(args, "model", None):
         _refuse(args, ("--num-threads",), "applies to LiteRT (--model)")
-        if getattr(args, "xnnpack", None) is not None:
-            flag = "--xnnpack" if args.xnnpack else "--no-xnnpack"
-            raise MobileNetV2Error(f"{flag} applies to LiteRT (--model)")
+        if xnnpack_flag:
+            raise UsageError(f"{xnnpack_flag} applies to LiteRT (--model)")
 
 
 def _model_paths(args: argparse.Namespace) -> list[str]:
@@ -377,7 +400,7 @@ def _classifiers(args: argparse.Namespace) -> list:
 
 def run_classify(args: argparse.Namespace) -> int:
     if args.model and args.weights:
-        raise MobileNetV2Error("give --model (LiteRT) or --weights (TF model), not both")
+        raise UsageError("give --model (LiteRT) or --weights (TF model), not both")
     images = list_images(args.inputs)  # fails before any model loads on an empty directory
     classifier = _classifiers(args)[0]  # with --model, LiteRT only: TensorFlow never loads
     prep = preprocessing_for(
@@ -505,9 +528,9 @@ def run_dump(args: argparse.Namespace) -> int:
     from mobilenet_v2 import dump
 
     if args.model and args.weights:
-        raise MobileNetV2Error("dump: give --model (TFLite) or --weights (TF model), not both")
+        raise UsageError("give --model (TFLite) or --weights (TF model), not both")
     if args.engine == "reference" and not args.model:
-        raise MobileNetV2Error("dump: --engine reference runs a quantized --model M.tflite")
+        raise UsageError("--engine reference runs a quantized --model M.tflite")
     if args.engine == "reference" or not args.model:
         _refuse(args, ("--kernels",), "chooses LiteRT's kernels (--model, --engine litert)")
     common = {"fmt": args.format, "data_format": args.data_format, **_input_overrides(args)}
@@ -643,6 +666,12 @@ def main(
     args.prog = prog
     try:
         return args.run(args)
+    except UsageError as exc:
+        print(
+            f"{prog} {args.command}: error: {respell(str(exc), spellings)} (see --help)",
+            file=sys.stderr,
+        )
+        return 2
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as a program killed by SIGPIPE does.
         _detach_stdout()

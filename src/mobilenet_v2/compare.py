@@ -58,13 +58,18 @@ class _Stats:
 def compare(
     images: list[Path],
     model: str | os.PathLike,
-    weights: str,
+    weights: str | None,
     alpha: float = 1.0,
     kernels: str = "reference",
     **preprocessing: Any,
 ) -> dict[str, Any]:
     """Per-layer float vs dequantized INT8 statistics over `images`; layers in network order."""
-    from mobilenet_v2.classifier import KerasClassifier, load_for, preprocessing_record
+    from mobilenet_v2.classifier import (
+        KerasClassifier,
+        load_for,
+        preprocessing_record,
+        weights_label,
+    )
     from mobilenet_v2.dump import dequantize, keras_tensors
     from mobilenet_v2.interpreter import TFLiteClassifier
     from mobilenet_v2.tensor_map import tflite_table
@@ -133,7 +138,7 @@ def compare(
         )
     return {
         "model": str(quantized.path),
-        "weights": str(weights),
+        "weights": weights_label(weights),
         "kernels": kernels,
         "images": [str(p) for p in images],
         "preprocessing": preprocessing_record(quantized, preprocessing),

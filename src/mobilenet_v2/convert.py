@@ -16,6 +16,7 @@ import numpy as np
 from mobilenet_v2._quiet import silenced_stderr, silenced_stdout
 from mobilenet_v2._tf import keras, tf
 from mobilenet_v2.calibration import CALIBRATION_SIZE, calibration_images
+from mobilenet_v2.classifier import weights_label
 from mobilenet_v2.download import download
 from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.labels import imagenet_classes
@@ -143,7 +144,7 @@ def convert_file(
     record = metadata_record(
         {k: prep[k] for k in ("mean", "std", "resize", "crop_fraction")},
         alpha=alpha,
-        weights="none (random initialization)" if weights is None else str(weights),
+        weights=weights_label(weights),
         quantize=quantize,
         io_type=io_type,
         calibration=None

@@ -148,7 +148,7 @@ def _dump_reference(
 
 
 def dump_keras(
-    weights: str,
+    weights: str | None,
     image: str | os.PathLike,
     output: str | os.PathLike,
     alpha: float = 1.0,
@@ -160,7 +160,12 @@ def dump_keras(
     """Every layer's output and weights of the float model, plus what pairs with the TFLite
     files: `<conv>.folded_kernel` / `.folded_bias` (BN folded in, as the converter does) and
     `predictions_logits` (the classifier before its softmax)."""
-    from mobilenet_v2.classifier import KerasClassifier, load_for, preprocessing_record
+    from mobilenet_v2.classifier import (
+        KerasClassifier,
+        load_for,
+        preprocessing_record,
+        weights_label,
+    )
 
     _check_options(fmt, data_format, "reference")
     check_output_dir(output)
@@ -170,7 +175,7 @@ def dump_keras(
     info = {
         "engine": "tensorflow",
         "kernels": "float32",
-        "weights": str(weights),
+        "weights": weights_label(weights),
         "alpha": alpha,
         "image": str(image),
         "preprocessing": preprocessing_record(classifier, preprocessing),

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from mobilenet_v2.classifier import Classifier, preprocessing_for
+from mobilenet_v2.classifier import Classifier, kernels_of, preprocessing_for
 from mobilenet_v2.errors import ImageError, MobileNetV2Error
 from mobilenet_v2.labels import synset_to_index
 from mobilenet_v2.preprocess import decode_image, list_images, preprocess_image
@@ -97,6 +97,8 @@ def evaluate(
         ranks = np.concatenate(top5[classifier.name])
         row = {
             "model": classifier.name,
+            "kernels": kernels_of(classifier),  # accuracy depends on them (and on the CPU)
+            "threads": getattr(classifier, "num_threads", None),
             "images": len(labels),
             "top1": float((ranks[:, 0] == labels).mean()),
             "top5": float((ranks == labels[:, None]).any(axis=1).mean()),
@@ -122,13 +124,14 @@ def _preprocess(img, prep: dict[str, Any]) -> np.ndarray:
 
 def markdown(report: dict[str, Any]) -> str:
     lines = [
-        f"| model | images | top-1 | top-5 | top-1 agreement with {report['reference']} |",
-        "|---|---:|---:|---:|---:|",
+        "| model | kernels | images | top-1 | top-5 | "
+        f"top-1 agreement with {report['reference']} |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for row in report["results"]:
         agreement = row.get("agreement_top1")
         lines.append(
-            f"| {row['model']} | {row['images']} | {100 * row['top1']:.1f} % | "
+            f"| {row['model']} | {row['kernels']} | {row['images']} | {100 * row['top1']:.1f} % | "
             f"{100 * row['top5']:.1f} % | "
             f"{'—' if agreement is None else f'{100 * agreement:.1f} %'} |"
         )

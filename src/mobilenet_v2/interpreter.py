@@ -15,7 +15,7 @@ import numpy as np
 from mobilenet_v2._quiet import silenced_stderr
 from mobilenet_v2.errors import ModelFileError
 from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING
-from mobilenet_v2.tflite_file import read_metadata
+from mobilenet_v2.tflite_file import check_identifier, read_metadata
 
 
 class TFLiteClassifier:
@@ -34,14 +34,14 @@ class TFLiteClassifier:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         self.path = Path(path)
+        self.num_threads = num_threads
         try:
             raw = self.raw = self.path.read_bytes()
         except FileNotFoundError:
             raise ModelFileError(f"{self.path}: model file not found") from None
         except OSError as exc:
             raise ModelFileError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
-        if len(raw) < 8 or raw[4:8] != b"TFL3":
-            raise ModelFileError(f"{self.path}: not a TFLite model (no TFL3 identifier)")
+        check_identifier(raw, self.path)
         if xnnpack is None:
             # On for every kind of model, as LiteRT's own default. Dynamic-range models too:
             # on all 500 sample images XNNPACK and the built-in hybrid kernels score the same

@@ -45,7 +45,8 @@ def describe(info: dict[str, Any] | None = None) -> str:
     info = info or machine_info()
     flags = ", ".join(info["cpu_flags"]) or "no AVX2"
     cpu_id = info["cpu_id"]
-    ident = f" (family {cpu_id['cpu family']} model {cpu_id['model']})" if cpu_id else ""
+    family, model = cpu_id.get("cpu family"), cpu_id.get("model")
+    ident = f" (family {family} model {model})" if family and model else ""
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if k != "mobilenet-v2")
     return f"{info['cpu']}{ident}; {flags}; {info['usable_cores']} cores; {versions}"
 

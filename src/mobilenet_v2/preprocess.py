@@ -117,9 +117,14 @@ def preprocess_image(
 
 
 def check_normalization(mean: float, std: float) -> None:
-    """`(x - mean) / std` must map 8-bit pixels to finite numbers: std > 0, mean a pixel value."""
-    if not (math.isfinite(std) and std > 0):
-        raise ValueError(f"input std must be a positive number; received {std}")
+    """`(x - mean) / std` must map 8-bit pixels to finite float32 numbers: a positive std that
+    float32 can divide by (1e-50 is 0 in float32), a mean that is a pixel value."""
+    with np.errstate(all="ignore"):
+        finite = math.isfinite(std) and np.isfinite(np.float32(255) / np.float32(std))
+    if not (finite and std > 0):
+        raise ValueError(
+            f"input std must be a positive number float32 can divide by; received {std}"
+        )
     if not (math.isfinite(mean) and 0 <= mean <= 255):
         raise ValueError(f"input mean must be a pixel value in [0, 255]; received {mean}")
 

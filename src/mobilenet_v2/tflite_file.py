@@ -119,11 +119,16 @@ def read_tflite(path: str | os.PathLike) -> TFLiteModel:
     return parse_tflite(raw, path)
 
 
+def check_identifier(raw: bytes, path: str | os.PathLike) -> None:
+    """The one test and message for bytes that are not a TFLite flatbuffer at all."""
+    if len(raw) < 8 or raw[4:8] != b"TFL3":
+        raise ModelFileError(f"{path}: not a valid TFLite model (no TFL3 flatbuffer identifier)")
+
+
 def parse_tflite(raw: bytes, path: str | os.PathLike) -> TFLiteModel:
     """Parse a model already in memory; `path` names it in errors."""
     path = Path(path)
-    if len(raw) < 8 or raw[4:8] != b"TFL3":
-        raise ModelFileError(f"{path}: not a TFLite model (no TFL3 flatbuffer identifier)")
+    check_identifier(raw, path)
     try:
         model = schema.ModelT.InitFromPackedBuf(raw, 0)
         return _convert(path, raw, model)

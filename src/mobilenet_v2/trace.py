@@ -44,13 +44,17 @@ def nhwc_position(shape: tuple[int, ...], index: tuple[int, ...]) -> tuple[int, 
             raise MobileNetV2Error(f"tensor of shape {list(shape)} needs --index n,c,h,w")
         n, c, h, w = index
         position = (n, h, w, c)
+        # Said in the order the index was given: NCHW, as the channel_first dumps.
+        where = f"index {list(index)} (n,c,h,w) is outside NCHW shape "
+        where += str([shape[0], shape[3], shape[1], shape[2]])
     else:
         if len(index) != len(shape):
             raise MobileNetV2Error(f"tensor of shape {list(shape)} needs {len(shape)} indices")
         position = tuple(index)
+        where = f"index {list(index)} is outside shape {list(shape)}"
     for p, d in zip(position, shape, strict=True):
         if not 0 <= p < d:
-            raise MobileNetV2Error(f"index {list(index)} is outside shape {list(shape)}")
+            raise MobileNetV2Error(where)
     return position
 
 

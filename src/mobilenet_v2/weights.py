@@ -22,7 +22,7 @@ from mobilenet_v2._tf import keras
 from mobilenet_v2.download import download
 from mobilenet_v2.errors import ModelFileError, WeightsError
 from mobilenet_v2.model import BN_EPSILON, batch_norm_name
-from mobilenet_v2.tflite_file import TFLiteModel, read_tflite
+from mobilenet_v2.tflite_file import TFLiteModel, check_identifier, read_tflite
 
 BASE_WEIGHT_PATH = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
 
@@ -90,6 +90,8 @@ def load_weights(model: keras.Model, path: str | os.PathLike) -> None:
     elif head[4:8] == b"TFL3":
         found = _read_tflite(read_tflite(path), model)
     else:
+        if path.name.lower().endswith(".tflite"):
+            check_identifier(head, path)  # raises, in the words every .tflite reader uses
         raise ModelFileError(f"{path}: {_unrecognised(path)}")
     _assign(model, found, path)
 
@@ -98,8 +100,6 @@ def _unrecognised(path: Path) -> str:
     """What is wrong with a file whose first bytes match no weights format, said in terms of
     the format its name promises."""
     name = path.name.lower()
-    if name.endswith(".tflite"):
-        return "not a valid TFLite model (no TFL3 flatbuffer identifier)"
     if name.endswith(".keras"):
         return "not a valid .keras archive (not a zip file)"
     if name.endswith((".h5", ".hdf5")):
