@@ -1,5 +1,9 @@
-"""The Bazel files stay in step with the sources, and stay offline (.ci/run runs the targets
-end to end with Debian's bazel-bootstrap)."""
+"""The Bazel files stay in step with the sources, and stay offline.
+
+These tests only read BUILD and WORKSPACE as text: they catch a file or program that falls
+out of the build, not a build that fails. The real check is the Bazel run in .ci/run, which
+builds //..., runs //:tflite_inference end to end and runs test targets with Debian's
+bazel-bootstrap."""
 
 from __future__ import annotations
 

@@ -313,3 +313,73 @@ def test_seed_scripts_check_save_to_before_any_work(tmp_path, script):
     assert result.returncode == 1 and result.stdout == "", result.stdout
     assert result.stderr.startswith(f"{script}: error: ") and "does not exist" in result.stderr
     assert len(result.stderr.splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+# --- Unexpected errors are bugs: a short line, the traceback one flag away (issue 11) ---------
+
+
+def test_an_unexpected_exception_is_not_dressed_up_as_a_user_error(capsys, monkeypatch):
+    from mobilenet_v2 import classifier
+
+    def broken(*args, **kwargs):
+        raise ValueError("internal invariant broken")
+
+    monkeypatch.setattr(classifier, "preprocessing_for", broken)
+    monkeypatch.setattr("mobilenet_v2.cli.preprocessing_for", broken)
+    argv = ["classify", str(IMAGES / "cat.bmp"), "--model", str(FIXTURE_TFLITE)]
+    assert main(argv) == 70  # EX_SOFTWARE
+    err = capsys.readouterr().err
+    assert err == (
+        "mobilenet-v2: internal error: ValueError: internal invariant broken (a bug: run with "
+        "--debug for the traceback)\n"
+    )
+    assert main([*argv, "--debug"]) == 70
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and "internal invariant" in err
+
+
+def test_keras_argument_errors_stay_one_line_user_errors(capsys):
+    argv = ["classify", str(IMAGES / "cat.bmp"), "--weights", str(FIXTURE_TFLITE), "--size", "20"]
+    assert main(argv) == 1
+    assert capsys.readouterr().err == (
+        "mobilenet-v2: error: Input size must be at least 32x32; Received: "
+        "input_shape=(20, 20, 3)\n"
+    )
+
+
+def test_a_tflite_model_with_invalid_recorded_preprocessing_is_refused(tmp_path, capsys):
+    from mobilenet_v2.tflite_file import embed_metadata
+
+    bad = tmp_path / "bad_prep.tflite"
+    record = {"preprocessing": {"mean": 128.0, "std": 0.0}}
+    bad.write_bytes(embed_metadata(FIXTURE_TFLITE.read_bytes(), record))
+    assert main(["classify", str(IMAGES / "cat.bmp"), "--model", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"mobilenet-v2: error: {bad}: invalid recorded preprocessing (input std")
+
+
+def test_without_tensorflow_litert_commands_run_and_tf_commands_name_the_extra(tmp_path):
+    """A LiteRT-only install (`pip install mobilenet-v2`, no `[tf]`), simulated by making
+    `import tensorflow` fail; .ci/run also checks a real one, in its own environment."""
+    parrot, fixture = str(IMAGES / "parrot.jpg"), str(FIXTURE_TFLITE)
+    code = "\n".join(
+        [
+            "import sys",
+            "sys.modules['tensorflow'] = sys.modules['keras'] = None  # import fails",
+            "from mobilenet_v2.cli import main",
+            f"assert main(['classify', {parrot!r}, '--model', {fixture!r}, '--top', '1']) == 0",
+            f"assert main(['dump', {parrot!r}, '--model', {fixture!r}, '--output', "
+            f"{str(tmp_path / 'dump')!r}]) == 0",
+            f"sys.exit(main(['convert', '--output', {str(tmp_path / 'm.tflite')!r}]))",
+        ]
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith("n01818515 macaw ")
+    assert result.stderr == (
+        "mobilenet-v2: error: this needs TensorFlow and Keras, which are not installed "
+        "(tensorflow); install them with: pip install 'mobilenet-v2[tf]'\n"
+    )
+    assert (tmp_path / "dump" / "manifest.json").is_file() and not (tmp_path / "m.tflite").exists()

@@ -100,3 +100,26 @@ def test_unwritable_report_fails_before_work(int8_model, tmp_path, capsys):
     assert main([*args, "--report", str(tmp_path / "no" / "dir")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err
+
+
+def test_a_model_that_is_not_mobilenet_v2_is_a_one_line_error(tmp_path, capsys):
+    """Two plain convolutions where MobileNetV2 has a convolution, then a depthwise one: the
+    layer map is empty, and compare says so instead of failing on an empty report."""
+    from mobilenet_v2._tf import keras, tf
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2)(inputs)
+    x = keras.layers.Conv2D(4, 3)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(1000, activation="softmax")(x))
+    path = tmp_path / "other.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    capsys.readouterr()
+    argv = ["compare", str(IMAGES / "cat.bmp"), "--model", str(path), "--weights", "none"]
+    assert main([*argv, "--report", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"mobilenet-v2: error: {path}: not a MobileNetV2 model")
+        and len(err.splitlines()) == 1
+    )
+    assert not (tmp_path / "r").exists()

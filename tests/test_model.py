@@ -32,20 +32,23 @@ def pair(alpha, size, seed=0, **kwargs):
 
 
 def check_parity(alpha, size, real_images, **kwargs):
+    """Logits (`classifier_activation=None`) or features, to a relative tolerance: with random
+    weights the softmax outputs are all about 1e-3, where an absolute 1e-5 would say little.
+    1e-4 relative (plus 1e-5 of the largest value, for values near 0) allows float32
+    reordering: our BN runs fused, Keras' decomposed."""
+    if kwargs.get("include_top", True):
+        kwargs.setdefault("classifier_activation", None)
     mine, ref = pair(alpha, size, **kwargs)
     rng = np.random.default_rng(7)
     real = keras.ops.image.resize(real_images, (size, size)).numpy()
     for x in (rng.uniform(-1, 1, (2, size, size, 3)).astype(np.float32), real):
         got, want = mine.predict(x, verbose=0), ref.predict(x, verbose=0)
         assert got.shape == want.shape
-        if kwargs.get("include_top", True):
-            assert np.abs(got - want).max() <= 1e-5
-        else:
-            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
 
 
 @pytest.mark.parametrize(("alpha", "size"), SUBSET)
-def test_softmax_matches_keras_applications(alpha, size, real_images):
+def test_logits_match_keras_applications(alpha, size, real_images):
     check_parity(alpha, size, real_images)
 
 

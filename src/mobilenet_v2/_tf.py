@@ -11,12 +11,19 @@ from __future__ import annotations
 import os
 
 from mobilenet_v2._quiet import silenced_stderr
+from mobilenet_v2.errors import MissingExtraError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-with silenced_stderr():
-    import tensorflow as tf
+try:
+    with silenced_stderr():
+        import tensorflow as tf
 
-    tf.config.list_logical_devices()  # the CUDA probe logs when devices are first created
-    import keras
+        tf.config.list_logical_devices()  # the CUDA probe logs when devices are first created
+        import keras
+except ImportError as exc:  # a LiteRT-only install: say which extra brings TensorFlow
+    raise MissingExtraError(
+        f"this needs TensorFlow and Keras, which are not installed ({exc.name or exc}); "
+        "install them with: pip install 'mobilenet-v2[tf]'"
+    ) from exc
 
 __all__ = ["keras", "silenced_stderr", "tf"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mobilenet_v2.errors import ImageError
-from mobilenet_v2.preprocess import list_images, load_image
+from mobilenet_v2.preprocess import decode_pool, list_images, load_image
 
 CALIBRATION_SIZE = 256
 # A floor for activation ranges worth trusting, not a tuned value: on the 250 held-out sample
@@ -60,7 +59,7 @@ def calibration_images(
     images: list[np.ndarray] = []
     skipped = drawn = 0
     with (
-        ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool,
+        decode_pool() as pool,
         tqdm(
             total=count, desc="calibration", unit="img", leave=False, file=sys.stderr, disable=None
         ) as bar,  # no bar when stderr is not a terminal

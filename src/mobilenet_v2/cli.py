@@ -15,8 +15,8 @@ import re
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NoReturn
 
@@ -26,9 +26,15 @@ from tqdm import tqdm
 from mobilenet_v2.calibration import CALIBRATION_SIZE, MIN_CALIBRATION_IMAGES
 from mobilenet_v2.classifier import preprocessing_for
 from mobilenet_v2.dump import FORMATS
-from mobilenet_v2.errors import MobileNetV2Error
+from mobilenet_v2.errors import MobileNetV2Error, ModelFileError
 from mobilenet_v2.labels import decode_predictions
-from mobilenet_v2.preprocess import RESIZE_MODES, check_normalization, list_images, load_image
+from mobilenet_v2.preprocess import (
+    RESIZE_MODES,
+    check_normalization,
+    decode_pool,
+    list_images,
+    load_image,
+)
 from mobilenet_v2.tensor_map import DATA_FORMATS
 from mobilenet_v2.tflite_file import IO_TYPES, QUANTIZATIONS
 
@@ -237,7 +243,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     evaluate.add_argument("directory", metavar="DIR")
     _add_model_flags(evaluate, several=True)
     evaluate.add_argument("--resize", choices=RESIZE_MODES, default=None)
-    evaluate.add_argument("--limit", type=positive_int, default=None, metavar="N")
+    evaluate.add_argument(
+        "--limit",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="a class-balanced sample of N images, drawn with --seed (all)",
+    )
+    evaluate.add_argument("--seed", type=int, default=0, metavar="K", help="sample draw (0)")
     evaluate.add_argument("--batch-size", type=positive_int, default=32)
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=run_evaluate)
@@ -348,6 +361,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=_non_negative_int, default=5)
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(run=run_benchmark)
+    for command in commands.choices.values():
+        command.add_argument(
+            "--debug", action="store_true", help="show the traceback of an unexpected error"
+        )
     return parser
 
 
@@ -390,12 +407,31 @@ def _classifiers(args: argparse.Namespace) -> list:
     from mobilenet_v2.classifier import load_tflite
 
     found = [load_tflite(m, args.num_threads, args.xnnpack) for m in _model_paths(args)]
+    for classifier in found:
+        if classifier.classes - classifier.label_offset != 1000:
+            raise ModelFileError(
+                f"{classifier.path}: has {classifier.classes} classes; ImageNet's 1000 (or 1001 "
+                "with background) are needed to name them"
+            )
+    _unique_names(found)
     if args.weights or not found:
         from mobilenet_v2.classifier import KerasClassifier
 
         size = getattr(args, "size", None) or 224
         found.insert(0, KerasClassifier(weights_arg(args.weights), args.alpha or 1.0, size))
     return found
+
+
+def _unique_names(classifiers: list) -> None:
+    """Name each model by its file name, with as many parent folders as it takes to tell
+    apart models that share one (a/int8.tflite, b/int8.tflite)."""
+    paths = [Path(os.path.abspath(c.path)) for c in classifiers]  # links keep their names
+    longest = max((len(p.parts) for p in paths), default=1)
+    depth = 1
+    while len({p.parts[-depth:] for p in paths}) < len(paths) and depth < longest:
+        depth += 1
+    for classifier, path in zip(classifiers, paths, strict=True):
+        classifier.name = str(Path(*path.parts[-depth:]))
 
 
 def run_classify(args: argparse.Namespace) -> int:
@@ -419,7 +455,7 @@ def run_classify(args: argparse.Namespace) -> int:
     bar = tqdm(
         total=len(images), unit="img", file=sys.stderr, disable=len(images) <= args.batch_size
     )
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+    with decode_pool() as pool:
         for start in range(0, len(images), args.batch_size):
             batch = images[start : start + args.batch_size]
             loaded = list(pool.map(load, batch))
@@ -488,7 +524,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from mobilenet_v2.machine import describe, machine_info
 
     _model_paths(args)  # flags first: before any image is listed or model loaded
-    images = evaluate.labelled_images(args.directory, args.limit)
+    images = evaluate.labelled_images(args.directory, args.limit, args.seed)
     report = evaluate.evaluate(_classifiers(args), images, args.batch_size, resize=args.resize)
     for message in report["skipped"]:
         print(f"{args.prog}: warning: skipped {message}", file=sys.stderr)
@@ -667,21 +703,44 @@ def main(
     try:
         return args.run(args)
     except UsageError as exc:
-        print(
-            f"{prog} {args.command}: error: {respell(str(exc), spellings)} (see --help)",
-            file=sys.stderr,
-        )
+        message = respell(str(exc), spellings)
+        print(f"{prog} {args.command}: error: {message} (see --help)", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as a program killed by SIGPIPE does.
         _detach_stdout()
         return 128 + signal.SIGPIPE
-    except (MobileNetV2Error, ValueError, OSError) as exc:
-        message = respell(" ".join(str(exc).split()), spellings)
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except (MobileNetV2Error, OSError) as exc:
+        # Ours, or the system's about a file the user named; an OSError naming no file is not.
+        if not (isinstance(exc, MobileNetV2Error) or exc.filename):
+            return _unexpected(prog, exc, args.debug)
+        if args.debug:
+            traceback.print_exception(exc)
+        print(f"{prog}: error: {respell(_one_line(exc), spellings)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # anything else is a bug, not the user's input
+        return _unexpected(prog, exc, args.debug)
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename and not isinstance(exc, MobileNetV2Error):
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return " ".join(str(exc).split())
+
+
+def _unexpected(prog: str, exc: BaseException, debug: bool) -> int:
+    """A short line, and the traceback one flag away (`--debug`). Exit status 70 (EX_SOFTWARE)."""
+    if debug:
+        traceback.print_exception(exc)
+    else:
+        message = f"{type(exc).__name__}: {_one_line(exc)}"[:300]
+        print(
+            f"{prog}: internal error: {message} (a bug: run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+    return 70
 
 
 def error(prog: str, message: str) -> int:

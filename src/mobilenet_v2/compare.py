@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mobilenet_v2.errors import MobileNetV2Error
+from mobilenet_v2.errors import MobileNetV2Error, ModelFileError
 
 _CLASSIFIER = ("predictions", "predictions_logits")
 _CHUNK = 8  # images per float run: all layer outputs of 8 images take ~250 MB
@@ -90,6 +90,11 @@ def compare(
         for t in table.tensors.values()
         if t.kind in ("input", "activation", "output") and t.keras_layer
     }
+    if not by_name:  # map_tflite found no MobileNetV2 layer to pair with the float model
+        raise ModelFileError(
+            f"{quantized.path}: not a MobileNetV2 model (its operators do not line up with "
+            "MobileNetV2's layers), so no layer pairs with the float model"
+        )
     stats: dict[str, _Stats] = {}
     order: list[str] = []
     agree = 0

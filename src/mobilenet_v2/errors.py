@@ -19,3 +19,11 @@ class ImageError(MobileNetV2Error, ValueError):
 
 class DownloadError(MobileNetV2Error, OSError):
     """A download that failed (offline, server error); says how to do without it."""
+
+
+class InvalidArgumentError(MobileNetV2Error, ValueError):
+    """An argument the model cannot be built with (a ValueError, as Keras raises)."""
+
+
+class MissingExtraError(MobileNetV2Error, ImportError):
+    """A feature whose optional dependencies are not installed; names the extra to install."""

@@ -6,7 +6,6 @@ import functools
 import os
 import re
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from tqdm import tqdm
 from mobilenet_v2.classifier import Classifier, kernels_of, preprocessing_for
 from mobilenet_v2.errors import ImageError, MobileNetV2Error
 from mobilenet_v2.labels import synset_to_index
-from mobilenet_v2.preprocess import decode_image, list_images, preprocess_image
+from mobilenet_v2.preprocess import decode_image, decode_pool, list_images, preprocess_image
 
 _SYNSET = re.compile(r"^(n\d{8})(?![0-9])")
 
@@ -32,8 +31,10 @@ def label_of(path: Path) -> int | None:
 
 
 def labelled_images(
-    directory: str | os.PathLike, limit: int | None = None
+    directory: str | os.PathLike, limit: int | None = None, seed: int = 0
 ) -> list[tuple[Path, int]]:
+    """Every labelled image under `directory`, or with `limit` a seeded, class-balanced
+    sample of that many (see `balanced_sample`)."""
     if not Path(directory).exists():
         raise MobileNetV2Error(f"{directory}: directory not found")
     if not Path(directory).is_dir():
@@ -45,7 +46,27 @@ def labelled_images(
             f"{directory}: no labelled images (expected synsets in file names like "
             "n01440764_x.JPEG or synset-named sub-folders)"
         )
-    return labelled[:limit] if limit else labelled
+    return balanced_sample(labelled, limit, seed) if limit else labelled
+
+
+def balanced_sample(
+    labelled: list[tuple[Path, int]], count: int, seed: int = 0
+) -> list[tuple[Path, int]]:
+    """`count` images drawn round-robin over the classes (each class's images in a seeded
+    order, the classes too), so that a sample of an ImageNet-val tree, sorted by class, is
+    not one or two classes. Returned in the listing's order; the same seed, the same sample."""
+    rng = np.random.default_rng(seed)
+    by_class: dict[int, list[int]] = {}
+    for position, (_, label) in enumerate(labelled):
+        by_class.setdefault(label, []).append(position)
+    queues = [list(rng.permutation(members)) for members in by_class.values()]
+    queues = [queues[i] for i in rng.permutation(len(queues))]
+    chosen: list[int] = []
+    while len(chosen) < min(count, len(labelled)):
+        for queue in queues:
+            if queue and len(chosen) < count:
+                chosen.append(int(queue.pop()))
+    return [labelled[i] for i in sorted(chosen)]
 
 
 def evaluate(
@@ -56,12 +77,12 @@ def evaluate(
 ) -> dict[str, Any]:
     """Decode each image once, feed every model its own preprocessing, count hits."""
     labels = np.array([label for _, label in images])
-    top5 = {c.name: [] for c in classifiers}
+    top5: list[list[np.ndarray]] = [[] for _ in classifiers]  # by position: names may repeat
     preps = [preprocessing_for(c, **overrides) for c in classifiers]
     skipped: list[str] = []
     kept: list[int] = []
     with (
-        ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool,
+        decode_pool() as pool,
         tqdm(
             total=len(images),
             unit="img",
@@ -84,17 +105,17 @@ def evaluate(
             if not good:
                 continue
             images_only = [img for _, img in good]
-            for classifier, prep in zip(classifiers, preps, strict=True):
+            for classifier, prep, ranks in zip(classifiers, preps, top5, strict=True):
                 x = np.stack(list(pool.map(functools.partial(_preprocess, prep=prep), images_only)))
                 scores = classifier.predict(x)
-                top5[classifier.name].append(np.argsort(-scores, axis=1, kind="stable")[:, :5])
+                ranks.append(np.argsort(-scores, axis=1, kind="stable")[:, :5])
     if not kept:
         raise MobileNetV2Error(f"no readable images to evaluate ({len(skipped)} skipped)")
     labels = labels[kept]
     results = []
     first = None
-    for classifier in classifiers:
-        ranks = np.concatenate(top5[classifier.name])
+    for classifier, batches in zip(classifiers, top5, strict=True):
+        ranks = np.concatenate(batches)
         row = {
             "model": classifier.name,
             "kernels": kernels_of(classifier),  # accuracy depends on them (and on the CPU)

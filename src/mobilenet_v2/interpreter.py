@@ -14,8 +14,8 @@ import numpy as np
 
 from mobilenet_v2._quiet import silenced_stderr
 from mobilenet_v2.errors import ModelFileError
-from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING
-from mobilenet_v2.tflite_file import check_identifier, read_metadata
+from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING, check_normalization, check_resize
+from mobilenet_v2.tflite_file import check_identifier, read_metadata, round_half_away
 
 
 class TFLiteClassifier:
@@ -93,6 +93,12 @@ class TFLiteClassifier:
         self.classes = int(self._output["shape"][1])
         self.metadata = metadata or {}
         self.preprocessing = {**DEFAULT_PREPROCESSING, **self.metadata.get("preprocessing", {})}
+        try:  # a recorded preprocessing that cannot work is the file's fault, said as such
+            prep = self.preprocessing
+            check_normalization(prep["mean"], prep["std"])
+            check_resize(prep["resize"], prep["crop_fraction"])
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"{self.path}: invalid recorded preprocessing ({exc})") from None
         # TF-slim models have a "background" class 0 before the 1000 ImageNet classes.
         self.label_offset = 1 if self.classes == 1001 else 0
 
@@ -115,7 +121,9 @@ class TFLiteClassifier:
         if not scale:
             raise ModelFileError(f"{self.path}: integer input without quantization parameters")
         info = np.iinfo(dtype)
-        return np.clip(np.rint(x / scale + zero_point), info.min, info.max).astype(dtype)
+        # Halves away from zero, as TFLite's QUANTIZE (std::round), not np.rint's to even.
+        q = round_half_away(x / np.float32(scale)) + zero_point
+        return np.clip(q, info.min, info.max).astype(dtype)
 
     def _dequantize(self, y: np.ndarray) -> np.ndarray:
         if y.dtype.kind == "f":

@@ -19,6 +19,7 @@ from mobilenet_v2.architecture import (
     batch_norm_name,
     make_divisible,
 )
+from mobilenet_v2.errors import InvalidArgumentError
 
 IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 IMAGENET_SIZES = (96, 128, 160, 192, 224)
@@ -122,7 +123,7 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
         if weights.lower() == "none":  # as --weights none: random initialization
             weights = None
     if not (weights in ("imagenet", None) or isinstance(weights, (str, os.PathLike))):
-        raise ValueError(
+        raise InvalidArgumentError(
             "The `weights` argument should be either `None` (random initialization), "
             "`imagenet` (pre-training on ImageNet), or the path to the weights file to be "
             f"loaded. Received `weights={weights}`"
@@ -130,18 +131,20 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
     if weights not in ("imagenet", None):
         weights_io.check_readable(weights)
     if weights == "imagenet" and include_top and classes != 1000:
-        raise ValueError(
+        raise InvalidArgumentError(
             'If using `weights="imagenet"` with `include_top` as true, `classes` should be '
             f"1000. Received `classes={classes}`"
         )
     if not alpha > 0:
-        raise ValueError(f"`alpha` must be positive. Received `alpha={alpha}`")
+        raise InvalidArgumentError(f"`alpha` must be positive. Received `alpha={alpha}`")
     if pooling not in (None, "avg", "max"):
-        raise ValueError(f"`pooling` must be None, 'avg' or 'max'. Received `pooling={pooling}`")
+        raise InvalidArgumentError(
+            f"`pooling` must be None, 'avg' or 'max'. Received `pooling={pooling}`"
+        )
     if include_top and weights is not None:
         activation = keras.activations.get(classifier_activation)
         if activation not in (keras.activations.get("softmax"), keras.activations.get(None)):
-            raise ValueError(
+            raise InvalidArgumentError(
                 "Only `None` and `softmax` activations are allowed for the "
                 "`classifier_activation` argument when using pretrained weights, with "
                 f"`include_top=True`; Received: classifier_activation={classifier_activation}"
@@ -152,7 +155,7 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
     rows, cols = input_shape[row_axis], input_shape[row_axis + 1]
     if weights == "imagenet":
         if alpha not in IMAGENET_ALPHAS:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "If imagenet weights are being loaded, alpha must be one of `0.35`, `0.50`, "
                 f"`0.75`, `1.0`, `1.3` or `1.4` only; Received `alpha={alpha}`"
             )
@@ -264,7 +267,7 @@ def _input_shape(
         )
     if weights == "imagenet" and include_top:
         if given and input_shape != default_shape:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "When setting `include_top=True` and loading `imagenet` weights, `input_shape` "
                 f"should be {default_shape}.  Received: input_shape={input_shape}"
             )
@@ -274,18 +277,20 @@ def _input_shape(
             return default_shape
         return (3, None, None) if first else (None, None, 3)
     if len(input_shape) != 3:
-        raise ValueError("`input_shape` must be a tuple of three integers.")
+        raise InvalidArgumentError("`input_shape` must be a tuple of three integers.")
     channels = input_shape[0] if first else input_shape[-1]
     if channels != 3 and weights == "imagenet":
-        raise ValueError(f"The input must have 3 channels; Received `input_shape={input_shape}`")
+        raise InvalidArgumentError(
+            f"The input must have 3 channels; Received `input_shape={input_shape}`"
+        )
     spatial = input_shape[1:] if first else input_shape[:2]
     if any(size is not None and size < MIN_SIZE for size in spatial):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Input size must be at least {MIN_SIZE}x{MIN_SIZE}; Received: "
             f"input_shape={input_shape}"
         )
     if include_top and None in input_shape:
-        raise ValueError(
+        raise InvalidArgumentError(
             "If `include_top` is True, you should specify a static `input_shape`. "
             f"Received: input_shape={input_shape}"
         )

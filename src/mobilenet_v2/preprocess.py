@@ -6,6 +6,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -75,10 +76,7 @@ def resize_image(
     shorter side (as resizing the shorter side to 256 and center-cropping 224), resized to
     `size`; `stretch`: resize the whole image, ignoring its aspect ratio (the seed's way).
     Both bicubic, with the crop box kept at sub-pixel precision."""
-    if resize not in RESIZE_MODES:
-        raise ValueError(f"resize must be one of {RESIZE_MODES}; received {resize!r}")
-    if not 0 < crop_fraction <= 1:
-        raise ValueError(f"crop_fraction must be in (0, 1]; received {crop_fraction}")
+    check_resize(resize, crop_fraction)
     height, width = (size, size) if isinstance(size, int) else size
     box = (0.0, 0.0, float(img.width), float(img.height))
     if resize == "crop":
@@ -116,6 +114,13 @@ def preprocess_image(
     return (np.asarray(img, dtype=np.float32) - np.float32(mean)) / np.float32(std)
 
 
+def check_resize(resize: str, crop_fraction: float) -> None:
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}; received {resize!r}")
+    if not 0 < crop_fraction <= 1:
+        raise ValueError(f"crop_fraction must be in (0, 1]; received {crop_fraction}")
+
+
 def check_normalization(mean: float, std: float) -> None:
     """`(x - mean) / std` must map 8-bit pixels to finite float32 numbers: a positive std that
     float32 can divide by (1e-50 is 0 in float32), a mean that is a pixel value."""
@@ -143,3 +148,9 @@ def list_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
         else:
             images.append(item)
     return images
+
+
+def decode_pool() -> ThreadPoolExecutor:
+    """The thread pool that decodes images: Pillow releases the GIL while it decodes and
+    resizes, so threads scale; up to 8, no more than the CPUs."""
+    return ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))

@@ -28,7 +28,14 @@ import numpy as np
 
 from mobilenet_v2.errors import ModelFileError
 from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING
-from mobilenet_v2.tflite_file import Operator, Tensor, TFLiteModel, parse_tflite, read_metadata
+from mobilenet_v2.tflite_file import (
+    Operator,
+    Tensor,
+    TFLiteModel,
+    parse_tflite,
+    read_metadata,
+    round_half_away,
+)
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 _ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
@@ -255,7 +262,8 @@ class ReferenceInterpreter:
         if dtype.kind == "f":
             return np.asarray(images, dtype)
         info = np.iinfo(dtype)
-        q = np.rint(np.asarray(images, np.float32) / t.scales[0] + self.quant(t.index).zero_point)
+        scaled = np.asarray(images, np.float32) / np.float32(t.scales[0])
+        q = round_half_away(scaled) + self.quant(t.index).zero_point  # as TFLite's QUANTIZE
         return np.clip(q, info.min, info.max).astype(dtype)
 
     def tensor(self, index: int) -> Tensor:
@@ -326,7 +334,7 @@ def activation_range(
     q = interp.quant(out_index)
 
     def quantize(f: float) -> int:
-        return q.zero_point + _round_half_away(np.float32(f) / np.float32(q.scale))
+        return q.zero_point + round_half_away(np.float32(f) / np.float32(q.scale))
 
     name = _ACTIVATIONS.get(activation)
     if name == "RELU":
@@ -338,15 +346,6 @@ def activation_range(
     if name == "NONE":
         return qmin, qmax
     raise UnsupportedOpError(f"fused activation {activation} is not supported")
-
-
-def _round_half_away(q: Any) -> Any:
-    """std::round: to nearest, halves away from zero, exact for float32 and float64 alike."""
-    q = np.asarray(q)
-    whole = np.trunc(q)
-    frac = q - whole
-    result = whole + np.where(np.abs(frac) >= 0.5, np.sign(q), 0)
-    return int(result) if result.ndim == 0 else result.astype(np.int64)
 
 
 # --- Kernels ---------------------------------------------------------------------------------
@@ -491,7 +490,7 @@ def fully_connected(interp: ReferenceInterpreter, step: Step, inputs: list) -> n
         output_zero_point=oq.zero_point,
         clamp=(low, high),
     )
-    return np.clip(_round_half_away(acc.astype(np.float64) * effective) + oq.zero_point, low, high)
+    return np.clip(round_half_away(acc.astype(np.float64) * effective) + oq.zero_point, low, high)
 
 
 def add(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
@@ -624,7 +623,7 @@ def quantize(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarr
     qo = interp.quant(op.outputs[0])
     q = inputs[0].astype(np.float32) / np.float32(qo.scale)
     low, high = _type_range(interp.tensor(op.outputs[0]))
-    return np.clip(_round_half_away(q) + qo.zero_point, low, high)
+    return np.clip(round_half_away(q) + qo.zero_point, low, high)
 
 
 def dequantize(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:

@@ -257,3 +257,12 @@ def read_metadata(model_bytes: bytes) -> dict | None:
             data = root.Buffers(entry.Buffer()).DataAsNumpy()
             return json.loads(bytes(data).decode("utf8"))
     return None
+
+
+def round_half_away(q: Any) -> Any:
+    """std::round: to nearest, halves away from zero, exact for float32 and float64 alike."""
+    q = np.asarray(q)
+    whole = np.trunc(q)
+    frac = q - whole
+    result = whole + np.where(np.abs(frac) >= 0.5, np.sign(q), 0)
+    return int(result) if result.ndim == 0 else result.astype(np.int64)

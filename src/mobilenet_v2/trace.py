@@ -12,13 +12,13 @@ from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.reference import (
     ReferenceInterpreter,
     _padding,
-    _round_half_away,
     exp_on_negative_values,
     get_reciprocal,
     multiply_by_quantized_multiplier,
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
 )
+from mobilenet_v2.tflite_file import round_half_away
 
 
 def find_tensor(reference: ReferenceInterpreter, name: str) -> int:
@@ -179,7 +179,7 @@ def _explain_fully_connected(reference, values, op, position):
     step = next(s for s in reference.steps if s.op is op)
     scale = float(step.params["effective_scale"][oc])
     product = (acc + bias) * scale
-    rounded = _round_half_away(product)
+    rounded = round_half_away(product)
     zp, clamp = step.params["output_zero_point"], step.params["clamp"]
     final = min(max(rounded + zp, clamp[0]), clamp[1])
     lines += [
@@ -287,7 +287,7 @@ def _explain_quantize(reference, values, op, position):
     q = reference.quant(op.outputs[0])
     f = np.float32(values[op.inputs[0]][position])
     ratio = f / np.float32(q.scale)
-    rounded = _round_half_away(ratio)
+    rounded = round_half_away(ratio)
     info = np.iinfo(np.dtype(reference.tensor(op.outputs[0]).type_name.lower()))
     final = min(max(rounded + q.zero_point, int(info.min)), int(info.max))
     return [
