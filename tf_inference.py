@@ -25,9 +25,14 @@ if __name__ == "__main__":
     parser.add_argument(
         "--weights", default=None, help="weights file (.h5, .keras, .tflite) or 'none'"
     )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error"
+    )
     args = parser.parse_args()
     argv = ["classify", args.image, "--resize", "stretch", "--top", "5"]
     argv += ["--input-mean", str(args.input_mean), "--input-std", str(args.input_std)]
     if args.weights:
         argv += ["--weights", args.weights]
+    if args.debug:
+        argv.append("--debug")
     sys.exit(main(argv, prog=PROG, spellings=SPELLINGS))

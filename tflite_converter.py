@@ -36,6 +36,9 @@ if __name__ == "__main__":
     parser.add_argument(
         "--force", action="store_true", help="calibrate on fewer than 32 images if need be"
     )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error"
+    )
     args = parser.parse_args()
     save_to = Path(args.save_to)
     try:
@@ -54,6 +57,8 @@ if __name__ == "__main__":
             argv += [flag, str(value)]
     if args.force:
         argv.append("--force")
+    if args.debug:
+        argv.append("--debug")
     status = main(argv, prog=PROG, spellings=SPELLINGS)
     if status and created and not any(save_to.iterdir()):
         save_to.rmdir()  # leave nothing behind that this run made

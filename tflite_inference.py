@@ -46,6 +46,9 @@ if __name__ == "__main__":
         default="channel_first",
         help="layout of dumped 4-D tensors: NCHW (channel_first) or NHWC",
     )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error"
+    )
     args = parser.parse_args()
     if not Path(args.model).is_file():
         sys.exit(
@@ -68,9 +71,11 @@ if __name__ == "__main__":
     argv = ["classify", args.image, "--model", args.model, "--top", "5", *overrides]
     if args.num_threads is not None:
         argv += ["--num-threads", str(args.num_threads)]
+    debug = ["--debug"] if args.debug else []
+    argv += debug
     status = main(argv, prog=PROG, spellings=SPELLINGS)
     if status == 0 and args.save_to:
         dump = ["dump", args.image, "--model", args.model, "--output", args.save_to]
-        dump += ["--data-format", args.data_format, *overrides]
+        dump += ["--data-format", args.data_format, *overrides, *debug]
         status = main(dump, prog=PROG, spellings=SPELLINGS)
     sys.exit(status)

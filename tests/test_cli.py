@@ -203,6 +203,11 @@ def test_load_image_refuses_a_zero_std():
             "--seed applies to --quantize int8",  # 0 is a value the user typed, not unset
         ),
         (
+            ["convert", "--output", "OUT", "--quantize", "float16", "--io-type", "uint8"],
+            "--io-type uint8 needs --quantize int8",
+        ),
+        (["evaluate", "DIR", "--model", "FIX", "--seed", "1"], "--seed draws the --limit sample"),
+        (
             ["convert", "--output", "OUT", "--quantize", "float16", "--calibration-size", "8"],
             "--calibration-size applies to --quantize int8",
         ),
@@ -383,3 +388,50 @@ def test_without_tensorflow_litert_commands_run_and_tf_commands_name_the_extra(t
         "(tensorflow); install them with: pip install 'mobilenet-v2[tf]'\n"
     )
     assert (tmp_path / "dump" / "manifest.json").is_file() and not (tmp_path / "m.tflite").exists()
+
+
+def test_a_negative_seed_is_refused_as_a_flag_value(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", str(IMAGES), "--limit", "2", "--seed", "-1"])
+    assert exit_.value.code == 2 and "argument --seed: must be an integer >= 0" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_model_whose_record_is_not_an_object_is_a_file_error_for_every_engine(tmp_path, capsys):
+    from mobilenet_v2.tflite_file import embed_metadata
+
+    bad = tmp_path / "list_record.tflite"
+    bad.write_bytes(embed_metadata(FIXTURE_TFLITE.read_bytes(), ["not", "an", "object"]))
+    image = str(IMAGES / "cat.bmp")
+    for argv in (
+        ["classify", image, "--model", str(bad)],
+        ["trace", str(bad), image, "--tensor", "Conv1_relu", "--index", "0,0,0,0"],
+    ):
+        assert main(argv) == 1
+        assert capsys.readouterr().err == (
+            f"mobilenet-v2: error: {bad}: invalid recorded preprocessing (not a JSON object)\n"
+        )
+
+
+def test_an_output_that_is_not_a_regular_file_is_never_replaced(tmp_path, capsys):
+    """A FIFO here; as root, /dev/full would otherwise be renamed over."""
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    assert main(["inspect", str(FIXTURE_TFLITE), "--csv", str(fifo)]) == 1
+    err = capsys.readouterr().err
+    assert err.endswith(f"{fifo}: output path exists and is not a regular file\n")
+    assert fifo.is_fifo()
+
+
+def test_the_seed_scripts_take_the_debug_flag_their_hint_names():
+    result = run(
+        sys.executable,
+        "tflite_inference.py",
+        "-i",
+        str(IMAGES / "cat.bmp"),
+        "--model",
+        str(FIXTURE_TFLITE),
+        "--debug",
+    )
+    assert result.returncode == 0 and result.stdout.startswith("n02124075 Egyptian_cat")

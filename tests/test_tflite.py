@@ -578,7 +578,11 @@ def test_two_models_with_the_same_file_name_are_told_apart(tmp_path, capsys):
     )
     rows = json.loads(capsys.readouterr().out)["results"]
     assert [r["model"] for r in rows] == ["a/m.tflite", "b/m.tflite"]
+    assert [r["path"] for r in rows] == [str(tmp_path / "a/m.tflite"), str(tmp_path / "b/m.tflite")]
     assert rows[1]["agreement_top1"] == 1.0
+    assert main([*argv, "--model", WEIGHTS, "--model", str(tmp_path / "a/m.tflite")]) == 0
+    names = [r["model"] for r in json.loads(capsys.readouterr().out)["results"]]
+    assert names == [FIXTURE_TFLITE.name, "m.tflite"]  # no rival: the file name alone
 
 
 def test_limit_draws_a_seeded_class_balanced_sample(tmp_path):
@@ -596,11 +600,34 @@ def test_limit_draws_a_seeded_class_balanced_sample(tmp_path):
     assert sample != labelled_images(tmp_path, limit=4, seed=1)
 
 
-def test_input_quantization_rounds_halves_away_from_zero_as_tflite(models):
-    """TFLite's QUANTIZE rounds with std::round; np.rint would send 0.5 to 0 and 2.5 to 2."""
-    classifier = load_tflite(models["int8"])
-    scale = classifier._input["quantization"][0]  # 1/128, zero point 0
-    halves = np.array([0.5, 1.5, 2.5, -0.5, -2.5], np.float32) * np.float32(scale)
-    np.testing.assert_array_equal(
-        classifier.quantize_input(halves.reshape(1, 1, 5, 1)).ravel(), [1, 2, 3, -1, -3]
+@pytest.mark.parametrize("reference_kernels", [True, False])
+def test_input_quantization_rounds_halves_as_litert_own_quantize(
+    int8_float_io_model, int8_model, reference_kernels
+):
+    """LiteRT's QUANTIZE op on exact halves: its reference kernels round away from zero
+    (std::round), its optimized kernels to even. Quantizing an int8-input model's input in
+    Python does as the kernels that will run it."""
+    from mobilenet_v2.interpreter import TFLiteClassifier
+
+    halves = np.array([0.5, 1.5, 2.5, -0.5, -2.5], np.float32)
+    graph = TFLiteClassifier(
+        int8_float_io_model, reference_kernels=reference_kernels, preserve_all_tensors=True
     )
+    quantize = read_tflite(int8_float_io_model).operators[0]
+    assert quantize.opcode == "QUANTIZE"
+    details = graph.interpreter.get_tensor_details()
+    scale, zero_point = next(d for d in details if d["index"] == quantize.outputs[0])[
+        "quantization"
+    ]
+    x = np.zeros((1, *graph.input_size, 3), np.float32)
+    x.reshape(-1)[:5] = halves * np.float32(scale)
+    graph.invoke(x)
+    litert = graph.interpreter.get_tensor(quantize.outputs[0]).reshape(-1)[:5] - zero_point
+    expected = [1, 2, 3, -1, -3] if reference_kernels else [0, 2, 2, 0, -2]
+    np.testing.assert_array_equal(litert, expected)
+
+    ours = TFLiteClassifier(int8_model, reference_kernels=reference_kernels)
+    in_scale, in_zero_point = ours._input["quantization"]
+    y = np.zeros((1, *ours.input_size, 3), np.float32)
+    y.reshape(-1)[:5] = halves * np.float32(in_scale)
+    np.testing.assert_array_equal(ours.quantize_input(y).reshape(-1)[:5] - in_zero_point, expected)

@@ -21,6 +21,8 @@ try:
         tf.config.list_logical_devices()  # the CUDA probe logs when devices are first created
         import keras
 except ImportError as exc:  # a LiteRT-only install: say which extra brings TensorFlow
+    if exc.name not in ("tensorflow", "keras"):
+        raise  # a broken TensorFlow install is not a missing one
     raise MissingExtraError(
         f"this needs TensorFlow and Keras, which are not installed ({exc.name or exc}); "
         "install them with: pip install 'mobilenet-v2[tf]'"

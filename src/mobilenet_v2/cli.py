@@ -40,6 +40,7 @@ from mobilenet_v2.tflite_file import IO_TYPES, QUANTIZATIONS
 
 PROG = "mobilenet-v2"
 LITERT_KERNELS = ("reference", "optimized")
+MAX_THREADS = 256
 
 
 def default_weights() -> str:
@@ -68,6 +69,15 @@ def _int_at_least(minimum: int, name: str) -> Callable[[str], int]:
 
 
 positive_int = _int_at_least(1, "positive_int")
+
+
+def _thread_count(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_THREADS:  # LiteRT cannot start that many threads (it crashes trying)
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_THREADS}, got {text}")
+    return value
+
+
 _non_negative_int = _int_at_least(0, "non_negative_int")
 
 
@@ -151,7 +161,7 @@ def _add_model_flags(parser: argparse.ArgumentParser, several: bool = False) -> 
         help="run a TFLite model with LiteRT (no TensorFlow)"
         + (" (repeatable)" if several else ""),
     )
-    parser.add_argument("--num-threads", type=positive_int, default=None, help="LiteRT threads")
+    parser.add_argument("--num-threads", type=_thread_count, default=None, help="LiteRT threads")
     parser.add_argument(
         "--xnnpack",
         action=argparse.BooleanOptionalAction,
@@ -221,7 +231,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help=f"images drawn from DIR ({CALIBRATION_SIZE}); with fewer readable ones a warning, "
         f"and below {MIN_CALIBRATION_IMAGES} a refusal unless --force",
     )
-    convert.add_argument("--seed", type=int, default=None, metavar="K", help="calibration draw (0)")
+    convert.add_argument(
+        "--seed", type=_non_negative_int, default=None, metavar="K", help="calibration draw (0)"
+    )
     convert.add_argument(
         "--force",
         action="store_true",
@@ -250,7 +262,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         metavar="N",
         help="a class-balanced sample of N images, drawn with --seed (all)",
     )
-    evaluate.add_argument("--seed", type=int, default=0, metavar="K", help="sample draw (0)")
+    evaluate.add_argument(
+        "--seed", type=_non_negative_int, default=None, metavar="K", help="--limit's draw (0)"
+    )
     evaluate.add_argument("--batch-size", type=positive_int, default=32)
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=run_evaluate)
@@ -350,7 +364,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     bench.add_argument("--weights", default=None, help="also benchmark the TF float model")
     bench.add_argument("--alpha", type=positive_float, default=None, help="TF model (1.0)")
     bench.add_argument("--size", type=positive_int, default=None, help="TF model (224)")
-    bench.add_argument("--num-threads", type=positive_int, default=None)
+    bench.add_argument("--num-threads", type=_thread_count, default=None)
     bench.add_argument(
         "--xnnpack",
         action=argparse.BooleanOptionalAction,
@@ -423,14 +437,16 @@ def _classifiers(args: argparse.Namespace) -> list:
 
 
 def _unique_names(classifiers: list) -> None:
-    """Name each model by its file name, with as many parent folders as it takes to tell
-    apart models that share one (a/int8.tflite, b/int8.tflite)."""
+    """Each model by its file name; models that share one get as many parent folders as it
+    takes to tell them apart (a/int8.tflite, b/int8.tflite). One file twice is refused."""
     paths = [Path(os.path.abspath(c.path)) for c in classifiers]  # links keep their names
-    longest = max((len(p.parts) for p in paths), default=1)
-    depth = 1
-    while len({p.parts[-depth:] for p in paths}) < len(paths) and depth < longest:
-        depth += 1
+    if len(set(paths)) < len(paths):
+        raise UsageError("the same --model is given twice")
     for classifier, path in zip(classifiers, paths, strict=True):
+        rivals = [p for p in paths if p.name == path.name and p != path]
+        depth = 1
+        while any(p.parts[-depth:] == path.parts[-depth:] for p in rivals):
+            depth += 1
         classifier.name = str(Path(*path.parts[-depth:]))
 
 
@@ -498,6 +514,8 @@ def run_convert(args: argparse.Namespace) -> int:
         )
     start = time.perf_counter()
     io_type = args.io_type or ("int8" if args.quantize == "int8" else "float32")
+    if io_type != "float32" and args.quantize != "int8":
+        raise UsageError(f"--io-type {io_type} needs --quantize int8 (integer I/O)")
     path = convert_file(
         args.output,
         weights=weights_arg(args.weights),
@@ -524,7 +542,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from mobilenet_v2.machine import describe, machine_info
 
     _model_paths(args)  # flags first: before any image is listed or model loaded
-    images = evaluate.labelled_images(args.directory, args.limit, args.seed)
+    if args.limit is None:
+        _refuse(args, ("--seed",), "draws the --limit sample; without --limit all images count")
+    images = evaluate.labelled_images(args.directory, args.limit, args.seed or 0)
     report = evaluate.evaluate(_classifiers(args), images, args.batch_size, resize=args.resize)
     for message in report["skipped"]:
         print(f"{args.prog}: warning: skipped {message}", file=sys.stderr)

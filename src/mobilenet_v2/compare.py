@@ -83,7 +83,6 @@ def compare(
     table = tflite_table(parse_tflite(quantized.raw, quantized.path))
     interpreter = quantized.interpreter
     details = {int(d["index"]): d for d in interpreter.get_tensor_details()}
-    float_model = KerasClassifier(weights, alpha, quantized.input_size[0])
     # Tensors that Keras computes too, paired by their shared dump names.
     by_name = {
         t.file_name: t
@@ -95,6 +94,12 @@ def compare(
             f"{quantized.path}: not a MobileNetV2 model (its operators do not line up with "
             "MobileNetV2's layers), so no layer pairs with the float model"
         )
+    height, width = quantized.input_size
+    if height != width:  # the float model is built square, as the conversions are
+        raise ModelFileError(
+            f"{quantized.path}: input is {height}x{width}; compare needs a square input"
+        )
+    float_model = KerasClassifier(weights, alpha, height)
     stats: dict[str, _Stats] = {}
     order: list[str] = []
     agree = 0

@@ -118,6 +118,7 @@ def evaluate(
         ranks = np.concatenate(batches)
         row = {
             "model": classifier.name,
+            "path": str(classifier.path) if hasattr(classifier, "path") else None,
             "kernels": kernels_of(classifier),  # accuracy depends on them (and on the CPU)
             "threads": getattr(classifier, "num_threads", None),
             "images": len(labels),

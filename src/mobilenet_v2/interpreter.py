@@ -14,8 +14,7 @@ import numpy as np
 
 from mobilenet_v2._quiet import silenced_stderr
 from mobilenet_v2.errors import ModelFileError
-from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING, check_normalization, check_resize
-from mobilenet_v2.tflite_file import check_identifier, read_metadata, round_half_away
+from mobilenet_v2.tflite_file import check_identifier, read_preprocessing, round_half_away
 
 
 class TFLiteClassifier:
@@ -35,6 +34,7 @@ class TFLiteClassifier:
 
         self.path = Path(path)
         self.num_threads = num_threads
+        self.reference_kernels = reference_kernels
         try:
             raw = self.raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -68,8 +68,7 @@ class TFLiteClassifier:
                     experimental_preserve_all_tensors=preserve_all_tensors,
                 )
                 self.interpreter.allocate_tensors()
-            metadata = read_metadata(raw)
-        except Exception as exc:  # LiteRT reports corrupt files as assorted errors
+        except (ValueError, RuntimeError) as exc:  # how LiteRT reports files it cannot load
             message = " ".join(str(exc).split())[:200]
             raise ModelFileError(
                 f"{self.path}: corrupt or truncated TFLite model ({message})"
@@ -91,14 +90,7 @@ class TFLiteClassifier:
         self._input, self._output = inputs[0], outputs[0]
         self.input_size = (int(self._input["shape"][1]), int(self._input["shape"][2]))
         self.classes = int(self._output["shape"][1])
-        self.metadata = metadata or {}
-        self.preprocessing = {**DEFAULT_PREPROCESSING, **self.metadata.get("preprocessing", {})}
-        try:  # a recorded preprocessing that cannot work is the file's fault, said as such
-            prep = self.preprocessing
-            check_normalization(prep["mean"], prep["std"])
-            check_resize(prep["resize"], prep["crop_fraction"])
-        except (TypeError, ValueError) as exc:
-            raise ModelFileError(f"{self.path}: invalid recorded preprocessing ({exc})") from None
+        self.preprocessing = read_preprocessing(raw, self.path)
         # TF-slim models have a "background" class 0 before the 1000 ImageNet classes.
         self.label_offset = 1 if self.classes == 1001 else 0
 
@@ -121,8 +113,10 @@ class TFLiteClassifier:
         if not scale:
             raise ModelFileError(f"{self.path}: integer input without quantization parameters")
         info = np.iinfo(dtype)
-        # Halves away from zero, as TFLite's QUANTIZE (std::round), not np.rint's to even.
-        q = round_half_away(x / np.float32(scale)) + zero_point
+        # As LiteRT's own QUANTIZE on the kernels in use: its reference kernels round halves
+        # away from zero (std::round), its optimized kernels and XNNPACK to even (np.rint).
+        scaled = x / np.float32(scale)
+        q = (round_half_away(scaled) if self.reference_kernels else np.rint(scaled)) + zero_point
         return np.clip(q, info.min, info.max).astype(dtype)
 
     def _dequantize(self, y: np.ndarray) -> np.ndarray:

@@ -40,6 +40,8 @@ def check_writable(path: str | os.PathLike) -> None:
     path = Path(path)
     if path.is_dir():
         raise MobileNetV2Error(f"{path}: output path is a directory")
+    if path.exists() and not path.is_file():  # a device or socket: never renamed over
+        raise MobileNetV2Error(f"{path}: output path exists and is not a regular file")
     if not path.parent.is_dir():
         raise MobileNetV2Error(f"{path}: output directory {path.parent} does not exist")
     if not os.access(path.parent, os.W_OK):

@@ -27,13 +27,12 @@ from typing import Any
 import numpy as np
 
 from mobilenet_v2.errors import ModelFileError
-from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING
 from mobilenet_v2.tflite_file import (
     Operator,
     Tensor,
     TFLiteModel,
     parse_tflite,
-    read_metadata,
+    read_preprocessing,
     round_half_away,
 )
 
@@ -232,8 +231,7 @@ class ReferenceInterpreter:
                 raise ModelFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
         self.model = parse_tflite(raw, path)
         self.path = path
-        record = read_metadata(raw) or {}
-        self.preprocessing = {**DEFAULT_PREPROCESSING, **record.get("preprocessing", {})}
+        self.preprocessing = read_preprocessing(raw, path)
         if len(self.model.inputs) != 1 or len(self.input_tensor.shape) != 4:
             raise ModelFileError(f"{path}: not an image model (one NHWC input expected)")
         _check_integer_model(self.model, path)

@@ -259,6 +259,24 @@ def read_metadata(model_bytes: bytes) -> dict | None:
     return None
 
 
+def read_preprocessing(model_bytes: bytes, path: str | os.PathLike) -> dict[str, Any]:
+    """The preprocessing a model records, over the defaults, checked: a record that is not
+    JSON, not an object, or cannot normalize pixels is a ModelFileError naming the file."""
+    from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING, check_normalization, check_resize
+
+    try:
+        record = read_metadata(model_bytes) or {}
+        recorded = record.get("preprocessing", {}) if isinstance(record, dict) else None
+        if not isinstance(recorded, dict):
+            raise TypeError("not a JSON object")
+        prep = {**DEFAULT_PREPROCESSING, **recorded}
+        check_normalization(prep["mean"], prep["std"])
+        check_resize(prep["resize"], prep["crop_fraction"])
+    except (ValueError, TypeError) as exc:  # JSON and UTF-8 errors are ValueErrors
+        raise ModelFileError(f"{path}: invalid recorded preprocessing ({exc})") from None
+    return prep
+
+
 def round_half_away(q: Any) -> Any:
     """std::round: to nearest, halves away from zero, exact for float32 and float64 alike."""
     q = np.asarray(q)

@@ -35,6 +35,9 @@ _CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 # calls it `kernel`.
 _ALIASES = {"depthwise_kernel": ("kernel",)}
 _CLASSIFIER_OPS = ("CONV_2D", "FULLY_CONNECTED")
+# What h5py raises for a file whose structure is not what Keras writes (attributes of the
+# wrong type, listed groups that are missing): a bad file, not a bug.
+_MALFORMED = (OSError, KeyError, ValueError, TypeError)
 
 
 def imagenet_weights_filename(alpha: float, rows: int, include_top: bool) -> str:
@@ -151,7 +154,7 @@ def _read_h5(path: Path, model: keras.Model) -> LayerWeights:
             return _read_h5_group(f, path, model)
     except ModelFileError:
         raise
-    except (OSError, KeyError, ValueError) as exc:
+    except _MALFORMED as exc:
         raise ModelFileError(f"{path}: corrupt or truncated HDF5 weights file ({exc})") from None
 
 
@@ -236,7 +239,7 @@ def _read_keras_archive(path: Path, model: keras.Model) -> LayerWeights:
     try:
         with h5py.File(io.BytesIO(data), "r") as f:
             return _read_h5_group(f, path, model)
-    except OSError as exc:
+    except _MALFORMED as exc:
         raise ModelFileError(f"{path}: corrupt weights inside .keras archive ({exc})") from None
 
 
