@@ -390,37 +390,37 @@ def _refuse(args: argparse.Namespace, flags: Sequence[str], reason: str) -> None
             raise UsageError(f"{flag} {reason}")
 
 
-def _check_engine_flags(args: argparse.Namespace, tflite_only: bool, tf_used: bool) -> None:
-    """--alpha/--size shape the TF model; --num-threads/--xnnpack drive LiteRT."""
-    xnnpack = getattr(args, "xnnpack", None)  # True, False (--no-xnnpack) or None (unset)
-    xnnpack_flag = None if xnnpack is None else "--xnnpack" if xnnpack else "--no-xnnpack"
-    if getattr(args, "command", None) == "benchmark" and not args.models and xnnpack_flag:
-        raise UsageError(f"{xnnpack_flag} applies to .tflite models")
-    if tflite_only:
-        _refuse(
-            args,
-            ("--alpha", "--size"),
-            "sets the TF model (--weights); a .tflite model's width and input size are fixed "
-            "in the file",
-        )
-    if tf_used and not tflite_only and not getattr(args, "model", None):
-        _refuse(args, ("--num-threads",), "applies to LiteRT (--model)")
-        if xnnpack_flag:
-            raise UsageError(f"{xnnpack_flag} applies to LiteRT (--model)")
+def _refuse_tf_model_flags(args: argparse.Namespace) -> None:
+    """--alpha/--size shape the TF model; a .tflite model fixes both in its file."""
+    _refuse(
+        args,
+        ("--alpha", "--size"),
+        "sets the TF model (--weights); a .tflite model's width and input size are fixed "
+        "in the file",
+    )
+
+
+def _refuse_xnnpack(args: argparse.Namespace, where: str) -> None:
+    if args.xnnpack is not None:  # True, or False for --no-xnnpack: both typed by the user
+        raise UsageError(f"{'--xnnpack' if args.xnnpack else '--no-xnnpack'} applies to {where}")
 
 
 def _model_paths(args: argparse.Namespace) -> list[str]:
     """The --model paths (one or several), after refusing flags no chosen engine uses."""
     models = args.model if isinstance(args.model, list) else [args.model] if args.model else []
-    _check_engine_flags(args, tflite_only=bool(models) and not args.weights, tf_used=True)
+    if models and not args.weights:
+        _refuse_tf_model_flags(args)
+    if not models:
+        _refuse(args, ("--num-threads",), "applies to LiteRT (--model)")
+        _refuse_xnnpack(args, "LiteRT (--model)")
     return models
 
 
-def _classifiers(args: argparse.Namespace) -> list:
-    """The TFLite models named by --model, else (or also, with --weights) the TF model."""
+def _classifiers(args: argparse.Namespace, models: list[str]) -> list:
+    """The TFLite `models` (from `_model_paths`), else (or also, with --weights) the TF model."""
     from mobilenet_v2.classifier import load_tflite
 
-    found = [load_tflite(m, args.num_threads, args.xnnpack) for m in _model_paths(args)]
+    found = [load_tflite(m, args.num_threads, args.xnnpack) for m in models]
     for classifier in found:
         if classifier.classes - classifier.label_offset != 1000:
             raise ModelFileError(
@@ -454,7 +454,8 @@ def run_classify(args: argparse.Namespace) -> int:
     if args.model and args.weights:
         raise UsageError("give --model (LiteRT) or --weights (TF model), not both")
     images = list_images(args.inputs)  # fails before any model loads on an empty directory
-    classifier = _classifiers(args)[0]  # with --model, LiteRT only: TensorFlow never loads
+    # With --model, LiteRT only: TensorFlow never loads.
+    classifier = _classifiers(args, _model_paths(args))[0]
     prep = preprocessing_for(
         classifier, resize=args.resize, mean=args.input_mean, std=args.input_std
     )
@@ -541,11 +542,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from mobilenet_v2 import evaluate
     from mobilenet_v2.machine import describe, machine_info
 
-    _model_paths(args)  # flags first: before any image is listed or model loaded
+    models = _model_paths(args)  # flags first: before any image is listed or model loaded
     if args.limit is None:
         _refuse(args, ("--seed",), "draws the --limit sample; without --limit all images count")
     images = evaluate.labelled_images(args.directory, args.limit, args.seed or 0)
-    report = evaluate.evaluate(_classifiers(args), images, args.batch_size, resize=args.resize)
+    classifiers = _classifiers(args, models)
+    report = evaluate.evaluate(classifiers, images, args.batch_size, resize=args.resize)
     for message in report["skipped"]:
         print(f"{args.prog}: warning: skipped {message}", file=sys.stderr)
     if args.json:
@@ -564,7 +566,10 @@ def run_benchmark(args: argparse.Namespace) -> int:
         if not Path(model).is_file():
             raise MobileNetV2Error(f"{model}: model file not found")
     specs = [{"kind": "tflite", "path": m, "xnnpack": args.xnnpack, **common} for m in args.models]
-    _check_engine_flags(args, tflite_only=bool(specs) and not args.weights, tf_used=False)
+    if specs and not args.weights:
+        _refuse_tf_model_flags(args)
+    if not specs:
+        _refuse_xnnpack(args, ".tflite models")
     if args.weights or not specs:
         tf_model = {"weights": weights_arg(args.weights), "alpha": args.alpha or 1.0}
         specs.insert(0, {"kind": "tf", **tf_model, "size": args.size or 224, **common})
@@ -591,7 +596,7 @@ def run_dump(args: argparse.Namespace) -> int:
         _refuse(args, ("--kernels",), "chooses LiteRT's kernels (--model, --engine litert)")
     common = {"fmt": args.format, "data_format": args.data_format, **_input_overrides(args)}
     if args.model:
-        _check_engine_flags(args, tflite_only=True, tf_used=False)
+        _refuse_tf_model_flags(args)
         kernels = "numpy" if args.engine == "reference" else args.kernels or "reference"
         out = dump.dump_tflite(args.model, args.image, args.output, kernels=kernels, **common)
     else:
@@ -611,7 +616,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     if args.model.lower().endswith(".tflite"):
         from mobilenet_v2.tflite_file import read_tflite
 
-        _check_engine_flags(args, tflite_only=True, tf_used=False)
+        _refuse_tf_model_flags(args)
         table = tensor_map.tflite_table(read_tflite(args.model))
     else:
         from mobilenet_v2.model import MobileNetV2
