@@ -11,7 +11,7 @@ from conftest import copy_weights, randomize
 from mobilenet_v2 import MobileNetV2
 from mobilenet_v2 import layers as ours
 from mobilenet_v2._tf import keras
-from mobilenet_v2.model import INVERTED_RESIDUAL_SETTING
+from mobilenet_v2.architecture import INVERTED_RESIDUAL_SETTING
 
 ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 SIZES = (96, 128, 160, 192, 224)

@@ -27,6 +27,10 @@ INPUT_LAYER = "input_layer"
 POOLING_LAYER = "global_average_pooling2d"
 CLASSIFIER_LAYER = "predictions"
 LOGITS = "predictions_logits"  # the classifier before its softmax: no Keras layer outputs it
+STEM_FILTERS = 32
+LAST_FILTERS = 1280
+BN_MOMENTUM = 0.999
+BN_EPSILON = 1e-3
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -40,36 +44,65 @@ def batch_norm_name(conv_name: str) -> str:
     return {"Conv1": "bn_Conv1", "Conv_1": "Conv_1_bn"}.get(conv_name, f"{conv_name}_BN")
 
 
-def block_prefix(block_id: int) -> str:
-    return f"block_{block_id}_" if block_id else "expanded_conv_"
-
-
 @dataclass(frozen=True)
 class ConvStep:
-    """One convolution of the network; TFLite fuses it with its BN and ReLU6 into one op."""
+    """One convolution + BatchNormalization (+ ReLU6); TFLite fuses the three into one op."""
 
     conv: str  # the Keras convolution layer
     depthwise: bool
+    kernel: int
     stride: int
-    output: str  # the Keras layer whose output the fused op computes (ReLU6, else BN)
-    prefix: str  # the block's name prefix ("" outside blocks)
+    filters: int  # output channels
+    relu: bool  # ReLU6 after the BN; False for the linear bottleneck (project)
+    prefix: str = ""  # the block's name prefix ("" outside blocks)
+    pad: bool = False  # explicit asymmetric ZeroPadding2D + "valid", as Keras (stride 2)
+
+    @property
+    def output(self) -> str:
+        """The Keras layer whose output the fused op computes (ReLU6, else BN)."""
+        if not self.relu:
+            return batch_norm_name(self.conv)
+        return {"Conv_1": "out_relu"}.get(self.conv, f"{self.conv}_relu")
 
 
-def conv_steps() -> list[ConvStep]:
-    """Every convolution in execution order; the same names for any alpha and input size."""
-    steps = [ConvStep("Conv1", False, 2, "Conv1_relu", "")]
+@dataclass(frozen=True)
+class Block:
+    """A run of convolutions; `residual` adds the block's input to its output (`<prefix>add`)."""
+
+    convs: tuple[ConvStep, ...]
+    residual: bool = False
+    prefix: str = ""
+
+
+def blocks(alpha: float = 1.0) -> list[Block]:
+    """The whole network below the classifier, in execution order: stem, the 17 inverted
+    residual blocks of the table (expand 1x1 -> depthwise 3x3 -> linear project 1x1) and the
+    last 1x1 convolution. Layer names are the same for every alpha and input size."""
+    channels = make_divisible(STEM_FILTERS * alpha)
+    found = [Block((ConvStep("Conv1", False, 3, 2, channels, relu=True),))]
     block_id = 0
-    for _, _, repeats, first_stride in INVERTED_RESIDUAL_SETTING:
-        for i in range(repeats):
-            p = block_prefix(block_id)
-            if block_id:  # block 0 has expansion 1: no expand convolution
-                steps.append(ConvStep(f"{p}expand", False, 1, f"{p}expand_relu", p))
-            stride = first_stride if i == 0 else 1
-            steps.append(ConvStep(f"{p}depthwise", True, stride, f"{p}depthwise_relu", p))
-            steps.append(ConvStep(f"{p}project", False, 1, batch_norm_name(f"{p}project"), p))
-            block_id += 1
-    steps.append(ConvStep("Conv_1", False, 1, "out_relu", ""))
-    return steps
+    for t, c, n, s in INVERTED_RESIDUAL_SETTING:
+        filters = make_divisible(int(c * alpha))
+        for i in range(n):
+            p = f"block_{block_id}_" if block_id else "expanded_conv_"
+            stride = s if i == 0 else 1
+            convs = []
+            if t != 1:  # block 0 has expansion 1: no expand convolution
+                convs.append(ConvStep(f"{p}expand", False, 1, 1, t * channels, True, p))
+            width = t * channels
+            convs.append(ConvStep(f"{p}depthwise", True, 3, stride, width, True, p, stride == 2))
+            convs.append(ConvStep(f"{p}project", False, 1, 1, filters, False, p))
+            found.append(Block(tuple(convs), channels == filters and stride == 1, p))
+            channels, block_id = filters, block_id + 1
+    # The paper keeps 1280 channels for alpha <= 1 and widens them only for alpha > 1.
+    last = make_divisible(LAST_FILTERS * alpha) if alpha > 1.0 else LAST_FILTERS
+    found.append(Block((ConvStep("Conv_1", False, 1, 1, last, relu=True),)))
+    return found
+
+
+def conv_steps(alpha: float = 1.0) -> list[ConvStep]:
+    """Every convolution in execution order."""
+    return [step for block in blocks(alpha) for step in block.convs]
 
 
 @dataclass
@@ -108,7 +141,7 @@ def map_tflite(tfl: TFLiteModel) -> LayerMap:
                 return LayerMap()
             layer, prefix, k = step.output, step.prefix, k + 1
             _name_weights(found, op.inputs, step.conv, "folded_kernel", "folded_bias")
-        elif op.opcode == "PAD" and k < len(steps) and steps[k].depthwise and steps[k].stride == 2:
+        elif op.opcode == "PAD" and k < len(steps) and steps[k].pad:
             layer = f"{steps[k].prefix}pad"
         elif op.opcode == "ADD" and prefix and 0 < k < len(steps):
             layer = f"{prefix}add"

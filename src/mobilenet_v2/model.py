@@ -11,87 +11,46 @@ import warnings
 from typing import Any
 
 from mobilenet_v2 import layers
+from mobilenet_v2 import weights as weights_io
 from mobilenet_v2._tf import keras
 from mobilenet_v2.architecture import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    CLASSIFIER_LAYER,
     INPUT_LAYER,
-    INVERTED_RESIDUAL_SETTING,
     POOLING_LAYER,
+    ConvStep,
     batch_norm_name,
-    make_divisible,
+    blocks,
 )
 from mobilenet_v2.errors import InvalidArgumentError
 
 IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 IMAGENET_SIZES = (96, 128, 160, 192, 224)
 MIN_SIZE = 32
-BN_MOMENTUM = 0.999
-BN_EPSILON = 1e-3
 WEIGHTS_ENV = "MOBILENET_V2_WEIGHTS"
 
 
-def inverted_residual(
-    x: keras.KerasTensor,
-    expansion: int,
-    stride: int,
-    filters: int,
-    block_id: int,
-    data_format: str,
-    init: dict[str, Any],
-) -> keras.KerasTensor:
-    """Expand (1x1) → depthwise 3x3 → linear projection (1x1), residual when shapes allow."""
-    in_channels = x.shape[1 if data_format == "channels_first" else -1]
-    prefix = f"block_{block_id}_" if block_id else "expanded_conv_"
-    inputs = x
-
-    def conv_bn(x, conv, relu):
-        x = conv(x)
-        x = layers.BatchNormalization(
-            momentum=BN_MOMENTUM,
-            epsilon=BN_EPSILON,
-            data_format=data_format,
-            name=batch_norm_name(conv.name),
-        )(x)
-        return layers.ReLU6(name=f"{conv.name}_relu")(x) if relu else x
-
-    if block_id:  # block 0 has expansion 1: no expand convolution
-        expand = layers.Conv2D(
-            expansion * in_channels,
-            1,
-            padding="same",
-            use_bias=False,
-            data_format=data_format,
-            name=f"{prefix}expand",
-            **init,
-        )
-        x = conv_bn(x, expand, relu=True)
-    if stride == 2:
-        # Explicit asymmetric padding + "valid", as Keras does (equal to TF's "same").
+def conv_bn(x: keras.KerasTensor, step: ConvStep, data_format: str, init: dict[str, Any]):
+    """One convolution of the network with its BatchNormalization and ReLU6 (Keras' names)."""
+    if step.pad:  # explicit asymmetric padding + "valid", as Keras does (equal to TF's "same")
         x = layers.ZeroPadding2D(
-            _correct_pad(x, data_format), data_format=data_format, name=f"{prefix}pad"
+            _correct_pad(x, data_format), data_format=data_format, name=f"{step.prefix}pad"
         )(x)
-    depthwise = layers.DepthwiseConv2D(
-        3,
-        strides=stride,
-        padding="same" if stride == 1 else "valid",
-        use_bias=False,
+    padding = "valid" if step.pad else "same"
+    common = {"strides": step.stride, "padding": padding, "use_bias": False, **init}
+    common.update(data_format=data_format, name=step.conv)
+    if step.depthwise:
+        x = layers.DepthwiseConv2D(step.kernel, **common)(x)
+    else:
+        x = layers.Conv2D(step.filters, step.kernel, **common)(x)
+    x = layers.BatchNormalization(
+        momentum=BN_MOMENTUM,
+        epsilon=BN_EPSILON,
         data_format=data_format,
-        name=f"{prefix}depthwise",
-        **init,
-    )
-    x = conv_bn(x, depthwise, relu=True)
-    project = layers.Conv2D(
-        filters,
-        1,
-        padding="same",
-        use_bias=False,
-        data_format=data_format,
-        name=f"{prefix}project",
-        **init,
-    )
-    x = conv_bn(x, project, relu=False)  # linear bottleneck
-    if in_channels == filters and stride == 1:
-        return layers.Add(name=f"{prefix}add")([inputs, x])
-    return x
+        name=batch_norm_name(step.conv),
+    )(x)
+    return layers.ReLU6(name=step.output)(x) if step.relu else x
 
 
 def MobileNetV2(  # noqa: N802 (the name is keras.applications')
@@ -115,8 +74,6 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
     yours), or a path to a legacy Keras `.h5`, a `.weights.h5`/`.keras` of this package or of
     `keras.applications`, or a `.tflite` MobileNetV2 classifier (float or quantized).
     """
-    from mobilenet_v2 import weights as weights_io  # here: weights imports this module
-
     data_format = layers.normalize_data_format(data_format)
     if weights == "imagenet" and os.environ.get(WEIGHTS_ENV):
         weights = os.environ[WEIGHTS_ENV]
@@ -176,39 +133,18 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
         img_input = keras.Input(tensor=input_tensor, shape=input_shape, name=INPUT_LAYER)
 
     init = {"kernel_initializer": kernel_initializer, "bias_initializer": bias_initializer}
-    bn = {"momentum": BN_MOMENTUM, "epsilon": BN_EPSILON, "data_format": data_format}
-
-    x = layers.Conv2D(
-        make_divisible(32 * alpha),
-        3,
-        strides=2,
-        padding="same",
-        use_bias=False,
-        data_format=data_format,
-        name="Conv1",
-        **init,
-    )(img_input)
-    x = layers.BatchNormalization(name="bn_Conv1", **bn)(x)
-    x = layers.ReLU6(name="Conv1_relu")(x)
-
-    block_id = 0
-    for t, c, n, s in INVERTED_RESIDUAL_SETTING:
-        filters = make_divisible(int(c * alpha))
-        for i in range(n):
-            x = inverted_residual(x, t, s if i == 0 else 1, filters, block_id, data_format, init)
-            block_id += 1
-
-    # The paper keeps 1280 channels for alpha <= 1 and widens them only for alpha > 1.
-    last_filters = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
-    x = layers.Conv2D(
-        last_filters, 1, use_bias=False, data_format=data_format, name="Conv_1", **init
-    )(x)
-    x = layers.BatchNormalization(name="Conv_1_bn", **bn)(x)
-    x = layers.ReLU6(name="out_relu")(x)
+    x = img_input
+    for block in blocks(alpha):
+        block_input = x
+        for step in block.convs:
+            x = conv_bn(x, step, data_format, init)
+        if block.residual:
+            x = layers.Add(name=f"{block.prefix}add")([block_input, x])
 
     if include_top:
         x = layers.GlobalAveragePooling2D(data_format=data_format, name=POOLING_LAYER)(x)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions", **init)(x)
+        top = layers.Dense(classes, activation=classifier_activation, name=CLASSIFIER_LAYER, **init)
+        x = top(x)
     elif pooling == "avg":
         x = layers.GlobalAveragePooling2D(data_format=data_format, name=POOLING_LAYER)(x)
     elif pooling == "max":

@@ -19,9 +19,9 @@ import numpy as np
 
 from mobilenet_v2 import layers
 from mobilenet_v2._tf import keras
+from mobilenet_v2.architecture import BN_EPSILON, batch_norm_name
 from mobilenet_v2.download import download
 from mobilenet_v2.errors import ModelFileError, WeightsError
-from mobilenet_v2.model import BN_EPSILON, batch_norm_name
 from mobilenet_v2.tflite_file import TFLiteModel, check_identifier, read_tflite
 
 BASE_WEIGHT_PATH = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
