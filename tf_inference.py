@@ -10,7 +10,8 @@ A thin wrapper over `mobilenet-v2 classify` with the seed's flags and its prepro
 import os
 import sys
 
-from mobilenet_v2.cli import ArgumentParser, main, pixel_mean, positive_float
+from mobilenet_v2.cli import main
+from mobilenet_v2.cli.parser import ArgumentParser, pixel_mean, positive_float
 
 PROG = "tf_inference.py"
 SPELLINGS = {"--input-mean": "--input_mean", "--input-std": "--input_std"}

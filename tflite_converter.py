@@ -12,7 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from mobilenet_v2.cli import ArgumentParser, error, main, positive_int
+from mobilenet_v2.cli import error, main
+from mobilenet_v2.cli.parser import ArgumentParser, positive_int
 from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.outputs import check_output_dir
 

@@ -17,7 +17,8 @@ import os
 import sys
 from pathlib import Path
 
-from mobilenet_v2.cli import ArgumentParser, error, main, pixel_mean, positive_float, positive_int
+from mobilenet_v2.cli import error, main
+from mobilenet_v2.cli.parser import ArgumentParser, pixel_mean, positive_float, positive_int
 from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.outputs import check_output_dir
 

@@ -29,6 +29,17 @@ SHARED = Path(os.environ.get("MOBILENET_V2_SHARED", ROOT.parent / "shared"))
 WEIGHTS = SHARED / "data" / "models" / "mobilenet_v2_1.0_224_quant.tflite"
 SAMPLE = SHARED / "data" / "imagenet" / "sample"
 KERNELS = ("xnnpack", "builtin", "reference")
+MODELS = (
+    "int8",
+    "int8 calibrated at 127.5",
+    "int8 fed at 127.5",
+    "int8 calibrated on 8",
+    "int8 calibrated on 32",
+    "float16",
+    "dynamic",
+    "float32",
+    "fixture uint8",
+)
 
 
 def split(directory: Path, keep) -> list[Path]:
@@ -63,15 +74,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="/tmp/mobilenet_v2_spread")
     parser.add_argument("--kernels", nargs="+", choices=KERNELS, default=list(KERNELS))
+    parser.add_argument(
+        "--models", nargs="+", choices=MODELS, default=list(MODELS), help="rows to measure"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from mobilenet_v2.classifier import KerasClassifier, load_for
-    from mobilenet_v2.convert import convert_file
-    from mobilenet_v2.evaluate import label_of
-    from mobilenet_v2.interpreter import TFLiteClassifier
+    from mobilenet_v2.analysis.evaluate import label_of
+    from mobilenet_v2.classifier import load_for, load_keras
+    from mobilenet_v2.lite.interpreter import TFLiteClassifier
     from mobilenet_v2.machine import describe, machine_info
+    from mobilenet_v2.tf.convert import convert_file
 
     tmp = Path(tempfile.mkdtemp(prefix="spread-"))
     calibration = tmp / "calibration"
@@ -88,22 +102,36 @@ def main() -> None:
             print(f"converted {name} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
         return path
 
+    # name -> (the model, made on demand; preprocessing overrides; image sets)
     models = {
-        "int8": (make("int8"), {}, ("eval250",)),
+        "int8": (lambda: make("int8"), {}, ("eval250",)),
         "int8 calibrated at 127.5": (
-            make("int8_127", preprocessing={"mean": 127.5, "std": 127.5}),
+            lambda: make("int8_127", preprocessing={"mean": 127.5, "std": 127.5}),
             {},
             ("eval250",),
         ),
-        "int8 fed at 127.5": (make("int8"), {"mean": 127.5, "std": 127.5}, ("eval250",)),
-        "int8 calibrated on 8": (make("int8_cal8", calibration_size=8), {}, ("eval250",)),
-        "int8 calibrated on 32": (make("int8_cal32", calibration_size=32), {}, ("eval250",)),
-        "float16": (make("float16", quantize="float16", io_type="float32"), {}, tuple(sets)),
-        "dynamic": (make("dynamic", quantize="dynamic", io_type="float32"), {}, tuple(sets)),
-        "float32": (make("float32", quantize="none", io_type="float32"), {}, tuple(sets)),
-        "fixture uint8": (WEIGHTS, {}, ("eval250", "all500")),
+        "int8 fed at 127.5": (lambda: make("int8"), {"mean": 127.5, "std": 127.5}, ("eval250",)),
+        "int8 calibrated on 8": (lambda: make("int8_cal8", calibration_size=8), {}, ("eval250",)),
+        "int8 calibrated on 32": (
+            lambda: make("int8_cal32", calibration_size=32),
+            {},
+            ("eval250",),
+        ),
+        "float16": (
+            lambda: make("float16", quantize="float16", io_type="float32"),
+            {},
+            tuple(sets),
+        ),
+        "dynamic": (
+            lambda: make("dynamic", quantize="dynamic", io_type="float32"),
+            {},
+            tuple(sets),
+        ),
+        "float32": (lambda: make("float32", quantize="none", io_type="float32"), {}, tuple(sets)),
+        "fixture uint8": (lambda: WEIGHTS, {}, ("eval250", "all500")),
     }
-    float_model = KerasClassifier(str(WEIGHTS))
+    assert tuple(models) == MODELS
+    float_model = load_keras(str(WEIGHTS))
     cache: dict = {}
 
     def predict(classifier, images: list[Path], overrides: dict) -> np.ndarray:
@@ -120,7 +148,9 @@ def main() -> None:
         {"model": "TF float32", "kernels": "tf", "set": name, **statistics(p, p, labels[name])}
         for name, p in reference.items()
     ]
-    for name, (path, overrides, set_names) in models.items():
+    for name in args.models:
+        made, overrides, set_names = models[name]
+        path = made()
         for kernels in args.kernels:
             if kernels == "reference" and name in ("float16", "float32"):
                 continue  # float arithmetic: no integer rounding for kernels to differ in
@@ -148,18 +178,25 @@ def main() -> None:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = [
-        "| model | kernels | images | top-1 | top-5 | agreement | top-5 overlap | cosine | "
-        "min cosine |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    from tabulate import tabulate
+
+    headers = ["model", "kernels", "images", "top-1", "top-5", "agreement", "top-5 overlap"]
+    headers += ["cosine", "min cosine"]
+    table = [
+        [
+            r["model"],
+            r["kernels"],
+            r["images"],
+            f"{100 * r['top1']:.1f} %",
+            f"{100 * r['top5']:.1f} %",
+            f"{100 * r['agreement_top1']:.1f} %",
+            f"{r['top5_overlap']:.3f}",
+            f"{r['cosine']:.4f}",
+            f"{r['cosine_min']:.3f}",
+        ]
+        for r in rows
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['model']} | {r['kernels']} | {r['images']} | {100 * r['top1']:.1f} % | "
-            f"{100 * r['top5']:.1f} % | {100 * r['agreement_top1']:.1f} % | "
-            f"{r['top5_overlap']:.3f} | {r['cosine']:.4f} | {r['cosine_min']:.3f} |"
-        )
-    return "\n".join(lines)
+    return tabulate(table, headers, tablefmt="pipe", colalign=("left", "left") + ("right",) * 7)
 
 
 if __name__ == "__main__":

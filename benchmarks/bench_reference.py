@@ -20,10 +20,10 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from mobilenet_v2._quiet import silenced_stderr
+from mobilenet_v2.analysis.tensor_map import tflite_table
 from mobilenet_v2.classifier import load_for
 from mobilenet_v2.preprocess import list_images
-from mobilenet_v2.reference import ReferenceInterpreter
-from mobilenet_v2.tensor_map import tflite_table
+from mobilenet_v2.reference.interpreter import ReferenceInterpreter
 
 
 def interpreter(model: str, resolver: OpResolverType, preserve: bool = True) -> Interpreter:
@@ -68,7 +68,7 @@ def report(model: str, images: list[Path]) -> None:
     print(f"\n### {model}\n")
     print("| engine (1 thread) | one 224x224 image | vs NumPy reference |")
     print("|---|---:|---:|")
-    print(f"| `mobilenet_v2.reference` (NumPy) | {numpy_s:.3f} s | 1.00 |")
+    print(f"| `mobilenet_v2.reference.interpreter` (NumPy) | {numpy_s:.3f} s | 1.00 |")
     for name, it in kernels.items():
         seconds = median_seconds(lambda it=it: invoke(it))
         print(f"| LiteRT {name} kernels | {seconds:.3f} s | {seconds / numpy_s:.3f} |")

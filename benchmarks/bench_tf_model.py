@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mobilenet_v2 import MobileNetV2
-from mobilenet_v2._tf import keras, tf
+from mobilenet_v2.tf._tf import keras, tf
 
 SHARED = Path(os.environ.get("MOBILENET_V2_SHARED", Path(__file__).parents[2] / "shared"))
 FIXTURE = SHARED / "data" / "models" / "mobilenet_v2_1.0_224_quant.tflite"

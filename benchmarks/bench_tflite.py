@@ -3,7 +3,7 @@ and the cold start of `tflite_inference.py`.
 
     python benchmarks/bench_tflite.py [--calibration-dir DIR] [--runs 50] [--out DIR]
 
-Both INT8 models are converted the same way (`mobilenet_v2.convert.convert`, the same 256
+Both INT8 models are converted the same way (`mobilenet_v2.tf.convert.convert`, the same 256
 calibration images, the same preprocessing) from the same weights (the fixture's). Latency is
 `mobilenet-v2 benchmark` (each model in a fresh process, batch 1, median after warm-up).
 """
@@ -32,12 +32,12 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from mobilenet_v2 import benchmark
-    from mobilenet_v2._tf import keras
-    from mobilenet_v2.convert import INT8_INPUT, calibration_images, convert, convert_file
+    from mobilenet_v2.analysis import benchmark
     from mobilenet_v2.machine import describe
-    from mobilenet_v2.model import MobileNetV2
     from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING
+    from mobilenet_v2.tf._tf import keras
+    from mobilenet_v2.tf.convert import INT8_INPUT, calibration_images, convert, convert_file
+    from mobilenet_v2.tf.model import MobileNetV2
 
     start = time.perf_counter()
     ours_int8 = convert_file(

@@ -20,12 +20,12 @@ import re
 import numpy as np
 
 from mobilenet_v2._quiet import silenced_stderr, silenced_stdout
-from mobilenet_v2._tf import tf
+from mobilenet_v2.analysis.compare import compare
 from mobilenet_v2.architecture import CLASSIFIER_LAYER, LOGITS
-from mobilenet_v2.compare import compare
-from mobilenet_v2.convert import INT8_INPUT, calibration_images, make_converter
-from mobilenet_v2.model import MobileNetV2
 from mobilenet_v2.preprocess import list_images, load_image
+from mobilenet_v2.tf._tf import tf
+from mobilenet_v2.tf.convert import INT8_INPUT, calibration_images, make_converter
+from mobilenet_v2.tf.model import MobileNetV2
 
 # "mobilenetv2_1.00_224_1/block_1_expand_relu_1/Relu6;..." -> "block_1_expand_relu"
 _LAYER = re.compile(r"^(?:NumericVerify/)?[^/;]+/([A-Za-z0-9_]+?)(?:_\d+)?/")

@@ -9,6 +9,8 @@ from conftest import IMAGES
 from mobilenet_v2.calibration import MIN_CALIBRATION_IMAGES, calibration_images
 from mobilenet_v2.errors import ImageError
 
+pytestmark = pytest.mark.shared  # every test here reads ../shared
+
 PREP = {"size": 32}
 
 

@@ -13,6 +13,8 @@ from conftest import FIXTURE_TFLITE, IMAGES, ROOT
 
 from mobilenet_v2.cli import main
 
+pytestmark = pytest.mark.shared  # all tests here but one read ../shared: simpler to mark all
+
 # The console script installed beside this interpreter (the venv's bin/).
 COMMAND = str(Path(sys.executable).with_name("mobilenet-v2"))
 
@@ -227,6 +229,7 @@ def test_flags_the_chosen_engine_would_ignore_are_refused(tmp_path, capsys, argv
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.integration  # converts a model
 def test_weights_none_is_random_initialization_everywhere(tmp_path, capsys, monkeypatch):
     assert main(["classify", str(IMAGES / "cat.bmp"), "--weights", "none", "--top", "3"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3
@@ -238,7 +241,7 @@ def test_weights_none_is_random_initialization_everywhere(tmp_path, capsys, monk
     convert = ["convert", "--output", str(out), "--weights", "none", "--quantize", "none"]
     assert main([*convert, "--size", "96"]) == 0
     capsys.readouterr()
-    from mobilenet_v2.tflite_file import read_metadata
+    from mobilenet_v2.lite.tflite_file import read_metadata
 
     assert read_metadata(out.read_bytes())["weights"] == "none (random initialization)"
     monkeypatch.setenv("MOBILENET_V2_WEIGHTS", "None")  # the variable takes the same word
@@ -297,7 +300,7 @@ def test_seed_scripts_name_themselves_and_their_own_flags(tmp_path):
 def test_seed_converter_download_hint_names_its_own_flag(tmp_path, monkeypatch, capsys):
     import runpy
 
-    from mobilenet_v2 import convert
+    from mobilenet_v2.tf import convert
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.setattr(convert, "IMAGENETTE_URL", "http://127.0.0.1:9/imagenette2-160.tgz")
@@ -330,7 +333,7 @@ def test_an_unexpected_exception_is_not_dressed_up_as_a_user_error(capsys, monke
         raise ValueError("internal invariant broken")
 
     monkeypatch.setattr(classifier, "preprocessing_for", broken)
-    monkeypatch.setattr("mobilenet_v2.cli.preprocessing_for", broken)
+    monkeypatch.setattr("mobilenet_v2.cli.classify.preprocessing_for", broken)
     argv = ["classify", str(IMAGES / "cat.bmp"), "--model", str(FIXTURE_TFLITE)]
     assert main(argv) == 70  # EX_SOFTWARE
     err = capsys.readouterr().err
@@ -353,7 +356,7 @@ def test_keras_argument_errors_stay_one_line_user_errors(capsys):
 
 
 def test_a_tflite_model_with_invalid_recorded_preprocessing_is_refused(tmp_path, capsys):
-    from mobilenet_v2.tflite_file import embed_metadata
+    from mobilenet_v2.lite.tflite_file import embed_metadata
 
     bad = tmp_path / "bad_prep.tflite"
     record = {"preprocessing": {"mean": 128.0, "std": 0.0}}
@@ -399,7 +402,7 @@ def test_a_negative_seed_is_refused_as_a_flag_value(capsys):
 
 
 def test_a_model_whose_record_is_not_an_object_is_a_file_error_for_every_engine(tmp_path, capsys):
-    from mobilenet_v2.tflite_file import embed_metadata
+    from mobilenet_v2.lite.tflite_file import embed_metadata
 
     bad = tmp_path / "list_record.tflite"
     bad.write_bytes(embed_metadata(FIXTURE_TFLITE.read_bytes(), ["not", "an", "object"]))

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 from conftest import FIXTURE_TFLITE, IMAGES
 
+from mobilenet_v2.analysis.dump import dequantize, dump_keras, dump_tflite, read_tensor
+from mobilenet_v2.analysis.tensor_map import tflite_table
 from mobilenet_v2.cli import main
-from mobilenet_v2.dump import dequantize, dump_keras, dump_tflite, read_tensor
-from mobilenet_v2.tensor_map import tflite_table
-from mobilenet_v2.tflite_file import read_tflite
+from mobilenet_v2.lite.tflite_file import read_tflite
+
+pytestmark = pytest.mark.shared  # every test here reads ../shared
 
 PHOTOS = ["grace_hopper.bmp", "parrot.jpg", "hot_dog.jpg", "cat.bmp"]
 
@@ -105,7 +107,7 @@ def test_unwritable_report_fails_before_work(int8_model, tmp_path, capsys):
 def test_a_model_that_is_not_mobilenet_v2_is_a_one_line_error(tmp_path, capsys):
     """Two plain convolutions where MobileNetV2 has a convolution, then a depthwise one: the
     layer map is empty, and compare says so instead of failing on an empty report."""
-    from mobilenet_v2._tf import keras, tf
+    from mobilenet_v2.tf._tf import keras, tf
 
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(4, 3, strides=2)(inputs)

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
-from conftest import FIXTURE_TFLITE, IMAGES, ROOT
+from conftest import FIXTURE_TFLITE, IMAGES, ROOT, randomize
 
+from mobilenet_v2.analysis.dump import dequantize, dump_keras, dump_tflite, read_tensor
+from mobilenet_v2.analysis.tensor_map import safe_file_name
 from mobilenet_v2.cli import main
-from mobilenet_v2.dump import dequantize, dump_keras, dump_tflite, read_tensor
 from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.preprocess import load_image
-from mobilenet_v2.tensor_map import safe_file_name
 
 GRACE_HOPPER = IMAGES / "grace_hopper.bmp"
 
@@ -57,6 +57,7 @@ def manifest(directory):
     return json.loads((directory / "manifest.json").read_text())
 
 
+@pytest.mark.shared
 def test_manifest_covers_every_interpreter_tensor(int8_model, dumped):
     interpreter = reference_run(int8_model)
     expected = {d["index"] for d in interpreter.get_tensor_details()}
@@ -69,6 +70,7 @@ def test_manifest_covers_every_interpreter_tensor(int8_model, dumped):
     assert len(files) == len(set(files)) == 2 * len(results)  # txt + npy for every tensor
 
 
+@pytest.mark.shared
 def test_text_files_reproduce_the_interpreter_exactly(int8_model, dumped):
     interpreter = reference_run(int8_model)
     directory = dumped["channel_first"]
@@ -83,6 +85,7 @@ def test_text_files_reproduce_the_interpreter_exactly(int8_model, dumped):
             assert meta["index"] == entry["index"]
 
 
+@pytest.mark.shared
 def test_activations_are_true_nchw(int8_model, dumped):
     interpreter = reference_run(int8_model)
     directory = dumped["channel_first"]
@@ -97,6 +100,7 @@ def test_activations_are_true_nchw(int8_model, dumped):
     assert checked > 60
 
 
+@pytest.mark.shared
 def test_channel_last_files_are_the_interpreters_layout(int8_model, dumped):
     interpreter = reference_run(int8_model)
     directory = dumped["channel_last"]
@@ -108,6 +112,7 @@ def test_channel_last_files_are_the_interpreters_layout(int8_model, dumped):
         assert meta["shape"] == meta["original_shape"]
 
 
+@pytest.mark.shared
 def test_weight_layouts_and_per_channel_axis_as_written(dumped):
     conv, _ = read_tensor(dumped["channel_first"] / "block_1_expand.folded_kernel.txt")
     conv_meta = read_tensor(dumped["channel_first"] / "block_1_expand.folded_kernel.txt").meta
@@ -126,6 +131,7 @@ def test_weight_layouts_and_per_channel_axis_as_written(dumped):
     assert len(dw_meta["scales"]) == 96
 
 
+@pytest.mark.shared
 def test_dequantizing_with_the_header_matches_the_interpreter(int8_model, dumped):
     interpreter = reference_run(int8_model)
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
@@ -148,6 +154,7 @@ def test_dequantizing_with_the_header_matches_the_interpreter(int8_model, dumped
     assert quantized > 150
 
 
+@pytest.mark.shared
 def test_header_dequantization_equals_the_models_own_dequantize_op(int8_float_io_model, tmp_path):
     dump_tflite(int8_float_io_model, GRACE_HOPPER, tmp_path / "d")
     entries = manifest(tmp_path / "d")
@@ -164,6 +171,7 @@ def test_header_dequantization_equals_the_models_own_dequantize_op(int8_float_io
         assert np.array_equal(dequantize(q, q_meta), f)
 
 
+@pytest.mark.shared
 def test_text_header_and_values(dumped):
     path = dumped["channel_first"] / "Conv1_relu.txt"
     text = path.read_text()
@@ -182,6 +190,7 @@ def test_text_header_and_values(dumped):
     assert array.min() < 0  # int8 stays int8 (the seed cast to uint8)
 
 
+@pytest.mark.shared
 def test_float_dump_pairs_with_the_int8_dump(dumped, tmp_path):
     out = dump_keras(str(FIXTURE_TFLITE), GRACE_HOPPER, tmp_path / "float", fmt="txt")
     float_entries = {e["files"][0]: e for e in manifest(out)["tensors"]}
@@ -207,6 +216,39 @@ def test_float_dump_pairs_with_the_int8_dump(dumped, tmp_path):
             assert array.dtype == np.float32 and array.shape == (32, 3, 3, 3)
 
 
+@pytest.mark.shared
+def test_channels_first_keras_dump_equals_the_channels_last_dump(tmp_path):
+    """A channels_first model computes NCHW activations: its dump, written in either data
+    format, holds the same arrays as the channels_last model's with the same weights (before
+    the fix its NCHW outputs were labelled NHWC and transposed a second time). Tolerance: the
+    two formats run the same float32 ops in a different memory order; relative 1e-5."""
+    from mobilenet_v2 import MobileNetV2
+    from mobilenet_v2.analysis.dump import keras_tensors, write_dump
+
+    last = MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None)
+    randomize(last, seed=3)
+    first = MobileNetV2(
+        input_shape=(3, 96, 96), alpha=0.35, weights=None, data_format="channels_first"
+    )
+    first.set_weights(last.get_weights())  # weights keep one layout in both formats
+    image = load_image(GRACE_HOPPER, size=96)[None]
+    for data_format in ("channel_first", "channel_last"):
+        dirs = {}
+        for name, model in (("last", last), ("first", first)):
+            table, arrays = keras_tensors(model, image)
+            dirs[name] = write_dump(
+                tmp_path / f"{name}-{data_format}", table, arrays, {}, "npy", data_format
+            )
+        files = sorted(p.name for p in dirs["last"].glob("*.npy"))
+        assert files == sorted(p.name for p in dirs["first"].glob("*.npy")) and len(files) > 200
+        for name in files:
+            expected, _ = read_tensor(dirs["last"] / name)
+            actual, _ = read_tensor(dirs["first"] / name)
+            assert actual.shape == expected.shape, name
+            scale = max(float(np.abs(expected).max()), 1e-6)
+            np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * scale, err_msg=name)
+
+
 @pytest.mark.parametrize(
     "name",
     ["../../etc/passwd", "/abs/path", "..", ".", "", "a:b/c\\d", "x" * 500, ".hidden", "é/ü"],
@@ -228,6 +270,7 @@ def rename_tensors(model_path, out_path, name_of):
     return out_path
 
 
+@pytest.mark.shared
 def test_hostile_tensor_names_cannot_write_outside(int8_model, tmp_path):
     hostile = ["../../escape", "/etc/passwd", "..", "a/../../b", "../Conv1_relu"]
     model = rename_tensors(int8_model, tmp_path / "hostile.tflite", lambda i: hostile[i % 5])
@@ -243,6 +286,7 @@ def test_hostile_tensor_names_cannot_write_outside(int8_model, tmp_path):
     assert len(files) == len(set(files)) == len(results) == len(written) - 2
 
 
+@pytest.mark.shared
 def test_dump_command_and_seed_flags(int8_model, tmp_path):
     result = subprocess.run(
         [
@@ -262,6 +306,7 @@ def test_dump_command_and_seed_flags(int8_model, tmp_path):
     assert entries["preprocessing"]["resize"] == "stretch"  # as the seed, like classification
 
 
+@pytest.mark.shared
 def test_fixture_uint8_dump(tmp_path):
     out = dump_tflite(FIXTURE_TFLITE, GRACE_HOPPER, tmp_path / "fixture", fmt="npy")
     logits, meta = read_tensor(out / "predictions_logits.npy")
@@ -269,6 +314,7 @@ def test_fixture_uint8_dump(tmp_path):
     assert meta["keras_layer"] == "predictions" and meta["zero_points"] == [58]
 
 
+@pytest.mark.shared
 def test_second_dump_replaces_the_first(int8_model, tmp_path):
     out = tmp_path / "d"
     dump_tflite(int8_model, GRACE_HOPPER, out, fmt="both")
@@ -278,6 +324,7 @@ def test_second_dump_replaces_the_first(int8_model, tmp_path):
     assert {p.name for p in out.glob("*.npy")} == files and len(files) == 173  # 4 scratch
 
 
+@pytest.mark.shared
 @pytest.mark.parametrize(
     "case, message",
     [

@@ -9,10 +9,10 @@ import json
 import pytest
 from conftest import FIXTURE_TFLITE, ROOT
 
+from mobilenet_v2.analysis.tensor_map import keras_table, tflite_table
 from mobilenet_v2.architecture import LOGITS, conv_steps
 from mobilenet_v2.cli import main
-from mobilenet_v2.tensor_map import keras_table, tflite_table
-from mobilenet_v2.tflite_file import read_tflite
+from mobilenet_v2.lite.tflite_file import read_tflite
 
 # TF-slim's MobileNetV2 table (the paper's checkpoints): MACs (M) and parameters (M).
 PAPER = {
@@ -52,6 +52,7 @@ def test_macs_and_parameters_match_the_paper(alpha, size, capsys):
     assert abs(totals["weights"] / 1e6 / params - 1) < 0.02
 
 
+@pytest.mark.shared
 def test_int8_model_totals_equal_the_float_models(int8_model):
     from mobilenet_v2 import MobileNetV2
 
@@ -63,6 +64,7 @@ def test_int8_model_totals_equal_the_float_models(int8_model):
     assert int8_totals["params"] == 3_487_816
 
 
+@pytest.mark.shared
 def test_every_op_of_our_int8_model_has_its_keras_layer(int8_model):
     from mobilenet_v2 import MobileNetV2
 
@@ -81,6 +83,7 @@ def test_every_op_of_our_int8_model_has_its_keras_layer(int8_model):
     assert table.ops[-1].keras_layer == "predictions"
 
 
+@pytest.mark.shared
 def test_fixture_ops_map_to_keras_layers_by_structure():
     table = tflite_table(read_tflite(FIXTURE_TFLITE))
     by_type = {op.index: (op.type, op.keras_layer) for op in table.ops}
@@ -108,6 +111,7 @@ def test_conv_steps_follow_the_keras_model():
         assert step.output in {layer.name for layer in model.layers}
 
 
+@pytest.mark.shared
 def test_inspect_writes_xlsx_csv_and_diagrams(int8_model, tmp_path, capsys):
     from openpyxl import load_workbook
 
@@ -129,6 +133,7 @@ def test_inspect_writes_xlsx_csv_and_diagrams(int8_model, tmp_path, capsys):
     assert b"<svg" in (tmp_path / "model.svg").read_bytes()[:500]
 
 
+@pytest.mark.shared
 def test_inspect_markdown_lists_every_op(capsys):
     assert main(["inspect", str(FIXTURE_TFLITE), "--markdown"]) == 0
     out = capsys.readouterr().out
@@ -152,6 +157,8 @@ def test_docs_map_and_diagram_are_generated():
     assert (ROOT / "docs" / "model.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.integration  # converts a model
+@pytest.mark.shared
 def test_float16_weights_keep_their_layouts(tmp_path):
     path = tmp_path / "f16.tflite"
     args = ["convert", "--output", str(path), "--weights", str(FIXTURE_TFLITE)]

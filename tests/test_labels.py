@@ -12,6 +12,7 @@ from mobilenet_v2 import decode_predictions
 from mobilenet_v2.labels import imagenet_classes
 
 
+@pytest.mark.shared
 def test_packaged_classes_are_the_shared_list():
     with open(CLASSES_TSV, encoding="utf8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))

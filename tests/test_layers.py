@@ -7,8 +7,8 @@ import inspect
 import numpy as np
 import pytest
 
-from mobilenet_v2 import layers as ours
-from mobilenet_v2._tf import keras, tf
+from mobilenet_v2.tf import layers as ours
+from mobilenet_v2.tf._tf import keras, tf
 
 RNG = np.random.default_rng(1)
 

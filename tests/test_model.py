@@ -9,9 +9,9 @@ import pytest
 from conftest import copy_weights, randomize
 
 from mobilenet_v2 import MobileNetV2
-from mobilenet_v2 import layers as ours
-from mobilenet_v2._tf import keras
 from mobilenet_v2.architecture import INVERTED_RESIDUAL_SETTING
+from mobilenet_v2.tf import layers as ours
+from mobilenet_v2.tf._tf import keras
 
 ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 SIZES = (96, 128, 160, 192, 224)
@@ -47,11 +47,13 @@ def check_parity(alpha, size, real_images, **kwargs):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
 
 
+@pytest.mark.shared
 @pytest.mark.parametrize(("alpha", "size"), SUBSET)
 def test_logits_match_keras_applications(alpha, size, real_images):
     check_parity(alpha, size, real_images)
 
 
+@pytest.mark.shared
 @pytest.mark.slow
 @pytest.mark.parametrize(("alpha", "size"), FULL_GRID)
 @pytest.mark.parametrize("top", ["top", "avg", "max", "none"])
@@ -62,6 +64,7 @@ def test_full_grid_matches_keras_applications(alpha, size, top, real_images):
     check_parity(alpha, size, real_images, **kwargs)
 
 
+@pytest.mark.shared
 @pytest.mark.parametrize("pooling", ["avg", "max", None])
 def test_no_top_features_match_keras_applications(pooling, real_images):
     check_parity(0.5, 128, real_images, include_top=False, pooling=pooling)
@@ -103,7 +106,7 @@ def test_architecture_is_the_papers_table():
 def test_model_uses_only_our_layers():
     model = MobileNetV2(weights=None, input_shape=(96, 96, 3))
     for layer in model.layers[1:]:
-        assert type(layer).__module__ == "mobilenet_v2.layers", layer.name
+        assert type(layer).__module__ == "mobilenet_v2.tf.layers", layer.name
 
 
 @pytest.mark.parametrize(("alpha", "shape"), [(0.6, (64, 80, 3)), (0.9, (33, 33, 3))])
@@ -116,6 +119,7 @@ def test_any_alpha_and_input_size_match_keras(alpha, shape):
     assert np.abs(mine.predict(x, verbose=0) - ref.predict(x, verbose=0)).max() <= 1e-5
 
 
+@pytest.mark.shared
 def test_channels_first_predicts_what_channels_last_predicts(real_images):
     last = MobileNetV2(weights=None, input_shape=(224, 224, 3))
     randomize(last)
@@ -125,6 +129,7 @@ def test_channels_first_predicts_what_channels_last_predicts(real_images):
     assert np.abs(got - last.predict(real_images, verbose=0)).max() <= 1e-5
 
 
+@pytest.mark.shared
 def test_channels_first_real_weights_classify_the_same(fixture_model, real_images):
     from conftest import FIXTURE_TFLITE
 
@@ -137,6 +142,7 @@ def test_channels_first_real_weights_classify_the_same(fixture_model, real_image
     assert np.abs(got - want).max() <= 1e-5
 
 
+@pytest.mark.shared
 def test_keras_save_and_load_round_trip(tmp_path, real_images):
     model = MobileNetV2(weights=None, alpha=0.5, input_shape=(128, 128, 3))
     randomize(model)

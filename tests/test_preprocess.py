@@ -107,6 +107,7 @@ def test_crop_of_a_square_image_is_its_central_87_5_percent(tmp_path):
     )
 
 
+@pytest.mark.shared
 def test_real_photo_with_stretch(tmp_path):
     x = load_image(IMAGES / "grace_hopper.bmp", resize="stretch", mean=0, std=1)
     expected = (
@@ -124,6 +125,7 @@ def test_decompression_bomb_is_refused(tmp_path):
         load_image(path)
 
 
+@pytest.mark.shared
 @pytest.mark.parametrize(
     ("content", "message"),
     [

@@ -9,6 +9,8 @@ from conftest import IMAGES, SAMPLE
 from mobilenet_v2 import decode_predictions, load_image
 from mobilenet_v2.labels import synset_to_index
 
+pytestmark = [pytest.mark.shared, pytest.mark.integration]  # 500-image accuracy on ../shared
+
 
 def top1(model, name: str, resize: str) -> str:
     scores = model.predict(load_image(IMAGES / name, resize=resize)[None], verbose=0)

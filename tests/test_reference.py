@@ -14,17 +14,17 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from conftest import FIXTURE_TFLITE, IMAGES, SAMPLE
 
+from mobilenet_v2.analysis.dump import read_tensor
 from mobilenet_v2.classifier import load_for
 from mobilenet_v2.cli import main
-from mobilenet_v2.dump import read_tensor
-from mobilenet_v2.reference import (
+from mobilenet_v2.reference.interpreter import (
     ReferenceInterpreter,
     UnsupportedOpError,
     multiply_by_quantized_multiplier,
     quantize_multiplier,
 )
 
-PHOTOS = sorted(p for p in IMAGES.iterdir() if p.suffix in (".bmp", ".jpg"))
+PHOTOS = sorted(p for p in IMAGES.glob("*") if p.suffix in (".bmp", ".jpg"))  # [] without data
 REAL_IMAGES = PHOTOS + sorted(SAMPLE.glob("*.JPEG"))[: 20 - len(PHOTOS)]
 
 
@@ -58,10 +58,12 @@ def mismatches(model, images) -> dict[str, int]:
     return counts
 
 
+@pytest.mark.shared
 def test_twenty_real_images():
     assert len(REAL_IMAGES) == 20
 
 
+@pytest.mark.shared
 def test_int8_per_channel_model_is_bit_exact(int8_model):
     counts = mismatches(int8_model, REAL_IMAGES)
     assert {k.split()[1] for k in counts} == {
@@ -75,6 +77,7 @@ def test_int8_per_channel_model_is_bit_exact(int8_model):
     assert sum(counts.values()) == 0, {k: v for k, v in counts.items() if v}
 
 
+@pytest.mark.shared
 def test_uint8_fixture_is_bit_exact():
     counts = mismatches(FIXTURE_TFLITE, REAL_IMAGES)
     assert {k.split()[1] for k in counts} == {
@@ -88,6 +91,7 @@ def test_uint8_fixture_is_bit_exact():
     assert sum(counts.values()) == 0, {k: v for k, v in counts.items() if v}
 
 
+@pytest.mark.shared
 def test_float_io_quantize_and_dequantize_are_bit_exact(int8_float_io_model):
     counts = mismatches(int8_float_io_model, REAL_IMAGES[:3])
     assert any("QUANTIZE" in k for k in counts) and any("DEQUANTIZE" in k for k in counts)
@@ -131,7 +135,7 @@ def test_requantization_rounding_is_gemmlowps():
 
 def test_importing_the_reference_loads_no_tensorflow_and_no_interpreter():
     code = (
-        "import sys, mobilenet_v2.reference, mobilenet_v2.trace; "
+        "import sys, mobilenet_v2.reference.interpreter, mobilenet_v2.analysis.trace; "
         "bad = [m for m in sys.modules if m.startswith('tensorflow') or m.startswith('keras') "
         "or m == 'ai_edge_litert.interpreter' or '_pywrap' in m]; "
         "print(bad)"
@@ -152,12 +156,15 @@ def set_opcode(model_path, out_path, op_index, builtin):
     return out_path
 
 
+@pytest.mark.shared
 def test_unsupported_op_is_named(int8_model, tmp_path):
     model = set_opcode(int8_model, tmp_path / "m.tflite", 3, schema.BuiltinOperator.LOGISTIC)
     with pytest.raises(UnsupportedOpError, match="op 3 is LOGISTIC"):
         ReferenceInterpreter(model)
 
 
+@pytest.mark.integration  # converts a model
+@pytest.mark.shared
 @pytest.mark.parametrize(("quantize", "kind"), [("none", "float32"), ("float16", "float16")])
 def test_float_models_are_refused_naming_the_file_and_the_kind(tmp_path, capsys, quantize, kind):
     path = tmp_path / f"{kind}.tflite"
@@ -192,6 +199,7 @@ def test_float_models_are_refused_naming_the_file_and_the_kind(tmp_path, capsys,
     assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.shared
 def test_reference_dump_equals_the_litert_dump(int8_model, tmp_path):
     image = str(IMAGES / "grace_hopper.bmp")
     args = ["dump", image, "--model", str(int8_model), "--output"]
@@ -209,6 +217,7 @@ def test_reference_dump_equals_the_litert_dump(int8_model, tmp_path):
     assert compared == len(numpy_manifest["tensors"]) == 173
 
 
+@pytest.mark.shared
 @pytest.mark.parametrize(
     "tensor, index, expected",
     [
@@ -229,6 +238,7 @@ def test_trace_explains_one_element(int8_model, capsys, tensor, index, expected)
         assert text in out
 
 
+@pytest.mark.shared
 def test_trace_final_value_is_the_dumped_value(int8_model, tmp_path, capsys):
     image = str(IMAGES / "grace_hopper.bmp")
     assert main(["dump", image, "--model", str(int8_model), "--output", str(tmp_path / "d")]) == 0
@@ -251,6 +261,7 @@ def test_trace_final_value_is_the_dumped_value(int8_model, tmp_path, capsys):
     assert last.strip().startswith(f"= {int(nchw[0, 17, 3, 9])} ")
 
 
+@pytest.mark.shared
 @pytest.mark.parametrize(
     "tensor, index, message",
     [

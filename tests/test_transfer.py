@@ -9,9 +9,11 @@ import pytest
 from conftest import CLASSES_TSV, FIXTURE_TFLITE, SAMPLE
 
 from mobilenet_v2 import MobileNetV2, load_image
-from mobilenet_v2 import layers as ours
-from mobilenet_v2._tf import keras
-from mobilenet_v2.weights import recalibrate_batch_norm
+from mobilenet_v2.tf import layers as ours
+from mobilenet_v2.tf._tf import keras
+from mobilenet_v2.tf.weights import recalibrate_batch_norm
+
+pytestmark = [pytest.mark.shared, pytest.mark.integration]  # fine-tuning on ../shared
 
 SIZE = 128
 # Three coarse classes made of ImageNet classes: fish, birds, dogs (index ranges).

@@ -11,10 +11,10 @@ import pytest
 from conftest import FIXTURE_TFLITE, copy_weights, randomize
 
 from mobilenet_v2 import MobileNetV2
-from mobilenet_v2 import weights as weights_io
-from mobilenet_v2._tf import keras, tf
 from mobilenet_v2.errors import DownloadError, ModelFileError, WeightsError
-from mobilenet_v2.tflite_file import read_tflite
+from mobilenet_v2.lite.tflite_file import read_tflite
+from mobilenet_v2.tf import weights as weights_io
+from mobilenet_v2.tf._tf import keras, tf
 
 SHAPE = (96, 96, 3)
 X = np.random.default_rng(5).uniform(-1, 1, (2, *SHAPE)).astype(np.float32)
@@ -81,6 +81,7 @@ def test_weights_from_a_keras_archive(tmp_path):
     np.testing.assert_array_equal(loaded.predict(X, verbose=0), model.predict(X, verbose=0))
 
 
+@pytest.mark.shared
 def test_fixture_tflite_dequantizes_kernels_and_folds_batch_norm(fixture_model):
     tfl = read_tflite(FIXTURE_TFLITE)
     first = tfl.operators[0]
@@ -99,6 +100,7 @@ def test_fixture_tflite_dequantizes_kernels_and_folds_batch_norm(fixture_model):
     np.testing.assert_allclose(beta, bias.data * bias.scales[0], rtol=1e-6)
 
 
+@pytest.mark.shared
 def test_fixture_tflite_1001_class_head_drops_background(fixture_model):
     tfl = read_tflite(FIXTURE_TFLITE)
     classifier = [op for op in tfl.operators if op.opcode == "CONV_2D"][-1]
@@ -150,11 +152,13 @@ def test_other_alpha_is_refused_naming_file_and_first_layer(tmp_path):
         MobileNetV2(input_shape=SHAPE, alpha=0.35, weights=str(path))
 
 
+@pytest.mark.shared
 def test_fixture_tflite_refused_for_other_alpha():
     with pytest.raises(WeightsError, match=r"op 0 \(CONV_2D\).*layer 'Conv1'"):
         MobileNetV2(alpha=0.5, weights=str(FIXTURE_TFLITE))
 
 
+@pytest.mark.shared
 def test_other_class_count_is_refused(tmp_path):
     path = write_legacy_h5(keras_reference(), tmp_path / "w.h5")
     with pytest.raises(WeightsError, match="layer 'predictions' weight 'kernel'"):
@@ -208,6 +212,7 @@ def test_bad_files_are_refused_naming_them(tmp_path, name, content, message):
         MobileNetV2(input_shape=SHAPE, alpha=0.35, weights=str(path))
 
 
+@pytest.mark.shared
 def test_truncated_files_are_refused(tmp_path):
     legacy = write_legacy_h5(keras_reference(), tmp_path / "w.h5")
     (tmp_path / "cut.h5").write_bytes(legacy.read_bytes()[: legacy.stat().st_size // 2])

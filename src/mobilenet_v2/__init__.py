@@ -1,7 +1,19 @@
 """MobileNetV2 from TensorFlow low-level ops, wrapped in Keras layers.
 
+Rooms by dependency; a folder's name says what its modules may import (tests/test_layout.py):
+
+- `mobilenet_v2/*.py`, the core: architecture table, labels, preprocessing, calibration images,
+  outputs, downloads, errors, machine records; the stdlib, NumPy, Pillow, tqdm, and the
+  engine switch in `classifier` (LiteRT; TensorFlow only when a float model is asked for).
+- `lite/`: `.tflite` files and LiteRT, never TensorFlow.
+- `reference/`: the NumPy integer reference, never TensorFlow nor LiteRT's interpreter.
+- `tf/`: TensorFlow and Keras: layers, the model, weight files, conversion.
+- `analysis/`: dumps, tensor tables, compare, trace, evaluate, benchmark; TensorFlow only
+  inside the functions given a Keras model.
+- `cli/`: the `mobilenet-v2` command, one module per subcommand.
+
 Importing the package is cheap: TensorFlow loads only when a TensorFlow-backed name
-(`MobileNetV2`, `layers`, `weights`) is first used, so the TFLite path can run without it.
+(`MobileNetV2`, `layers`, `weights`) is first used, so the TFLite path runs without it.
 """
 
 from __future__ import annotations
@@ -16,11 +28,15 @@ from mobilenet_v2.preprocess import load_image
 __version__ = "0.1.0"
 __all__ = ["MobileNetV2", "MobileNetV2Error", "decode_predictions", "load_image"]
 
-_LAZY = {"MobileNetV2": ("mobilenet_v2.model", "MobileNetV2")}
+_LAZY = {
+    "MobileNetV2": ("mobilenet_v2.tf.model", "MobileNetV2"),
+    "layers": ("mobilenet_v2.tf.layers", None),
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        found = importlib.import_module(module)
+        return getattr(found, attr) if attr else found
     raise AttributeError(f"module 'mobilenet_v2' has no attribute {name!r}")

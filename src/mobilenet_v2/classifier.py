@@ -1,4 +1,7 @@
-"""One interface over the TF float model and TFLite models: `predict(images) -> scores`."""
+"""One interface over the TF float model and TFLite models: `predict(images) -> scores`.
+
+The engine switch: LiteRT models load through `mobilenet_v2.lite`, the TF float model through
+`mobilenet_v2.tf` on demand, so that importing this module never loads TensorFlow."""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING, load_image
+from mobilenet_v2.lite.interpreter import TFLiteClassifier
+from mobilenet_v2.preprocess import load_image
 
 
 class Classifier(Protocol):
@@ -23,20 +27,11 @@ def weights_label(weights: str | os.PathLike | None) -> str:
     return "none (random initialization)" if weights is None else str(weights)
 
 
-class KerasClassifier:
-    """Our TensorFlow MobileNetV2 with the given weights."""
+def load_keras(weights: str | None, alpha: float = 1.0, size: int = 224) -> Classifier:
+    """Our TensorFlow MobileNetV2 (needs the `tf` extra, which `mobilenet_v2.tf` checks)."""
+    from mobilenet_v2.tf.classifier import KerasClassifier
 
-    def __init__(self, weights: str | None, alpha: float = 1.0, size: int = 224) -> None:
-        from mobilenet_v2.model import MobileNetV2
-
-        self.model = MobileNetV2(input_shape=(size, size, 3), alpha=alpha, weights=weights)
-        source = "random init" if weights is None else os.path.basename(str(weights))
-        self.name = f"TF float32 ({source})"
-        self.input_size = (size, size)
-        self.preprocessing = dict(DEFAULT_PREPROCESSING)
-
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict_on_batch(np.asarray(images, np.float32)))
+    return KerasClassifier(weights, alpha=alpha, size=size)
 
 
 def kernels_of(classifier: Classifier) -> str:
@@ -49,8 +44,6 @@ def kernels_of(classifier: Classifier) -> str:
 def load_tflite(
     path: str | os.PathLike, num_threads: int | None = None, xnnpack: bool | None = None
 ) -> Classifier:
-    from mobilenet_v2.interpreter import TFLiteClassifier
-
     classifier = TFLiteClassifier(path, num_threads=num_threads, xnnpack=xnnpack)
     classifier.name = os.path.basename(str(path))
     return classifier

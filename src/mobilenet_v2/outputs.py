@@ -10,28 +10,35 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from mobilenet_v2.errors import MobileNetV2Error
 
 
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary file to write `path` through: a temporary file beside it, renamed over it when
+    the block ends normally, removed when it raises. Never a half-written `path`."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        os.chmod(tmp, _default_mode(0o666))  # mkstemp makes 0600; a result is the user's file
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write to a temporary file beside `path`, then rename: never a half-written file."""
+    """Write `data` to `path` atomically (`atomic_file`); failures name the file."""
     path = Path(path)
     check_writable(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with atomic_file(path) as f:
+            f.write(data)
     except OSError as exc:
         raise MobileNetV2Error(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, _default_mode(0o666))  # mkstemp makes 0600; a result is the user's file
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise MobileNetV2Error(f"{path}: cannot write ({exc.strerror or exc})") from None
-        raise
     return path
 
 

@@ -19,13 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from mobilenet_v2.architecture import map_tflite
-from mobilenet_v2.tflite_file import TFLiteModel
+from mobilenet_v2.lite.layer_map import map_tflite
+from mobilenet_v2.lite.tflite_file import TFLiteModel
 
 # How a layout is written: (layout, data format) -> (written layout, np.transpose axes).
 # "channel_last" writes TFLite's own layouts, so float and INT8 files have equal shapes.
 _LAYOUTS = {
     ("NHWC", "channel_first"): ("NCHW", (0, 3, 1, 2)),
+    ("NCHW", "channel_last"): ("NHWC", (0, 2, 3, 1)),  # a channels_first Keras model's outputs
     ("OHWI", "channel_first"): ("OIHW", (0, 3, 1, 2)),
     ("1HWC", "channel_first"): ("C1HW", (3, 0, 1, 2)),
     ("HWIO", "channel_first"): ("OIHW", (3, 2, 0, 1)),
@@ -274,12 +275,17 @@ def keras_table(model: Any, source: str = "") -> ModelTable:
     Weight shapes are Keras' own (HWIO kernels, HWC1 depthwise, IO dense); tensor indices
     number layer outputs and weights in layer order.
     """
-    from mobilenet_v2 import layers
+    from mobilenet_v2.tf import layers
 
     tensors: list[TensorInfo] = []
     ops: list[OpInfo] = []
     output_index: dict[int, int] = {}
     preferred: dict[int, str] = {}
+    # A channels_first model's 4-D outputs are NCHW (its weights keep Keras' one layout).
+    channels_first = any(
+        getattr(layer, "data_format", None) == "channels_first" for layer in model.layers
+    )
+    activation_layout = {4: "NCHW" if channels_first else "NHWC", 2: "NC"}
     for position, layer in enumerate(model.layers):
         out = TensorInfo(
             index=len(tensors),
@@ -287,7 +293,7 @@ def keras_table(model: Any, source: str = "") -> ModelTable:
             kind="input" if position == 0 else "activation",
             shape=(1, *layer.output.shape[1:]),
             dtype=str(layer.output.dtype),
-            layout={4: "NHWC", 2: "NC"}.get(len(layer.output.shape), ""),
+            layout=activation_layout.get(len(layer.output.shape), ""),
             keras_layer=layer.name,
             producer=None if position == 0 else position,
         )
@@ -326,7 +332,6 @@ def keras_table(model: Any, source: str = "") -> ModelTable:
             op.weights.append(info.index)
         op.params = sum(int(np.prod(tensors[t].shape)) for t in op.weights)
         shape = out.shape
-        channels_first = getattr(layer, "data_format", "channels_last") == "channels_first"
         spatial = (
             int(np.prod(shape[2:] if channels_first else shape[1:-1])) if len(shape) == 4 else 1
         )

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mobilenet_v2.tensor_map import ModelTable, OpInfo
+from mobilenet_v2.analysis.tensor_map import ModelTable, OpInfo
 
 _BLOCK = re.compile(r"^(block_\d+|expanded_conv)_")
 _STAGES = {

@@ -64,16 +64,16 @@ def compare(
     **preprocessing: Any,
 ) -> dict[str, Any]:
     """Per-layer float vs dequantized INT8 statistics over `images`; layers in network order."""
+    from mobilenet_v2.analysis.dump import dequantize, keras_tensors
+    from mobilenet_v2.analysis.tensor_map import tflite_table
     from mobilenet_v2.classifier import (
-        KerasClassifier,
         load_for,
+        load_keras,
         preprocessing_record,
         weights_label,
     )
-    from mobilenet_v2.dump import dequantize, keras_tensors
-    from mobilenet_v2.interpreter import TFLiteClassifier
-    from mobilenet_v2.tensor_map import tflite_table
-    from mobilenet_v2.tflite_file import parse_tflite
+    from mobilenet_v2.lite.interpreter import TFLiteClassifier
+    from mobilenet_v2.lite.tflite_file import parse_tflite
 
     if not images:
         raise MobileNetV2Error("no images to compare on")
@@ -99,7 +99,7 @@ def compare(
         raise ModelFileError(
             f"{quantized.path}: input is {height}x{width}; compare needs a square input"
         )
-    float_model = KerasClassifier(weights, alpha, height)
+    float_model = load_keras(weights, alpha, height)
     stats: dict[str, _Stats] = {}
     order: list[str] = []
     agree = 0

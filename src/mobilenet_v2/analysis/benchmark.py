@@ -14,6 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
+from tabulate import tabulate
 
 
 def _measure(spec: dict[str, Any]) -> dict[str, Any]:
@@ -25,9 +26,9 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
         if threads:  # read when TensorFlow creates its context, i.e. at import here
             os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
             os.environ["TF_NUM_INTEROP_THREADS"] = "1"
-        from mobilenet_v2.classifier import KerasClassifier
+        from mobilenet_v2.classifier import load_keras
 
-        classifier = KerasClassifier(spec["weights"], spec["alpha"], spec["size"])
+        classifier = load_keras(spec["weights"], spec["alpha"], spec["size"])
     else:
         from mobilenet_v2.classifier import load_tflite
 
@@ -83,15 +84,20 @@ def benchmark(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
-    lines = [
-        "| model | kernels | threads | p50 (ms) | p90 (ms) | p99 (ms) | throughput (img/s) "
-        "| peak RSS (MiB) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+    headers = ["model", "kernels", "threads", "p50 (ms)", "p90 (ms)", "p99 (ms)"]
+    headers += ["throughput (img/s)", "peak RSS (MiB)"]
+    rows = [
+        [
+            r["model"],
+            r["kernels"],
+            r["threads"] or "default",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p90_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            f"{r['throughput_ips']:.1f}",
+            f"{r['peak_rss_mib']:.0f}",
+        ]
+        for r in results
     ]
-    for r in results:
-        lines.append(
-            f"| {r['model']} | {r['kernels']} | {r['threads'] or 'default'} | {r['p50_ms']:.2f} | "
-            f"{r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['throughput_ips']:.1f} | "
-            f"{r['peak_rss_mib']:.0f} |"
-        )
-    return "\n".join(lines)
+    align = ("left", "left") + ("right",) * 6
+    return tabulate(rows, headers, tablefmt="pipe", colalign=align, disable_numparse=True)

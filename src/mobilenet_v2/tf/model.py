@@ -1,4 +1,4 @@
-"""MobileNetV2 (Sandler et al., 2018) built from `mobilenet_v2.layers`.
+"""MobileNetV2 (Sandler et al., 2018) built from `mobilenet_v2.tf.layers`.
 
 Same arguments, defaults, validation, layer names and weight files as
 `keras.applications.MobileNetV2`, plus `data_format` and the kernel/bias initializers.
@@ -10,9 +10,6 @@ import os
 import warnings
 from typing import Any
 
-from mobilenet_v2 import layers
-from mobilenet_v2 import weights as weights_io
-from mobilenet_v2._tf import keras
 from mobilenet_v2.architecture import (
     BN_EPSILON,
     BN_MOMENTUM,
@@ -24,6 +21,9 @@ from mobilenet_v2.architecture import (
     blocks,
 )
 from mobilenet_v2.errors import InvalidArgumentError
+from mobilenet_v2.tf import layers
+from mobilenet_v2.tf import weights as weights_io
+from mobilenet_v2.tf._tf import keras
 
 IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 IMAGENET_SIZES = (96, 128, 160, 192, 224)

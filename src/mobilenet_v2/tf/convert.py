@@ -14,15 +14,15 @@ from typing import Any
 import numpy as np
 
 from mobilenet_v2._quiet import silenced_stderr, silenced_stdout
-from mobilenet_v2._tf import keras, tf
 from mobilenet_v2.calibration import CALIBRATION_SIZE, calibration_images
 from mobilenet_v2.classifier import weights_label
 from mobilenet_v2.download import download
 from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.labels import imagenet_classes
+from mobilenet_v2.lite.tflite_file import IO_TYPES, QUANTIZATIONS, embed_metadata
 from mobilenet_v2.outputs import check_writable, write_atomic
 from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING
-from mobilenet_v2.tflite_file import IO_TYPES, QUANTIZATIONS, embed_metadata
+from mobilenet_v2.tf._tf import keras, tf
 
 # (x - 128) / 128 maps every 8-bit pixel exactly onto the int8 input grid (scale 1/128, zero
 # point 0; uint8: zero point 128), as TF-slim's quantized MobileNets do. With 127.5 the
@@ -36,7 +36,7 @@ IMAGENETTE_URL = "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz
 def imagenette_validation_dir(cache: Path | None = None) -> Path:
     """The imagenette2-160 validation images (the seed's calibration source), downloaded and
     unpacked once into the Keras cache (`$KERAS_HOME/datasets`)."""
-    from mobilenet_v2.weights import keras_cache_dir
+    from mobilenet_v2.tf.weights import keras_cache_dir
 
     cache = cache or keras_cache_dir().parent / "datasets"
     target = cache / "imagenette2-160" / "val"
@@ -126,7 +126,7 @@ def convert_file(
 ) -> Path:
     """Build, calibrate, convert and write; the file embeds its preprocessing and labels.
     `force` and `warn`: as for `calibration_images`."""
-    from mobilenet_v2.model import MobileNetV2
+    from mobilenet_v2.tf.model import MobileNetV2
 
     check_writable(output)
     prep = {**DEFAULT_PREPROCESSING, **(INT8_INPUT if quantize == "int8" else {})}

@@ -14,7 +14,7 @@ import numpy as np
 
 from mobilenet_v2._quiet import silenced_stderr
 from mobilenet_v2.errors import ModelFileError
-from mobilenet_v2.tflite_file import check_identifier, read_preprocessing, round_half_away
+from mobilenet_v2.lite.tflite_file import check_identifier, read_preprocessing, round_half_away
 
 
 class TFLiteClassifier:

@@ -8,23 +8,21 @@ from typing import Any
 
 import numpy as np
 
+from mobilenet_v2.analysis.tensor_map import tflite_table
 from mobilenet_v2.errors import MobileNetV2Error
-from mobilenet_v2.reference import (
-    ReferenceInterpreter,
-    _padding,
+from mobilenet_v2.lite.tflite_file import round_half_away
+from mobilenet_v2.reference.fixed_point import (
     exp_on_negative_values,
     get_reciprocal,
     multiply_by_quantized_multiplier,
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
 )
-from mobilenet_v2.tflite_file import round_half_away
+from mobilenet_v2.reference.interpreter import ReferenceInterpreter, window_padding
 
 
 def find_tensor(reference: ReferenceInterpreter, name: str) -> int:
     """A tensor by index, by its own name, or by its dump file name (`block_1_expand_relu`)."""
-    from mobilenet_v2.tensor_map import tflite_table
-
     tensors = reference.model.tensors
     if name.isdigit() and int(name) < len(tensors):
         return int(name)
@@ -117,8 +115,8 @@ def _conv_terms(reference, values, op, position, depthwise: bool):
     f_zp = reference.quant(op.inputs[1]).zero_point if uint8 else 0
     n, oy, ox, oc = position
     kh, kw = w.shape[1], w.shape[2]
-    _, top, _ = _padding(x.shape[1], kh, options.strideH, options.padding == 0)
-    _, left, _ = _padding(x.shape[2], kw, options.strideW, options.padding == 0)
+    _, top, _ = window_padding(x.shape[1], kh, options.strideH, options.padding == 0)
+    _, left, _ = window_padding(x.shape[2], kw, options.strideW, options.padding == 0)
     multiplier_d = (options.depthMultiplier or 1) if depthwise else 1
     channels = [oc // multiplier_d] if depthwise else range(x.shape[3])
     lines = [

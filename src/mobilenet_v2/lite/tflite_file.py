@@ -129,16 +129,14 @@ def parse_tflite(raw: bytes, path: str | os.PathLike) -> TFLiteModel:
     """Parse a model already in memory; `path` names it in errors."""
     path = Path(path)
     check_identifier(raw, path)
-    try:
+    try:  # the object API unpacks the whole flatbuffer here: this is where a bad file fails
         model = schema.ModelT.InitFromPackedBuf(raw, 0)
-        return _convert(path, raw, model)
-    except ModelFileError:
-        raise
     except Exception as exc:  # flatbuffers reports truncation as assorted low-level errors
         raise ModelFileError(
             f"{path}: corrupt or truncated TFLite model (flatbuffer unreadable: "
             f"{type(exc).__name__}: {exc})"
         ) from None
+    return _convert(path, raw, model)  # its own checks name the file; anything else is a bug
 
 
 def _convert(path: Path, raw: bytes, model: schema.ModelT) -> TFLiteModel:
@@ -261,7 +259,13 @@ def read_metadata(model_bytes: bytes) -> dict | None:
 
 def read_preprocessing(model_bytes: bytes, path: str | os.PathLike) -> dict[str, Any]:
     """The preprocessing a model records, over the defaults, checked: a record that is not
-    JSON, not an object, or cannot normalize pixels is a ModelFileError naming the file."""
+    JSON, not an object, or cannot normalize pixels is a ModelFileError naming the file.
+
+    A model that records no normalization but takes 8-bit input gets the one its input tensor
+    states: mean and std such that each pixel level lands on its own quantized value
+    (`pixel_grid`), as MediaPipe and the Task Library feed such models raw pixels. The float
+    default of 127.5 would shift half the levels by one step and merge 254 with 255.
+    """
     from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING, check_normalization, check_resize
 
     try:
@@ -269,12 +273,33 @@ def read_preprocessing(model_bytes: bytes, path: str | os.PathLike) -> dict[str,
         recorded = record.get("preprocessing", {}) if isinstance(record, dict) else None
         if not isinstance(recorded, dict):
             raise TypeError("not a JSON object")
-        prep = {**DEFAULT_PREPROCESSING, **recorded}
+        grid = {} if "mean" in recorded or "std" in recorded else pixel_grid(model_bytes)
+        prep = {**DEFAULT_PREPROCESSING, **grid, **recorded}
         check_normalization(prep["mean"], prep["std"])
         check_resize(prep["resize"], prep["crop_fraction"])
     except (ValueError, TypeError) as exc:  # JSON and UTF-8 errors are ValueErrors
         raise ModelFileError(f"{path}: invalid recorded preprocessing ({exc})") from None
     return prep
+
+
+def pixel_grid(model_bytes: bytes) -> dict[str, float]:
+    """{mean, std} that map pixel p exactly to the quantized input p (uint8) or p - 128
+    (int8): the input is (q - zero_point) * scale, so mean = zero_point (+ 128 for int8) and
+    std = 1 / scale. Empty for float inputs and inputs without quantization parameters."""
+    root = schema.Model.GetRootAs(model_bytes, 0)
+    if not root.SubgraphsLength() or not root.Subgraphs(0).InputsLength():
+        return {}
+    graph = root.Subgraphs(0)
+    tensor = graph.Tensors(graph.Inputs(0))
+    offset = {schema.TensorType.UINT8: 0, schema.TensorType.INT8: 128}.get(tensor.Type())
+    quantization = tensor.Quantization()
+    if offset is None or quantization is None or quantization.ScaleLength() != 1:
+        return {}
+    scale = float(quantization.Scale(0))
+    zero_point = int(quantization.ZeroPoint(0)) if quantization.ZeroPointLength() else 0
+    if not scale > 0:
+        return {}
+    return {"mean": float(zero_point + offset), "std": 1.0 / scale}
 
 
 def round_half_away(q: Any) -> Any:

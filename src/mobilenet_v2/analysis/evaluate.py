@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tabulate import tabulate
 from tqdm import tqdm
 
 from mobilenet_v2.classifier import Classifier, kernels_of, preprocessing_for
@@ -145,16 +146,20 @@ def _preprocess(img, prep: dict[str, Any]) -> np.ndarray:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    lines = [
-        "| model | kernels | images | top-1 | top-5 | "
-        f"top-1 agreement with {report['reference']} |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
+    headers = ["model", "kernels", "images", "top-1", "top-5"]
+    headers.append(f"top-1 agreement with {report['reference']}")
+    rows = []
     for row in report["results"]:
         agreement = row.get("agreement_top1")
-        lines.append(
-            f"| {row['model']} | {row['kernels']} | {row['images']} | {100 * row['top1']:.1f} % | "
-            f"{100 * row['top5']:.1f} % | "
-            f"{'—' if agreement is None else f'{100 * agreement:.1f} %'} |"
+        rows.append(
+            [
+                row["model"],
+                row["kernels"],
+                row["images"],
+                f"{100 * row['top1']:.1f} %",
+                f"{100 * row['top5']:.1f} %",
+                "—" if agreement is None else f"{100 * agreement:.1f} %",
+            ]
         )
-    return "\n".join(lines)
+    align = ("left", "left") + ("right",) * 4
+    return tabulate(rows, headers, tablefmt="pipe", colalign=align, disable_numparse=True)

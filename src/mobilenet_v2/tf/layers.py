@@ -17,7 +17,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mobilenet_v2._tf import keras, tf
+from mobilenet_v2.tf._tf import keras, tf
 
 _PACKAGE = "mobilenet_v2"
 

@@ -1,0 +1,474 @@
+"""Golden reference tensors: every tensor of one TFLite interpreter run (inputs, activations,
+weights, biases, outputs), or every layer output and weight of the float Keras model, written
+as text and/or `.npy` files with `manifest.json` and `manifest.csv`.
+
+Text files start with `# key: <JSON value>` header lines (name, type, index, shape, layout and
+how it was transposed, producing op, Keras layer, quantization parameters as written), then
+every value in C order of the written shape, one line per innermost row: integers as
+integers, float32 with 9 significant digits (which round-trips exactly). `read_tensor` gives
+back the exact array and its header.
+
+File names are the Keras layer a tensor belongs to (`block_1_expand_relu`,
+`block_1_expand.folded_kernel`, `predictions_logits`), so a float dump and an INT8 dump pair up
+file by file; tensors without a Keras layer keep their own name, made safe. No name can leave
+the output directory, and no two tensors share a file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from mobilenet_v2.analysis.tensor_map import (
+    CSV_COLUMNS,
+    DATA_FORMATS,
+    ModelTable,
+    TensorInfo,
+    assign_file_names,
+    tensor_rows,
+    to_csv,
+    written_layout,
+)
+from mobilenet_v2.errors import MobileNetV2Error
+from mobilenet_v2.outputs import check_output_dir, staged_directory
+
+FORMATS = ("txt", "npy", "both")
+KERNELS = ("reference", "optimized", "numpy")
+MANIFEST = "manifest.json"
+_FLOAT_FORMATS = {"float16": "%.5g", "float32": "%.9g", "float64": "%.17g"}
+
+
+class DumpedTensor(NamedTuple):
+    array: np.ndarray
+    meta: dict[str, Any]
+
+
+# --- Engines ---------------------------------------------------------------------------------
+
+
+def dump_tflite(
+    model: str | os.PathLike,
+    image: str | os.PathLike,
+    output: str | os.PathLike,
+    fmt: str = "txt",
+    data_format: str = "channel_first",
+    kernels: str = "reference",
+    **preprocessing: Any,
+) -> Path:
+    """Run `image` through the model with every tensor preserved, then write them all.
+
+    `kernels="reference"` uses TFLite's reference kernels (the plain arithmetic, the golden
+    choice); "optimized" the default built-in kernels, whose scratch tensors (im2col) are then
+    listed too; "numpy" this package's NumPy integer reference (`mobilenet_v2.reference`,
+    bit-exact with TFLite's reference kernels, no LiteRT). Never XNNPACK: a delegate computes
+    intermediates out of the interpreter's view.
+    """
+    from mobilenet_v2.analysis.tensor_map import tflite_table
+    from mobilenet_v2.classifier import load_for, preprocessing_record
+    from mobilenet_v2.lite.interpreter import TFLiteClassifier
+    from mobilenet_v2.lite.tflite_file import parse_tflite
+
+    _check_options(fmt, data_format, kernels)
+    check_output_dir(output)
+    if kernels == "numpy":
+        return _dump_reference(model, image, output, fmt, data_format, **preprocessing)
+    classifier = TFLiteClassifier(
+        model, xnnpack=False, reference_kernels=kernels == "reference", preserve_all_tensors=True
+    )
+    x = load_for(classifier, image, **preprocessing)
+    classifier.invoke(classifier.quantize_input(x[None]))
+    interpreter = classifier.interpreter
+    table = tflite_table(parse_tflite(classifier.raw, classifier.path))
+    arrays: dict[int, np.ndarray | None] = {}
+    for detail in interpreter.get_tensor_details():
+        index = int(detail["index"])
+        q = detail["quantization_parameters"]
+        tensor = table.tensors.get(index)
+        if tensor is None:  # a kernel's scratch tensor, added by the interpreter
+            tensor = table.tensors[index] = TensorInfo(
+                index=index,
+                name=detail["name"] or f"scratch_{index}",
+                kind="scratch",
+                shape=(),
+                dtype="",
+            )
+        # The interpreter's own view is the reference: its dtype, shape and quantization.
+        tensor.dtype = np.dtype(detail["dtype"]).name
+        tensor.shape = tuple(int(d) for d in detail["shape"])
+        tensor.scales = np.asarray(q["scales"], np.float32)
+        tensor.zero_points = np.asarray(q["zero_points"], np.int64)
+        tensor.quantized_dimension = int(q["quantized_dimension"])
+        try:
+            arrays[index] = np.array(interpreter.get_tensor(index))
+        except ValueError:  # an optional tensor with no data
+            arrays[index] = None
+    assign_file_names(
+        list(table.tensors.values()), {i: t.file_name for i, t in table.tensors.items()}
+    )
+    info = {
+        "engine": "litert",
+        "kernels": kernels,
+        "model": str(classifier.path),
+        "image": str(image),
+        "preprocessing": preprocessing_record(classifier, preprocessing),
+    }
+    return write_dump(output, table, arrays, info, fmt, data_format)
+
+
+def _dump_reference(
+    model: str | os.PathLike,
+    image: str | os.PathLike,
+    output: str | os.PathLike,
+    fmt: str,
+    data_format: str,
+    **preprocessing: Any,
+) -> Path:
+    """The same files from `mobilenet_v2.reference.interpreter`, the NumPy integer kernels."""
+    from mobilenet_v2.analysis.tensor_map import tflite_table
+    from mobilenet_v2.classifier import load_for, preprocessing_record
+    from mobilenet_v2.reference.interpreter import ReferenceInterpreter
+
+    reference = ReferenceInterpreter(model)
+    x = load_for(reference, image, **preprocessing)
+    values = reference.run(reference.quantize_input(x[None]))
+    table = tflite_table(reference.model)
+    info = {
+        "engine": "numpy-reference",
+        "kernels": "mobilenet_v2.reference.interpreter",
+        "model": str(reference.path),
+        "image": str(image),
+        "preprocessing": preprocessing_record(reference, preprocessing),
+    }
+    return write_dump(output, table, dict(values), info, fmt, data_format)
+
+
+def dump_keras(
+    weights: str | None,
+    image: str | os.PathLike,
+    output: str | os.PathLike,
+    alpha: float = 1.0,
+    size: int = 224,
+    fmt: str = "txt",
+    data_format: str = "channel_first",
+    **preprocessing: Any,
+) -> Path:
+    """Every layer's output and weights of the float model, plus what pairs with the TFLite
+    files: `<conv>.folded_kernel` / `.folded_bias` (BN folded in, as the converter does) and
+    `predictions_logits` (the classifier before its softmax)."""
+    from mobilenet_v2.classifier import (
+        load_for,
+        load_keras,
+        preprocessing_record,
+        weights_label,
+    )
+
+    _check_options(fmt, data_format, "reference")
+    check_output_dir(output)
+    classifier = load_keras(weights, alpha, size)
+    x = load_for(classifier, image, **preprocessing)
+    table, arrays = keras_tensors(classifier.model, x[None])
+    info = {
+        "engine": "tensorflow",
+        "kernels": "float32",
+        "weights": weights_label(weights),
+        "alpha": alpha,
+        "image": str(image),
+        "preprocessing": preprocessing_record(classifier, preprocessing),
+    }
+    return write_dump(output, table, arrays, info, fmt, data_format)
+
+
+def keras_tensors(model: Any, batch: np.ndarray) -> tuple[ModelTable, dict[int, np.ndarray]]:
+    """The float model's table and its tensors' values: activations for the whole batch
+    (first axis), weights as stored, BN-folded weights, and the logits before the softmax.
+    `batch` is NHWC images (as `load_image` gives them), fed to a channels_first model as
+    NCHW; the table records each activation's layout, so the files come out the same."""
+    from mobilenet_v2.analysis.tensor_map import keras_table
+    from mobilenet_v2.architecture import LOGITS, batch_norm_name
+    from mobilenet_v2.tf import layers
+    from mobilenet_v2.tf._tf import keras
+
+    table = keras_table(model)
+    if table.tensors[0].layout == "NCHW":
+        batch = np.transpose(batch, (0, 3, 1, 2))
+    probe = keras.Model(model.input, [layer.output for layer in model.layers[1:]])
+    outputs = [batch.astype(np.float32), *(np.asarray(y) for y in probe(batch, training=False))]
+    arrays: dict[int, np.ndarray] = {}
+    for op, value in zip(table.ops, outputs, strict=True):
+        arrays[op.outputs[0]] = value
+        layer = model.layers[op.index]
+        for index, var in zip(op.weights, layer.weights, strict=True):
+            arrays[index] = np.asarray(var.numpy())
+        if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D)):
+            bn_name = batch_norm_name(layer.name)
+            if bn_name in {lay.name for lay in model.layers}:
+                kernel, bias = _fold(layer, model.get_layer(bn_name))
+                for suffix, value_, kind in (("kernel", kernel, "weight"), ("bias", bias, "bias")):
+                    t = _add(
+                        table, arrays, value_, f"{layer.name}.folded_{suffix}", kind, layer.name
+                    )
+                    t.layout = table.tensors[op.weights[0]].layout if kind == "weight" else "C"
+                    op.weights.append(t.index)
+        if isinstance(layer, layers.Dense):
+            logits = outputs[op.index - 1] @ layer.kernel.numpy() + layer.bias.numpy()
+            t = _add(table, arrays, logits.astype(np.float32), LOGITS, "activation", layer.name)
+            t.producer, t.layout = op.index, "NC"
+            op.outputs.insert(0, t.index)
+    assign_file_names(
+        list(table.tensors.values()), {i: t.file_name for i, t in table.tensors.items()}
+    )
+    return table, arrays
+
+
+def _fold(conv: Any, bn: Any) -> tuple[np.ndarray, np.ndarray]:
+    """BN folded into the convolution: w * gamma / sqrt(var + eps), beta - mean * that."""
+    gamma, beta, mean, variance = (w.astype(np.float32) for w in bn.get_weights())
+    scale = gamma / np.sqrt(variance + np.float32(bn.epsilon))
+    kernel = conv.get_weights()[0]
+    if kernel.ndim == 4 and kernel.shape[-1] == 1 and len(scale) == kernel.shape[2]:
+        folded = kernel * scale.reshape(1, 1, -1, 1)  # depthwise HWC1
+    else:
+        folded = kernel * scale  # HWIO: scale the output channels
+    return folded.astype(np.float32), (beta - mean * scale).astype(np.float32)
+
+
+def _add(
+    table: ModelTable, arrays: dict, value: np.ndarray, name: str, kind: str, layer: str
+) -> TensorInfo:
+    index = max(table.tensors) + 1
+    t = TensorInfo(
+        index=index,
+        name=name,
+        kind=kind,
+        shape=tuple(value.shape),
+        dtype=value.dtype.name,
+        keras_layer=layer,
+        file_name=name,
+    )
+    table.tensors[index] = t
+    arrays[index] = value
+    return t
+
+
+def _check_options(fmt: str, data_format: str, kernels: str) -> None:
+    for value, allowed, what in (
+        (fmt, FORMATS, "format"),
+        (data_format, DATA_FORMATS, "data format"),
+        (kernels, KERNELS, "kernels"),
+    ):
+        if value not in allowed:
+            raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
+
+
+# --- Writing ---------------------------------------------------------------------------------
+
+
+def write_dump(
+    output: str | os.PathLike,
+    table: ModelTable,
+    arrays: dict[int, np.ndarray | None],
+    info: dict[str, Any],
+    fmt: str = "txt",
+    data_format: str = "channel_first",
+) -> Path:
+    """Write every tensor and the manifests into a staging directory beside `output`, then
+    move them in: an error leaves `output` as it was."""
+    out = Path(output)
+    with staged_directory(out, last=MANIFEST) as staging:
+        op_types = {op.index: op.type for op in table.ops}
+        entries = []
+        for t in sorted(table.tensors.values(), key=lambda t: t.index):
+            entry = _write_tensor(staging, t, arrays.get(t.index), fmt, data_format, op_types)
+            entries.append(entry)
+        by_index = {e["index"]: e for e in entries}
+        manifest = {**info, "data_format": data_format, "format": fmt}
+        manifest["totals"] = table.totals
+        manifest["ops"] = table.to_json()["ops"]
+        manifest["tensors"] = entries
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        rows = []
+        for r in tensor_rows(table):
+            e = by_index[r["tensor_index"]]
+            rows.append({**r, **{k: e[k] for k in _WRITTEN_COLUMNS}})
+        columns = CSV_COLUMNS + list(_WRITTEN_COLUMNS)
+        (staging / "manifest.csv").write_text(to_csv(rows, columns))
+    return out
+
+
+_WRITTEN_COLUMNS = ("written_shape", "written_layout", "written_quantized_dimension", "files")
+
+
+def _write_tensor(
+    staging: Path,
+    t: TensorInfo,
+    array: np.ndarray | None,
+    fmt: str,
+    data_format: str,
+    op_types: dict[int, str],
+) -> dict[str, Any]:
+    layout, axes = written_layout(t.layout, data_format)
+    qdim = int(t.quantized_dimension)
+    entry: dict[str, Any] = {
+        "index": t.index,
+        "name": t.name,
+        "kind": t.kind,
+        "keras_layer": t.keras_layer,
+        "op": None if t.producer is None else {"index": t.producer, "type": op_types[t.producer]},
+        "dtype": t.dtype,
+        "shape": list(t.shape),
+        "layout": t.layout,
+        "written_shape": list(t.shape),
+        "written_layout": layout,
+        "transpose": list(axes) if axes else None,
+        "scales": [float(s) for s in t.scales],
+        "zero_points": [int(z) for z in t.zero_points],
+        "quantized_dimension": qdim,
+        "written_quantized_dimension": axes.index(qdim) if axes and qdim < len(axes) else qdim,
+        "files": [],
+    }
+    if array is None:
+        entry["note"] = "no data in the interpreter"
+        return entry
+    if t.kind == "scratch":
+        entry["note"] = "a kernel's working memory (e.g. im2col), not a result: not written"
+        return entry
+    if axes and array.ndim != len(axes):
+        axes, entry["transpose"], entry["written_layout"] = None, None, t.layout
+        entry["written_quantized_dimension"] = qdim
+    written = np.ascontiguousarray(np.transpose(array, axes) if axes else array)
+    entry["written_shape"] = list(written.shape)
+    entry["dtype"] = written.dtype.name
+    if fmt in ("txt", "both"):
+        path = _inside(staging, f"{t.file_name}.txt")
+        path.write_text(_header(entry) + format_values(written))
+        entry["files"].append(path.name)
+    if fmt in ("npy", "both"):
+        path = _inside(staging, f"{t.file_name}.npy")
+        np.save(path, written)
+        entry["files"].append(path.name)
+    return entry
+
+
+def _inside(directory: Path, name: str) -> Path:
+    """Defence in depth: `name` was made safe, and still must land directly in `directory`."""
+    path = directory / name
+    if path.resolve().parent != directory.resolve() or path.exists():
+        raise MobileNetV2Error(f"{directory}: refusing file name {name!r}")
+    return path
+
+
+def _header(entry: dict[str, Any]) -> str:
+    note = f"{entry['written_layout'] or 'as stored'}"
+    if entry["transpose"]:
+        note = (
+            f"{entry['written_layout']}: np.transpose(x, {tuple(entry['transpose'])}) of the "
+            f"engine's {entry['layout']} tensor {entry['shape']}"
+        )
+    fields = {
+        "name": entry["name"],
+        "type": entry["dtype"],
+        "index": entry["index"],
+        "shape": entry["written_shape"],
+        "layout": entry["written_layout"],
+        "layout_note": note,
+        "original_shape": entry["shape"],
+        "original_layout": entry["layout"],
+        "transpose": entry["transpose"],
+        "kind": entry["kind"],
+        "op": entry["op"],
+        "keras_layer": entry["keras_layer"],
+        "scales": entry["scales"],
+        "zero_points": entry["zero_points"],
+        "quantized_dimension": entry["written_quantized_dimension"],
+        "original_quantized_dimension": entry["quantized_dimension"],
+    }
+    return "".join(f"# {k}: {json.dumps(v)}\n" for k, v in fields.items())
+
+
+def format_values(array: np.ndarray) -> str:
+    """All values, C order, one line per innermost row; exact for every dtype."""
+    if array.size == 0:
+        return ""
+    rows = array.reshape(-1, array.shape[-1]) if array.ndim else array.reshape(1, 1)
+    fmt = _FLOAT_FORMATS.get(array.dtype.name, "%d")
+    if array.dtype.kind == "f" and array.dtype.name not in _FLOAT_FORMATS:
+        raise ValueError(f"cannot write {array.dtype} exactly as text")
+    buffer = io.StringIO()
+    np.savetxt(buffer, rows.astype(np.int64) if array.dtype.kind == "b" else rows, fmt=fmt)
+    return buffer.getvalue()
+
+
+# --- Reading ---------------------------------------------------------------------------------
+
+
+def read_tensor(path: str | os.PathLike) -> DumpedTensor:
+    """The exact array of a dump file and its metadata (the text header, or for `.npy` the
+    manifest entry beside it)."""
+    path = Path(path)
+    try:
+        if path.suffix == ".npy":
+            array = np.load(path, allow_pickle=False)
+            return DumpedTensor(array, _manifest_entry(path))
+        text = path.read_text()
+    except (OSError, ValueError) as exc:
+        raise MobileNetV2Error(f"{path}: cannot read tensor file ({exc})") from None
+    meta: dict[str, Any] = {}
+    lines = text.split("\n")
+    body = 0
+    for body, line in enumerate(lines):  # noqa: B007 (body is used after the loop)
+        if not line.startswith("# "):
+            break
+        key, _, value = line[2:].partition(": ")
+        meta[key] = json.loads(value)
+    else:
+        body = len(lines)
+    try:
+        dtype = np.dtype(meta["type"])
+        shape = tuple(meta["shape"])
+        tokens = " ".join(lines[body:]).split()
+        if dtype.kind == "f":
+            values = np.array(tokens, dtype=np.float64).astype(dtype)
+        else:
+            values = np.array(tokens, dtype=np.int64).astype(dtype)
+        return DumpedTensor(values.reshape(shape), meta)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MobileNetV2Error(f"{path}: not a tensor dump file ({exc})") from None
+
+
+def _manifest_entry(path: Path) -> dict[str, Any]:
+    manifest = path.parent / MANIFEST
+    try:
+        for entry in json.loads(manifest.read_text())["tensors"]:
+            if path.name in entry["files"]:
+                return {
+                    **entry,
+                    "type": entry["dtype"],
+                    "shape": entry["written_shape"],
+                    "quantized_dimension": entry["written_quantized_dimension"],
+                    "original_quantized_dimension": entry["quantized_dimension"],
+                }
+    except (OSError, ValueError, KeyError) as exc:
+        raise MobileNetV2Error(f"{manifest}: cannot read the manifest ({exc})") from None
+    raise MobileNetV2Error(f"{path}: not listed in {manifest}")
+
+
+def dequantize(array: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+    """`(q - zero_point) * scale` with the file's own parameters (per channel along
+    `quantized_dimension` as written); float tensors come back as float32."""
+    scales = np.asarray(meta.get("scales", []), np.float32)
+    if scales.size == 0 or array.dtype.kind == "f":
+        return array.astype(np.float32)
+    zero_points = np.asarray(meta.get("zero_points", []), np.float32)
+    if zero_points.size == 0:
+        zero_points = np.zeros_like(scales)
+    shape = [1] * array.ndim
+    if scales.size > 1:
+        shape[int(meta["quantized_dimension"])] = -1
+    return ((array.astype(np.float32) - zero_points.reshape(shape)) * scales.reshape(shape)).astype(
+        np.float32
+    )

@@ -1,0 +1,65 @@
+"""`mobilenet-v2 benchmark`: latency, throughput and peak memory per model, batch 1."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from mobilenet_v2.cli.parser import (
+    non_negative_int,
+    positive_float,
+    positive_int,
+    refuse_tf_model_flags,
+    refuse_xnnpack,
+    thread_count,
+    weights_arg,
+)
+from mobilenet_v2.errors import MobileNetV2Error
+
+
+def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    bench = commands.add_parser(
+        "benchmark",
+        help="latency, throughput and memory",
+        description="Per model: latency p50/p90/p99, throughput and peak memory, batch 1.",
+    )
+    bench.add_argument("models", nargs="*", metavar="MODEL.tflite")
+    bench.add_argument("--weights", default=None, help="also benchmark the TF float model")
+    bench.add_argument("--alpha", type=positive_float, default=None, help="TF model (1.0)")
+    bench.add_argument("--size", type=positive_int, default=None, help="TF model (224)")
+    bench.add_argument("--num-threads", type=thread_count, default=None)
+    bench.add_argument(
+        "--xnnpack",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="LiteRT's XNNPACK delegate for the .tflite models (default: on)",
+    )
+    bench.add_argument("--runs", type=positive_int, default=50)
+    bench.add_argument("--warmup", type=non_negative_int, default=5)
+    bench.add_argument("--json", action="store_true")
+    return bench
+
+
+def run(args: argparse.Namespace) -> int:
+    from mobilenet_v2.analysis import benchmark
+    from mobilenet_v2.machine import describe, machine_info
+
+    common = {"num_threads": args.num_threads, "runs": args.runs, "warmup": args.warmup}
+    for model in args.models:
+        if not Path(model).is_file():
+            raise MobileNetV2Error(f"{model}: model file not found")
+    specs = [{"kind": "tflite", "path": m, "xnnpack": args.xnnpack, **common} for m in args.models]
+    if specs and not args.weights:
+        refuse_tf_model_flags(args)
+    if not specs:
+        refuse_xnnpack(args, ".tflite models")
+    if args.weights or not specs:
+        tf_model = {"weights": weights_arg(args.weights), "alpha": args.alpha or 1.0}
+        specs.insert(0, {"kind": "tf", **tf_model, "size": args.size or 224, **common})
+    results = benchmark.benchmark(specs)
+    if args.json:
+        print(json.dumps({"machine": machine_info(), "results": results}, indent=2))
+    else:
+        print(f"{benchmark.markdown(results)}\n\nMeasured on: {describe()}")
+    return 0

@@ -1,0 +1,56 @@
+"""`mobilenet-v2 compare`: float vs INT8, layer by layer, as a report."""
+
+from __future__ import annotations
+
+import argparse
+
+from mobilenet_v2.cli.parser import (
+    LITERT_KERNELS,
+    add_input_flags,
+    input_overrides,
+    positive_float,
+    positive_int,
+    weights_arg,
+)
+from mobilenet_v2.preprocess import list_images
+
+
+def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    compare = commands.add_parser(
+        "compare",
+        help="float vs INT8, layer by layer",
+        description="For each layer: cosine similarity, SQNR, max and mean absolute error "
+        "of the dequantized INT8 output against the float model, over the images given.",
+    )
+    compare.add_argument("inputs", nargs="+", metavar="IMAGE|DIR")
+    compare.add_argument("--model", required=True, metavar="INT8.tflite")
+    compare.add_argument("--weights", default=None, help="float weights (as classify)")
+    compare.add_argument("--alpha", type=positive_float, default=1.0)
+    compare.add_argument("--report", required=True, metavar="DIR")
+    compare.add_argument("--kernels", choices=LITERT_KERNELS, default="reference")
+    compare.add_argument("--limit", type=positive_int, default=None, metavar="N")
+    add_input_flags(compare)
+    return compare
+
+
+def run(args: argparse.Namespace) -> int:
+    from mobilenet_v2.analysis import compare
+    from mobilenet_v2.outputs import check_output_dir
+
+    check_output_dir(args.report)
+    images = list_images(args.inputs)[: args.limit]
+    report = compare.compare(
+        images,
+        args.model,
+        weights_arg(args.weights),
+        args.alpha,
+        kernels=args.kernels,
+        **input_overrides(args),
+    )
+    out = compare.write_report(report, args.report)
+    for line in compare.summary(report):
+        print(line)
+    worst = compare.worst_first(report)[0]
+    print(f"worst layer: {worst['layer']} (SQNR {worst['sqnr_db']:.2f} dB)")
+    print(f"wrote {out}/report.md, report.html, report.json and sqnr.png")
+    return 0

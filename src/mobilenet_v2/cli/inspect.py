@@ -1,0 +1,74 @@
+"""`mobilenet-v2 inspect`: the layers-to-tensor map, MACs, parameters and a diagram."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mobilenet_v2.cli.parser import positive_float, positive_int, refuse_tf_model_flags, weights_arg
+
+
+def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    inspect = commands.add_parser(
+        "inspect",
+        help="layers-to-tensor map, MACs, parameters, diagram",
+        description="Per op (TFLite) or layer (TF model): Keras layer, tensors with shapes, "
+        "dtypes and quantization, MACs and parameter counts; totals.",
+    )
+    inspect.add_argument(
+        "model", metavar="MODEL", help="a .tflite, a weights file, 'imagenet' or 'none'"
+    )
+    inspect.add_argument("--alpha", type=positive_float, default=None, help="TF model width (1.0)")
+    inspect.add_argument("--size", type=positive_int, default=None, help="TF model input (224)")
+    inspect.add_argument("--xlsx", metavar="PATH", help="write the map as an Excel workbook")
+    inspect.add_argument("--csv", metavar="PATH", help="write one row per op and tensor")
+    inspect.add_argument("--diagram", metavar="PATH", help="draw the network (.png or .svg)")
+    inspect.add_argument("--markdown", action="store_true", help="print the table (default)")
+    inspect.add_argument("--json", action="store_true", help="print the map as JSON")
+    return inspect
+
+
+def run(args: argparse.Namespace) -> int:
+    from mobilenet_v2.analysis import tensor_map
+    from mobilenet_v2.outputs import write_atomic
+
+    if args.model.lower().endswith(".tflite"):
+        from mobilenet_v2.lite.tflite_file import read_tflite
+
+        refuse_tf_model_flags(args)
+        table = tensor_map.tflite_table(read_tflite(args.model))
+    else:
+        from mobilenet_v2.tf.model import MobileNetV2
+
+        size = args.size or 224
+        model = MobileNetV2(
+            alpha=args.alpha or 1.0, input_shape=(size, size, 3), weights=weights_arg(args.model)
+        )
+        table = tensor_map.keras_table(model, source=f"{model.name} ({args.model})")
+    wrote = []
+    if args.xlsx:
+        wrote.append(write_atomic(args.xlsx, tensor_map.xlsx_bytes(table)))
+    if args.csv:
+        rows = tensor_map.tensor_rows(table)
+        data = tensor_map.to_csv(rows, tensor_map.CSV_COLUMNS).encode()
+        wrote.append(write_atomic(args.csv, data))
+    if args.diagram:
+        from mobilenet_v2.analysis.diagram import render
+
+        wrote.append(write_atomic(args.diagram, render(table, Path(args.diagram).suffix)))
+    if args.json:
+        print(json.dumps(table.to_json(), indent=1))
+    elif args.markdown or not wrote:
+        print(tensor_map.markdown(table))
+    totals = table.totals
+    summary = (
+        f"{table.source}: {totals['macs']:,} MACs ({totals['macs'] // 10**6} M), "
+        f"{totals['weights']:,} kernel weights ({totals['weights'] / 1e6:.2f} M), "
+        f"{totals['params']:,} parameters ({totals['params'] / 1e6:.2f} M)"
+    )
+    print(summary, file=sys.stderr if args.json else sys.stdout)
+    for path in wrote:
+        print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
+    return 0

@@ -1,0 +1,225 @@
+"""What the subcommands share: the parser with one-line errors, argument types, the model and
+preprocessing flags, and the checks that refuse flags the chosen engine would ignore."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from mobilenet_v2.classifier import load_keras, load_tflite
+from mobilenet_v2.errors import MobileNetV2Error, ModelFileError
+from mobilenet_v2.preprocess import RESIZE_MODES, check_normalization
+
+PROG = "mobilenet-v2"
+LITERT_KERNELS = ("reference", "optimized")
+MAX_THREADS = 256
+
+
+def default_weights() -> str:
+    return os.environ.get("MOBILENET_V2_WEIGHTS") or "imagenet"
+
+
+def weights_arg(value: str | None) -> str | None:
+    """--weights as the model takes it: unset = $MOBILENET_V2_WEIGHTS or imagenet; `none`
+    (any case, also in the variable) = random initialization, as `weights=None` in Python.
+    A file literally named `none` is `./none`."""
+    value = value or default_weights()
+    return None if value.lower() == "none" else value
+
+
+def _int_at_least(minimum: int, name: str) -> Callable[[str], int]:
+    """An argparse type: an integer no smaller than `minimum`."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text}")
+        return value
+
+    parse.__name__ = name  # argparse names the type in "invalid <name> value: 'x'"
+    return parse
+
+
+positive_int = _int_at_least(1, "positive_int")
+
+
+def thread_count(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_THREADS:  # LiteRT cannot start that many threads (it crashes trying)
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_THREADS}, got {text}")
+    return value
+
+
+non_negative_int = _int_at_least(0, "non_negative_int")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def pixel_mean(text: str) -> float:
+    value = _finite_float(text)
+    try:
+        check_normalization(value, 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a pixel value in [0, 255], got {text}") from None
+    return value
+
+
+def pixel_std(text: str) -> float:
+    value = _finite_float(text)
+    try:
+        check_normalization(127.5, value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number that float32 can divide by, got {text}"
+        ) from None
+    return value
+
+
+def add_input_flags(parser: argparse.ArgumentParser) -> None:
+    """Preprocessing overrides; unset, each model's own (recorded) preprocessing applies."""
+    parser.add_argument(
+        "--resize",
+        choices=RESIZE_MODES,
+        default=None,
+        help="crop: the central 87.5%% square, then resize (ImageNet evaluation); stretch: "
+        "the whole image, aspect ratio ignored (default: what a .tflite model records, "
+        "else crop)",
+    )
+    parser.add_argument(
+        "--input-mean",
+        type=pixel_mean,
+        default=None,
+        metavar="M",
+        help="input = (pixel - M) / S (default: the model's record, else 127.5; our INT8 "
+        "models record 128)",
+    )
+    parser.add_argument(
+        "--input-std",
+        type=pixel_std,
+        default=None,
+        metavar="S",
+        help="a positive number (default: the model's record, else 127.5)",
+    )
+
+
+def add_model_flags(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="TF model weights: 'imagenet' (official Keras file, downloaded once), an "
+        ".h5/.weights.h5/.keras file, a MobileNetV2 .tflite, or 'none' (random "
+        "initialization) (default: $MOBILENET_V2_WEIGHTS or imagenet)",
+    )
+    parser.add_argument(
+        "--alpha", type=positive_float, default=None, help="TF model width multiplier (1.0)"
+    )
+    parser.add_argument(
+        "--model",
+        action="append" if several else "store",
+        default=None,
+        metavar="M.tflite",
+        help="run a TFLite model with LiteRT (no TensorFlow)"
+        + (" (repeatable)" if several else ""),
+    )
+    parser.add_argument("--num-threads", type=thread_count, default=None, help="LiteRT threads")
+    parser.add_argument(
+        "--xnnpack",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="LiteRT's XNNPACK delegate (default: on; off = TFLite's built-in kernels)",
+    )
+
+
+class UsageError(MobileNetV2Error):
+    """Flags that cannot go together: reported like argparse's own errors, exit status 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors: `prog command: error: argument --x: why (see --help)`."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def refuse(args: argparse.Namespace, flags: Sequence[str], reason: str) -> None:
+    """One-line error for a flag the user set that the chosen engine or mode would ignore."""
+    for flag in flags:
+        value = getattr(args, flag[2:].replace("-", "_"), None)
+        if value is not None and value is not False:  # 0 is a value the user typed
+            raise UsageError(f"{flag} {reason}")
+
+
+def refuse_tf_model_flags(args: argparse.Namespace) -> None:
+    """--alpha/--size shape the TF model; a .tflite model fixes both in its file."""
+    refuse(
+        args,
+        ("--alpha", "--size"),
+        "sets the TF model (--weights); a .tflite model's width and input size are fixed "
+        "in the file",
+    )
+
+
+def refuse_xnnpack(args: argparse.Namespace, where: str) -> None:
+    if args.xnnpack is not None:  # True, or False for --no-xnnpack: both typed by the user
+        raise UsageError(f"{'--xnnpack' if args.xnnpack else '--no-xnnpack'} applies to {where}")
+
+
+def model_paths(args: argparse.Namespace) -> list[str]:
+    """The --model paths (one or several), after refusing flags no chosen engine uses."""
+    models = args.model if isinstance(args.model, list) else [args.model] if args.model else []
+    if models and not args.weights:
+        refuse_tf_model_flags(args)
+    if not models:
+        refuse(args, ("--num-threads",), "applies to LiteRT (--model)")
+        refuse_xnnpack(args, "LiteRT (--model)")
+    return models
+
+
+def load_classifiers(args: argparse.Namespace, models: list[str]) -> list:
+    """The TFLite `models` (from `model_paths`), else (or also, with --weights) the TF model."""
+    found = [load_tflite(m, args.num_threads, args.xnnpack) for m in models]
+    for classifier in found:
+        if classifier.classes - classifier.label_offset != 1000:
+            raise ModelFileError(
+                f"{classifier.path}: has {classifier.classes} classes; ImageNet's 1000 (or 1001 "
+                "with background) are needed to name them"
+            )
+    _unique_names(found)
+    if args.weights or not found:
+        size = getattr(args, "size", None) or 224
+        found.insert(0, load_keras(weights_arg(args.weights), args.alpha or 1.0, size))
+    return found
+
+
+def _unique_names(classifiers: list) -> None:
+    """Each model by its file name; models that share one get as many parent folders as it
+    takes to tell them apart (a/int8.tflite, b/int8.tflite). One file twice is refused."""
+    paths = [Path(os.path.abspath(c.path)) for c in classifiers]  # links keep their names
+    if len(set(paths)) < len(paths):
+        raise UsageError("the same --model is given twice")
+    for classifier, path in zip(classifiers, paths, strict=True):
+        rivals = [p for p in paths if p.name == path.name and p != path]
+        depth = 1
+        while any(p.parts[-depth:] == path.parts[-depth:] for p in rivals):
+            depth += 1
+        classifier.name = str(Path(*path.parts[-depth:]))
+
+
+def input_overrides(args: argparse.Namespace) -> dict:
+    return {"resize": args.resize, "mean": args.input_mean, "std": args.input_std}

@@ -1,0 +1,45 @@
+"""`mobilenet-v2 trace`: every integer step behind one output element of a quantized model."""
+
+from __future__ import annotations
+
+import argparse
+
+from mobilenet_v2.cli.parser import add_input_flags, input_overrides
+from mobilenet_v2.errors import MobileNetV2Error
+
+
+def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    trace = commands.add_parser(
+        "trace",
+        help="explain one output element of a quantized model",
+        description="Every integer step behind one element, with the NumPy reference: input "
+        "window and weights, accumulator, bias, multiplier, shift, rounding, zero point, clamp.",
+    )
+    trace.add_argument("model", metavar="MODEL.tflite")
+    trace.add_argument("image", metavar="IMAGE")
+    trace.add_argument("--tensor", required=True, help="tensor name, dump file name or index")
+    trace.add_argument(
+        "--index", required=True, help="n,c,h,w for 4-D tensors (as the NCHW dumps), else n,c"
+    )
+    add_input_flags(trace)
+    return trace
+
+
+def run(args: argparse.Namespace) -> int:
+    from mobilenet_v2.analysis.trace import find_tensor, nhwc_position, trace
+    from mobilenet_v2.classifier import load_for
+    from mobilenet_v2.reference.interpreter import ReferenceInterpreter
+
+    try:
+        index = tuple(int(v) for v in args.index.split(","))
+    except ValueError:
+        raise MobileNetV2Error(
+            f"--index {args.index!r}: expected integers like 0,5,10,12"
+        ) from None
+    reference = ReferenceInterpreter(args.model)
+    tensor = find_tensor(reference, args.tensor)
+    position = nhwc_position(reference.tensor(tensor).shape, index)
+    x = load_for(reference, args.image, **input_overrides(args))
+    values = reference.run(reference.quantize_input(x[None]))
+    print("\n".join(trace(reference, values, tensor, position)))
+    return 0
