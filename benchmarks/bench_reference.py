@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
+from tabulate import tabulate
 
 from mobilenet_v2._quiet import silenced_stderr
 from mobilenet_v2.analysis.tensor_map import tflite_table
@@ -66,12 +67,12 @@ def report(model: str, images: list[Path]) -> None:
 
     numpy_s = median_seconds(lambda: reference.run(x0))
     print(f"\n### {model}\n")
-    print("| engine (1 thread) | one 224x224 image | vs NumPy reference |")
-    print("|---|---:|---:|")
-    print(f"| `mobilenet_v2.reference.interpreter` (NumPy) | {numpy_s:.3f} s | 1.00 |")
+    rows = [["`mobilenet_v2.reference` (NumPy)", f"{numpy_s:.3f} s", "1.00"]]
     for name, it in kernels.items():
         seconds = median_seconds(lambda it=it: invoke(it))
-        print(f"| LiteRT {name} kernels | {seconds:.3f} s | {seconds / numpy_s:.3f} |")
+        rows.append([f"LiteRT {name} kernels", f"{seconds:.3f} s", f"{seconds / numpy_s:.3f}"])
+    headers = ["engine (1 thread)", "one 224x224 image", "vs NumPy reference"]
+    print(markdown(rows, headers, numeric_from=1))
 
     ops = [op for op in reference.model.operators]
     off_by_one = {op.index: 0 for op in ops}
@@ -99,15 +100,20 @@ def report(model: str, images: list[Path]) -> None:
         f"\nOver {len(images)} images the NumPy reference equals LiteRT's reference kernels on "
         "every tensor. LiteRT's optimized kernels against them (elements of each op output):\n"
     )
-    print("| op | output | elements | differ by 1 | differ by more |")
-    print("|---|---|---:|---:|---:|")
+    rows = []
     for op in ops:
         elements = int(np.prod(reference.tensor(op.outputs[0]).shape)) * len(images)
-        print(
-            f"| {op.index} {op.opcode} | {names[op.outputs[0]]} | {elements:,} | "
-            f"{off_by_one[op.index]:,} ({off_by_one[op.index] / elements:.2%}) | "
-            f"{more[op.index]:,} |"
+        rows.append(
+            [
+                f"{op.index} {op.opcode}",
+                names[op.outputs[0]],
+                f"{elements:,}",
+                f"{off_by_one[op.index]:,} ({off_by_one[op.index] / elements:.2%})",
+                f"{more[op.index]:,}",
+            ]
         )
+    headers = ["op", "output", "elements", "differ by 1", "differ by more"]
+    print(markdown(rows, headers, numeric_from=2))
     print(
         f"\nXNNPACK (final output only): {xnn_one:,} of {total_out:,} elements differ by 1 "
         f"({xnn_one / total_out:.2%}), {xnn_more:,} by more."
@@ -123,6 +129,11 @@ def main() -> None:
     images = list_images([args.images])[: args.limit]
     for model in args.models:
         report(model, images)
+
+
+def markdown(rows: list[list[str]], headers: list[str], numeric_from: int) -> str:
+    align = ("left",) * numeric_from + ("right",) * (len(headers) - numeric_from)
+    return tabulate(rows, headers, tablefmt="pipe", disable_numparse=True, colalign=align)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,12 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from tabulate import tabulate
 
 from mobilenet_v2 import MobileNetV2
 from mobilenet_v2.tf._tf import keras, tf
@@ -73,16 +75,16 @@ def main() -> None:
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {cpu}, {os.cpu_count()} CPUs; "
         f"median of {args.runs} runs after {args.warmup} warm-up\n"
     )
-    print("| batch | ours (ms) | keras.applications (ms) | ratio ours/keras |")
-    print("|---:|---:|---:|---:|")
+    rows = []
     for batch in args.batches:
         x = tf.constant(rng.uniform(-1, 1, (batch, args.size, args.size, 3)).astype(np.float32))
         diff = float(np.abs(fns["ours"](x).numpy() - fns["keras"](x).numpy()).max())
         med = bench(fns, x, args.runs, args.warmup)
-        print(
-            f"| {batch} | {med['ours']:.2f} | {med['keras']:.2f} | "
-            f"{med['ours'] / med['keras']:.3f} |  (max |diff| {diff:.1e})"
-        )
+        ratio = med["ours"] / med["keras"]
+        rows.append([batch, f"{med['ours']:.2f}", f"{med['keras']:.2f}", f"{ratio:.3f}"])
+        print(f"batch {batch}: max |diff| {diff:.1e}", file=sys.stderr)
+    headers = ["batch", "ours (ms)", "keras.applications (ms)", "ratio ours/keras"]
+    print(tabulate(rows, headers, tablefmt="pipe", disable_numparse=True, colalign=("right",) * 4))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import math
 import re
 
 import numpy as np
+from tabulate import tabulate
 
 from mobilenet_v2._quiet import silenced_stderr, silenced_stdout
 from mobilenet_v2.analysis.compare import compare
@@ -55,10 +56,7 @@ def main() -> None:
     ours = {r["layer"]: r for r in compare(images, args.model, args.weights, **prep)["layers"]}
 
     print(f"{len(images)} images; RMSE and max |error| in float units\n")
-    print(
-        "| layer | debugger RMSE (op alone) | debugger max | ours RMSE (accumulated) | ours max |"
-    )
-    print("|---|---:|---:|---:|---:|")
+    rows = []
     for name, stats in debugger.layer_statistics.items():
         match = _LAYER.match(name)
         layer = match.group(1) if match else name
@@ -70,10 +68,19 @@ def main() -> None:
         rmse = (
             mine["rms_float"] * 10 ** (-mine["sqnr_db"] / 20) if mine["sqnr_db"] != math.inf else 0
         )
-        print(
-            f"| {layer} | {math.sqrt(stats['mean_squared_error']):.4g} | "
-            f"{stats['max_abs_error']:.4g} | {rmse:.4g} | {mine['max_abs_error']:.4g} |"
+        rows.append(
+            [
+                layer,
+                f"{math.sqrt(stats['mean_squared_error']):.4g}",
+                f"{stats['max_abs_error']:.4g}",
+                f"{rmse:.4g}",
+                f"{mine['max_abs_error']:.4g}",
+            ]
         )
+    headers = ["layer", "debugger RMSE (op alone)", "debugger max", "ours RMSE (accumulated)"]
+    headers.append("ours max")
+    align = ("left",) + ("right",) * 4
+    print(tabulate(rows, headers, tablefmt="pipe", disable_numparse=True, colalign=align))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Tiers: tests marked `shared` read that data; without it they are skipped (with the reason)
 and the rest still run, except in CI (`CI` set), where missing data is an error. Tests that
 convert a model or fine-tune are `integration`: in the default run, and
-`-m "not integration"` leaves them out for a quick pass.
+`-m "not integration and not slow"` leaves them out for a quick pass.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ CONVERTING_FIXTURES = {"int8_model", "int8_float_io_model", "models", "accuracy"
 SHARED_FIXTURES = CONVERTING_FIXTURES | {"fixture_model", "real_images", "splits"}
 
 
+@pytest.hookimpl(trylast=True)  # after `-m` has deselected: only the tests that will run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     missing = []
     for item in items:

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import FIXTURE_TFLITE, IMAGES
+from conftest import FIXTURE_TFLITE, IMAGES, SAMPLE
 
 from mobilenet_v2.analysis.dump import dequantize, dump_keras, dump_tflite, read_tensor
 from mobilenet_v2.analysis.tensor_map import tflite_table
@@ -125,3 +125,25 @@ def test_a_model_that_is_not_mobilenet_v2_is_a_one_line_error(tmp_path, capsys):
         and len(err.splitlines()) == 1
     )
     assert not (tmp_path / "r").exists()
+
+
+def test_limit_draws_a_seeded_class_balanced_sample(monkeypatch, tmp_path):
+    """`--limit` on the sample (one image per class, sorted by class) takes images of
+    different classes spread over the listing, the same ones for the same --seed; before,
+    the first N sorted files were taken."""
+    from mobilenet_v2.errors import MobileNetV2Error
+
+    given = []
+
+    def stand_in(images, *args, **kwargs):  # records the images, then stops the command
+        given.append([p.name for p in images])
+        raise MobileNetV2Error("stop")
+
+    monkeypatch.setattr("mobilenet_v2.analysis.compare.compare", stand_in)
+    base = ["compare", str(SAMPLE), "--model", "m.tflite", "--report", str(tmp_path / "r")]
+    for seed in ("0", "0", "1"):
+        assert main([*base, "--limit", "8", "--seed", seed]) == 1
+    first, again, other = given
+    assert len(first) == 8 and again == first and other != first
+    assert first != sorted(p.name for p in SAMPLE.glob("*.JPEG"))[:8]
+    assert len({name.split("_")[0] for name in first}) == 8  # eight classes

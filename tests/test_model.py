@@ -87,6 +87,18 @@ def test_layer_names_and_shapes_match_keras_for_every_alpha():
         assert mine.name == ref.name == f"mobilenetv2_{alpha:0.2f}_96"
 
 
+def test_convolution_arguments_match_keras():
+    """Padding, strides, kernel size, width and bias of every convolution, padding layer and
+    BN as keras.applications sets them (its saved config is what other tools read); e.g.
+    `Conv_1` is "valid", the stride-2 depthwise convolutions explicit pads + "valid"."""
+    mine, ref = pair(1.3, 96)
+    keys = ("padding", "strides", "kernel_size", "filters", "use_bias", "momentum", "epsilon")
+    for layer, theirs in zip(mine.layers, ref.layers, strict=True):
+        want = {k: v for k, v in theirs.get_config().items() if k in keys}
+        got = {k: v for k, v in layer.get_config().items() if k in want}
+        assert got == want, layer.name
+
+
 def test_parameter_count_of_the_paper_model():
     # Table 3 of the paper: 3.4 M parameters for MobileNetV2 1.0 (Keras counts 3,538,984).
     assert MobileNetV2(weights=None).count_params() == 3_538_984

@@ -17,12 +17,8 @@ from conftest import FIXTURE_TFLITE, IMAGES, SAMPLE
 from mobilenet_v2.analysis.dump import read_tensor
 from mobilenet_v2.classifier import load_for
 from mobilenet_v2.cli import main
-from mobilenet_v2.reference.interpreter import (
-    ReferenceInterpreter,
-    UnsupportedOpError,
-    multiply_by_quantized_multiplier,
-    quantize_multiplier,
-)
+from mobilenet_v2.reference import ReferenceInterpreter, UnsupportedOpError
+from mobilenet_v2.reference.fixed_point import multiply_by_quantized_multiplier, quantize_multiplier
 
 PHOTOS = sorted(p for p in IMAGES.glob("*") if p.suffix in (".bmp", ".jpg"))  # [] without data
 REAL_IMAGES = PHOTOS + sorted(SAMPLE.glob("*.JPEG"))[: 20 - len(PHOTOS)]
@@ -135,7 +131,7 @@ def test_requantization_rounding_is_gemmlowps():
 
 def test_importing_the_reference_loads_no_tensorflow_and_no_interpreter():
     code = (
-        "import sys, mobilenet_v2.reference.interpreter, mobilenet_v2.analysis.trace; "
+        "import sys, mobilenet_v2.reference, mobilenet_v2.analysis.trace; "
         "bad = [m for m in sys.modules if m.startswith('tensorflow') or m.startswith('keras') "
         "or m == 'ai_edge_litert.interpreter' or '_pywrap' in m]; "
         "print(bad)"

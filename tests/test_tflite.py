@@ -24,7 +24,7 @@ from mobilenet_v2.lite.tflite_file import METADATA_NAME, read_metadata, read_tfl
 from mobilenet_v2.machine import describe, machine_info
 from mobilenet_v2.reference import ReferenceInterpreter
 
-pytestmark = [pytest.mark.shared, pytest.mark.integration]  # conversions, 500 images
+pytestmark = pytest.mark.shared  # conversions (integration) are marked by their fixtures
 
 WEIGHTS = str(FIXTURE_TFLITE)
 
@@ -271,12 +271,15 @@ def test_fixture_uint8_1001_classes_runs_without_flags(capsys):
         == 0
     )
     synset, name, score = capsys.readouterr().out.split()
-    # 0.906 with XNNPACK (the default) and 0.914 with the built-in kernels, here.
-    assert (synset, name) == ("n03763968", "military_uniform") and float(score) == pytest.approx(
-        0.91, abs=0.01
-    )
+    # Fed its exact pixel grid (mean = std = 128, from its input quantization): 0.891 with
+    # XNNPACK (the default) and 0.914 with the built-in kernels, Intel Xeon; through the old
+    # 127.5 it was 0.906 / 0.914. Allowed: the two kernels' values with one output step
+    # (1/256) to spare on each side, for CPUs whose kernels round otherwise.
+    assert (synset, name) == ("n03763968", "military_uniform")
+    assert 0.891 - 1 / 256 <= float(score) <= 0.914 + 1 / 256
 
 
+@pytest.mark.integration  # converts a model
 @pytest.mark.parametrize("io_type", ["uint8", "float32"])
 def test_integer_and_float_io_types(tmp_path, splits, io_type):
     path = tmp_path / f"{io_type}.tflite"
@@ -415,6 +418,7 @@ def test_benchmark_reports_latency_and_memory(models, capsys):
     assert 30 < row["peak_rss_mib"] < 300
 
 
+@pytest.mark.integration  # converts a model
 def test_seed_programs_convert_then_infer(tmp_path, splits):
     calibration = tmp_path / "few"
     calibration.mkdir()
@@ -483,6 +487,46 @@ def test_corrupt_and_truncated_tflite_are_refused(tmp_path, capsys):
             ["classify", str(IMAGES / "cat.bmp"), "--model", str(tmp_path / name)],
             f"{tmp_path / name}: {message}",
         )
+
+
+def damaged(tmp_path: Path, change) -> Path:
+    """The fixture with one index in its graph changed: still a decodable flatbuffer."""
+    model = schema.ModelT.InitFromPackedBuf(FIXTURE_TFLITE.read_bytes(), 0)
+    change(model)
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path = tmp_path / "damaged.tflite"
+    path.write_bytes(bytes(builder.Output()))
+    return path
+
+
+def set_opcode_index(model):
+    model.subgraphs[0].operators[3].opcodeIndex = 999
+
+
+def set_input_index(model):
+    model.subgraphs[0].inputs = [99999]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (set_opcode_index, "corrupt TFLite model (op 3 has operator code 999 of"),
+        (set_input_index, "corrupt TFLite model (the graph's input refers to tensor 99999 of"),
+    ],
+)
+@pytest.mark.parametrize("command", ["inspect", "trace"])
+def test_indices_that_point_nowhere_are_a_damaged_file(change, message, command, tmp_path, capsys):
+    """Decodable, but an index points outside its table: one line naming the file, exit 1
+    (not an internal error), whichever reader meets it first."""
+    path = damaged(tmp_path, change)
+    args = {
+        "inspect": ["inspect", str(path)],
+        "trace": ["trace", str(path), str(IMAGES / "cat.bmp"), "--tensor", "0", "--index", "0"],
+    }[command]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"mobilenet-v2: error: {path}: {message} ") and err.count("\n") == 1
 
 
 def test_a_bug_while_reading_a_good_model_is_not_called_a_corrupt_file(monkeypatch, capsys):

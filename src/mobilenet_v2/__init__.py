@@ -12,8 +12,9 @@ Rooms by dependency; a folder's name says what its modules may import (tests/tes
   inside the functions given a Keras model.
 - `cli/`: the `mobilenet-v2` command, one module per subcommand.
 
-Importing the package is cheap: TensorFlow loads only when a TensorFlow-backed name
-(`MobileNetV2`, `layers`, `weights`) is first used, so the TFLite path runs without it.
+Importing the package is cheap: TensorFlow loads only when `MobileNetV2` is first used or a
+TensorFlow module is imported (`mobilenet_v2.layers` and `mobilenet_v2.weights` are the
+`tf/` modules under their documented names), so the TFLite path runs without it.
 """
 
 from __future__ import annotations
@@ -28,15 +29,8 @@ from mobilenet_v2.preprocess import load_image
 __version__ = "0.1.0"
 __all__ = ["MobileNetV2", "MobileNetV2Error", "decode_predictions", "load_image"]
 
-_LAZY = {
-    "MobileNetV2": ("mobilenet_v2.tf.model", "MobileNetV2"),
-    "layers": ("mobilenet_v2.tf.layers", None),
-}
-
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module, attr = _LAZY[name]
-        found = importlib.import_module(module)
-        return getattr(found, attr) if attr else found
+    if name == "MobileNetV2":  # the TensorFlow room loads on first use
+        return importlib.import_module("mobilenet_v2.tf.model").MobileNetV2
     raise AttributeError(f"module 'mobilenet_v2' has no attribute {name!r}")

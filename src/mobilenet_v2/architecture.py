@@ -42,16 +42,18 @@ def batch_norm_name(conv_name: str) -> str:
 
 @dataclass(frozen=True)
 class ConvStep:
-    """One convolution + BatchNormalization (+ ReLU6); TFLite fuses the three into one op."""
+    """One convolution + BatchNormalization (+ ReLU6); TFLite fuses the three into one op.
+    The fields are keras.applications' arguments for that convolution."""
 
     conv: str  # the Keras convolution layer
-    depthwise: bool
-    kernel: int
-    stride: int
     filters: int  # output channels
-    relu: bool  # ReLU6 after the BN; False for the linear bottleneck (project)
+    kernel: int = 1
+    stride: int = 1
+    depthwise: bool = False
+    relu: bool = True  # ReLU6 after the BN; False for the linear bottleneck (project)
     prefix: str = ""  # the block's name prefix ("" outside blocks)
-    pad: bool = False  # explicit asymmetric ZeroPadding2D + "valid", as Keras (stride 2)
+    padding: str = "same"
+    pad: bool = False  # an explicit asymmetric ZeroPadding2D first (`<prefix>pad`), stride 2
 
     @property
     def output(self) -> str:
@@ -75,24 +77,37 @@ def blocks(alpha: float = 1.0) -> list[Block]:
     residual blocks of the table (expand 1x1 -> depthwise 3x3 -> linear project 1x1) and the
     last 1x1 convolution. Layer names are the same for every alpha and input size."""
     channels = make_divisible(STEM_FILTERS * alpha)
-    found = [Block((ConvStep("Conv1", False, 3, 2, channels, relu=True),))]
+    found = [Block((ConvStep("Conv1", channels, kernel=3, stride=2),))]
     block_id = 0
     for t, c, n, s in INVERTED_RESIDUAL_SETTING:
         filters = make_divisible(int(c * alpha))
         for i in range(n):
             p = f"block_{block_id}_" if block_id else "expanded_conv_"
             stride = s if i == 0 else 1
+            expanded = t * channels
             convs = []
             if t != 1:  # block 0 has expansion 1: no expand convolution
-                convs.append(ConvStep(f"{p}expand", False, 1, 1, t * channels, True, p))
-            width = t * channels
-            convs.append(ConvStep(f"{p}depthwise", True, 3, stride, width, True, p, stride == 2))
-            convs.append(ConvStep(f"{p}project", False, 1, 1, filters, False, p))
-            found.append(Block(tuple(convs), channels == filters and stride == 1, p))
+                convs.append(ConvStep(f"{p}expand", expanded, prefix=p))
+            # Stride 2: pad explicitly, then "valid", as Keras does (equal to TF's "same").
+            downsample = {"padding": "valid", "pad": True} if stride == 2 else {}
+            convs.append(
+                ConvStep(
+                    f"{p}depthwise",
+                    expanded,
+                    kernel=3,
+                    stride=stride,
+                    depthwise=True,
+                    prefix=p,
+                    **downsample,
+                )
+            )
+            convs.append(ConvStep(f"{p}project", filters, relu=False, prefix=p))
+            residual = channels == filters and stride == 1
+            found.append(Block(tuple(convs), residual=residual, prefix=p))
             channels, block_id = filters, block_id + 1
     # The paper keeps 1280 channels for alpha <= 1 and widens them only for alpha > 1.
     last = make_divisible(LAST_FILTERS * alpha) if alpha > 1.0 else LAST_FILTERS
-    found.append(Block((ConvStep("Conv_1", False, 1, 1, last, relu=True),)))
+    found.append(Block((ConvStep("Conv_1", last, padding="valid"),)))  # 1x1: same as "same"
     return found
 
 

@@ -7,21 +7,30 @@ from __future__ import annotations
 import io
 import itertools
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mobilenet_v2.analysis.tensor_map import ModelTable, OpInfo
+from mobilenet_v2.architecture import INPUT_LAYER, POOLING_LAYER, batch_norm_name, blocks
 
-_BLOCK = re.compile(r"^(block_\d+|expanded_conv)_")
-_STAGES = {
-    "bn_Conv1": "Conv1",
-    "Conv1_relu": "Conv1",
-    "Conv_1_bn": "Conv_1",
-    "out_relu": "Conv_1",
-    "global_average_pooling2d": "pooling",
-    "global_max_pooling2d": "pooling",
-}
+
+def _stage_of_layer() -> dict[str, str]:
+    """Every Keras layer name below the classifier -> its stage: the block's name (`block_3`,
+    `expanded_conv`) or the lone convolution's (`Conv1`, `Conv_1`), from the architecture."""
+    found = {INPUT_LAYER: "input", POOLING_LAYER: "pooling", "global_max_pooling2d": "pooling"}
+    for block in blocks():
+        stage = block.prefix.rstrip("_") or block.convs[0].conv
+        for step in block.convs:
+            names = (step.conv, batch_norm_name(step.conv), step.output, f"{step.conv}_relu")
+            found.update(dict.fromkeys(names, stage))
+            if step.pad:
+                found[f"{block.prefix}pad"] = stage
+        if block.residual:
+            found[f"{block.prefix}add"] = stage
+    return found
+
+
+_STAGES = _stage_of_layer()
 _SHOWN = {
     "CONV_2D": "conv",
     "Conv2D": "conv",
@@ -59,10 +68,7 @@ def stages(table: ModelTable) -> list[Stage]:
         found.append(Stage("input", output=_shape(first.shape) + f" {first.dtype}"))
     for op in table.ops:
         layer = op.keras_layer
-        match = _BLOCK.match(layer)
-        name = match.group(1) if match else _STAGES.get(layer, layer)
-        if name == "input_layer":
-            name = "input"
+        name = _STAGES.get(layer, layer)
         if not name or (found and found[-1].name == name):
             stage = found[-1] if found else None
         else:

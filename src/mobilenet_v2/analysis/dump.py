@@ -128,10 +128,10 @@ def _dump_reference(
     data_format: str,
     **preprocessing: Any,
 ) -> Path:
-    """The same files from `mobilenet_v2.reference.interpreter`, the NumPy integer kernels."""
+    """The same files from `mobilenet_v2.reference`, the NumPy integer kernels."""
     from mobilenet_v2.analysis.tensor_map import tflite_table
     from mobilenet_v2.classifier import load_for, preprocessing_record
-    from mobilenet_v2.reference.interpreter import ReferenceInterpreter
+    from mobilenet_v2.reference import ReferenceInterpreter
 
     reference = ReferenceInterpreter(model)
     x = load_for(reference, image, **preprocessing)
@@ -139,7 +139,7 @@ def _dump_reference(
     table = tflite_table(reference.model)
     info = {
         "engine": "numpy-reference",
-        "kernels": "mobilenet_v2.reference.interpreter",
+        "kernels": "mobilenet_v2.reference",
         "model": str(reference.path),
         "image": str(image),
         "preprocessing": preprocessing_record(reference, preprocessing),

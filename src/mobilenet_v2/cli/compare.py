@@ -8,8 +8,10 @@ from mobilenet_v2.cli.parser import (
     LITERT_KERNELS,
     add_input_flags,
     input_overrides,
+    non_negative_int,
     positive_float,
     positive_int,
+    refuse,
     weights_arg,
 )
 from mobilenet_v2.preprocess import list_images
@@ -28,17 +30,33 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     compare.add_argument("--alpha", type=positive_float, default=1.0)
     compare.add_argument("--report", required=True, metavar="DIR")
     compare.add_argument("--kernels", choices=LITERT_KERNELS, default="reference")
-    compare.add_argument("--limit", type=positive_int, default=None, metavar="N")
+    compare.add_argument(
+        "--limit",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="a sample of N images, class-balanced where file names carry synsets, drawn "
+        "with --seed (all)",
+    )
+    compare.add_argument(
+        "--seed", type=non_negative_int, default=None, metavar="K", help="--limit's draw (0)"
+    )
     add_input_flags(compare)
     return compare
 
 
 def run(args: argparse.Namespace) -> int:
     from mobilenet_v2.analysis import compare
+    from mobilenet_v2.analysis.evaluate import balanced_sample, label_of
     from mobilenet_v2.outputs import check_output_dir
 
+    if args.limit is None:
+        refuse(args, ("--seed",), "draws the --limit sample; without --limit all images count")
     check_output_dir(args.report)
-    images = list_images(args.inputs)[: args.limit]
+    images = list_images(args.inputs)
+    if args.limit:  # unlabelled images form one class of their own
+        labelled = [(path, label_of(path)) for path in images]
+        images = [path for path, _ in balanced_sample(labelled, args.limit, args.seed or 0)]
     report = compare.compare(
         images,
         args.model,

@@ -106,15 +106,16 @@ def add_input_flags(parser: argparse.ArgumentParser) -> None:
         type=pixel_mean,
         default=None,
         metavar="M",
-        help="input = (pixel - M) / S (default: the model's record, else 127.5; our INT8 "
-        "models record 128)",
+        help="input = (pixel - M) / S (default: the model's record; else, for an 8-bit "
+        "input, its exact pixel grid (the fixture's: 128); else 127.5)",
     )
     parser.add_argument(
         "--input-std",
         type=pixel_std,
         default=None,
         metavar="S",
-        help="a positive number (default: the model's record, else 127.5)",
+        help="a positive number (default: the model's record; else 1/scale of an 8-bit "
+        "input; else 127.5)",
     )
 
 

@@ -14,7 +14,12 @@ import numpy as np
 
 from mobilenet_v2._quiet import silenced_stderr
 from mobilenet_v2.errors import ModelFileError
-from mobilenet_v2.lite.tflite_file import check_identifier, read_preprocessing, round_half_away
+from mobilenet_v2.lite.tflite_file import (
+    pixel_grid,
+    read_model_bytes,
+    read_preprocessing,
+    round_half_away,
+)
 
 
 class TFLiteClassifier:
@@ -35,13 +40,7 @@ class TFLiteClassifier:
         self.path = Path(path)
         self.num_threads = num_threads
         self.reference_kernels = reference_kernels
-        try:
-            raw = self.raw = self.path.read_bytes()
-        except FileNotFoundError:
-            raise ModelFileError(f"{self.path}: model file not found") from None
-        except OSError as exc:
-            raise ModelFileError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
-        check_identifier(raw, self.path)
+        raw = self.raw = read_model_bytes(self.path)
         if xnnpack is None:
             # On for every kind of model, as LiteRT's own default. Dynamic-range models too:
             # on all 500 sample images XNNPACK and the built-in hybrid kernels score the same
@@ -90,7 +89,9 @@ class TFLiteClassifier:
         self._input, self._output = inputs[0], outputs[0]
         self.input_size = (int(self._input["shape"][1]), int(self._input["shape"][2]))
         self.classes = int(self._output["shape"][1])
-        self.preprocessing = read_preprocessing(raw, self.path)
+        scale, zero_point = self._input["quantization"]
+        grid = pixel_grid(self._input["dtype"], scale, zero_point)
+        self.preprocessing = read_preprocessing(raw, self.path, grid)
         # TF-slim models have a "background" class 0 before the 1000 ImageNet classes.
         self.label_offset = 1 if self.classes == 1001 else 0
 

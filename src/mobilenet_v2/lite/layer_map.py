@@ -14,6 +14,7 @@ from mobilenet_v2.architecture import (
     INPUT_LAYER,
     LOGITS,
     POOLING_LAYER,
+    blocks,
     conv_steps,
 )
 from mobilenet_v2.lite.tflite_file import TFLiteModel
@@ -42,6 +43,7 @@ def map_tflite(tfl: TFLiteModel) -> LayerMap:
     """Walk the operators in order against `conv_steps()`; a model whose convolutions do not
     line up with MobileNetV2's gets an empty map (its tensors keep their own names)."""
     steps = conv_steps()
+    residual = {block.prefix for block in blocks() if block.residual}
     found = LayerMap()
     for tensor in tfl.inputs[:1]:
         found.name(tensor, INPUT_LAYER)
@@ -57,7 +59,9 @@ def map_tflite(tfl: TFLiteModel) -> LayerMap:
             _name_weights(found, op.inputs, step.conv, "folded_kernel", "folded_bias")
         elif op.opcode == "PAD" and k < len(steps) and steps[k].pad:
             layer = f"{steps[k].prefix}pad"
-        elif op.opcode == "ADD" and prefix and 0 < k < len(steps):
+        elif op.opcode == "ADD" and 0 < k < len(steps):
+            if prefix not in residual:
+                return LayerMap()  # an add where MobileNetV2 has none
             layer = f"{prefix}add"
         elif op.opcode in ("MEAN", "AVERAGE_POOL_2D") and k == len(steps):
             layer = POOLING_LAYER

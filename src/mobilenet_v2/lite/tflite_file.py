@@ -109,14 +109,23 @@ class TFLiteModel:
         return tensor
 
 
-def read_tflite(path: str | os.PathLike) -> TFLiteModel:
-    """Parse the file; any structural problem raises ModelFileError naming the file."""
+def read_model_bytes(path: str | os.PathLike) -> bytes:
+    """A model file's bytes, checked to be a TFLite flatbuffer; the one place every reader
+    (LiteRT classifier, NumPy reference, inspect, weights) opens a `.tflite` with."""
     path = Path(path)
     try:
         raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: model file not found") from None
     except OSError as exc:
         raise ModelFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return parse_tflite(raw, path)
+    check_identifier(raw, path)
+    return raw
+
+
+def read_tflite(path: str | os.PathLike) -> TFLiteModel:
+    """Parse the file; any structural problem raises ModelFileError naming the file."""
+    return parse_tflite(read_model_bytes(path), path)
 
 
 def check_identifier(raw: bytes, path: str | os.PathLike) -> None:
@@ -143,6 +152,7 @@ def _convert(path: Path, raw: bytes, model: schema.ModelT) -> TFLiteModel:
     if not model.subgraphs:
         raise ModelFileError(f"{path}: TFLite model has no subgraph")
     graph = model.subgraphs[0]
+    _check_indices(path, model, graph)
     buffers = model.buffers or []
     tensors = []
     for index, t in enumerate(graph.tensors or []):
@@ -187,6 +197,33 @@ def _convert(path: Path, raw: bytes, model: schema.ModelT) -> TFLiteModel:
         inputs=tuple(int(i) for i in graph.inputs),
         outputs=tuple(int(i) for i in graph.outputs),
     )
+
+
+def _check_indices(path: Path, model: schema.ModelT, graph: schema.SubGraphT) -> None:
+    """Every index the graph holds points at something: a decodable flatbuffer can still say
+    operator code 999 or tensor 99999, and that is a damaged file, not a bug of ours."""
+    count = len(graph.tensors or [])
+    codes = len(model.operatorCodes or [])
+
+    def check(indices, what: str, optional: bool = False) -> None:
+        for i in indices if indices is not None else ():
+            if not (-1 if optional else 0) <= int(i) < count:
+                raise ModelFileError(
+                    f"{path}: corrupt TFLite model ({what} refers to tensor {int(i)} of {count})"
+                )
+
+    if graph.inputs is None or not len(graph.inputs) or graph.outputs is None:
+        raise ModelFileError(f"{path}: corrupt TFLite model (the graph names no inputs)")
+    check(graph.inputs, "the graph's input")
+    check(graph.outputs, "the graph's output")
+    for index, op in enumerate(graph.operators or []):
+        if not 0 <= op.opcodeIndex < codes:
+            raise ModelFileError(
+                f"{path}: corrupt TFLite model (op {index} has operator code {op.opcodeIndex} "
+                f"of {codes})"
+            )
+        check(op.inputs, f"op {index}'s input", optional=True)  # -1: an omitted input
+        check(op.outputs, f"op {index}'s output")
 
 
 def _buffer_data(
@@ -257,14 +294,15 @@ def read_metadata(model_bytes: bytes) -> dict | None:
     return None
 
 
-def read_preprocessing(model_bytes: bytes, path: str | os.PathLike) -> dict[str, Any]:
+def read_preprocessing(
+    model_bytes: bytes, path: str | os.PathLike, grid: dict[str, float] | None = None
+) -> dict[str, Any]:
     """The preprocessing a model records, over the defaults, checked: a record that is not
     JSON, not an object, or cannot normalize pixels is a ModelFileError naming the file.
 
-    A model that records no normalization but takes 8-bit input gets the one its input tensor
-    states: mean and std such that each pixel level lands on its own quantized value
-    (`pixel_grid`), as MediaPipe and the Task Library feed such models raw pixels. The float
-    default of 127.5 would shift half the levels by one step and merge 254 with 255.
+    A model that records no normalization gets `grid`, the exact pixel grid of its 8-bit
+    input (`pixel_grid`), as MediaPipe and the Task Library feed such models raw pixels:
+    the float default of 127.5 would shift half the levels by one step and merge 254 with 255.
     """
     from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING, check_normalization, check_resize
 
@@ -273,8 +311,9 @@ def read_preprocessing(model_bytes: bytes, path: str | os.PathLike) -> dict[str,
         recorded = record.get("preprocessing", {}) if isinstance(record, dict) else None
         if not isinstance(recorded, dict):
             raise TypeError("not a JSON object")
-        grid = {} if "mean" in recorded or "std" in recorded else pixel_grid(model_bytes)
-        prep = {**DEFAULT_PREPROCESSING, **grid, **recorded}
+        if "mean" in recorded or "std" in recorded:
+            grid = {}
+        prep = {**DEFAULT_PREPROCESSING, **(grid or {}), **recorded}
         check_normalization(prep["mean"], prep["std"])
         check_resize(prep["resize"], prep["crop_fraction"])
     except (ValueError, TypeError) as exc:  # JSON and UTF-8 errors are ValueErrors
@@ -282,24 +321,16 @@ def read_preprocessing(model_bytes: bytes, path: str | os.PathLike) -> dict[str,
     return prep
 
 
-def pixel_grid(model_bytes: bytes) -> dict[str, float]:
+def pixel_grid(dtype: Any, scales: Any, zero_points: Any) -> dict[str, float]:
     """{mean, std} that map pixel p exactly to the quantized input p (uint8) or p - 128
     (int8): the input is (q - zero_point) * scale, so mean = zero_point (+ 128 for int8) and
-    std = 1 / scale. Empty for float inputs and inputs without quantization parameters."""
-    root = schema.Model.GetRootAs(model_bytes, 0)
-    if not root.SubgraphsLength() or not root.Subgraphs(0).InputsLength():
+    std = 1 / scale. Empty for float inputs and for inputs without one scale."""
+    offset = {np.dtype(np.uint8): 0, np.dtype(np.int8): 128}.get(np.dtype(dtype))
+    scales, zero_points = np.atleast_1d(scales), np.atleast_1d(zero_points)
+    if offset is None or scales.size != 1 or not float(scales[0]) > 0:
         return {}
-    graph = root.Subgraphs(0)
-    tensor = graph.Tensors(graph.Inputs(0))
-    offset = {schema.TensorType.UINT8: 0, schema.TensorType.INT8: 128}.get(tensor.Type())
-    quantization = tensor.Quantization()
-    if offset is None or quantization is None or quantization.ScaleLength() != 1:
-        return {}
-    scale = float(quantization.Scale(0))
-    zero_point = int(quantization.ZeroPoint(0)) if quantization.ZeroPointLength() else 0
-    if not scale > 0:
-        return {}
-    return {"mean": float(zero_point + offset), "std": 1.0 / scale}
+    zero_point = int(zero_points[0]) if zero_points.size else 0
+    return {"mean": float(zero_point + offset), "std": 1.0 / float(scales[0])}
 
 
 def round_half_away(q: Any) -> Any:

@@ -32,6 +32,8 @@ from mobilenet_v2.lite.tflite_file import (
     Tensor,
     TFLiteModel,
     parse_tflite,
+    pixel_grid,
+    read_model_bytes,
     read_preprocessing,
     round_half_away,
 )
@@ -90,17 +92,14 @@ class ReferenceInterpreter:
             raw, path = model, Path("<model>")
         else:
             path = Path(model)
-            try:
-                raw = path.read_bytes()
-            except FileNotFoundError:
-                raise ModelFileError(f"{path}: model file not found") from None
-            except OSError as exc:
-                raise ModelFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+            raw = read_model_bytes(path)
         self.model = parse_tflite(raw, path)
         self.path = path
-        self.preprocessing = read_preprocessing(raw, path)
         if len(self.model.inputs) != 1 or len(self.input_tensor.shape) != 4:
             raise ModelFileError(f"{path}: not an image model (one NHWC input expected)")
+        t = self.input_tensor
+        grid = pixel_grid(_dtype(t), t.scales, t.zero_points)
+        self.preprocessing = read_preprocessing(raw, path, grid)
         _check_integer_model(self.model, path)
         self.steps: list[Step] = []
         for op in self.model.operators:

@@ -19,9 +19,10 @@ try:
         import tensorflow as tf
 
         tf.config.list_logical_devices()  # the CUDA probe logs when devices are first created
+        import h5py  # noqa: F401 (the weight files; in the same extra)
         import keras
 except ImportError as exc:  # a LiteRT-only install: say which extra brings TensorFlow
-    if exc.name not in ("tensorflow", "keras"):
+    if exc.name not in ("tensorflow", "keras", "h5py"):
         raise  # a broken TensorFlow install is not a missing one
     raise MissingExtraError(
         f"this needs TensorFlow and Keras, which are not installed ({exc.name or exc}); "

@@ -33,12 +33,11 @@ WEIGHTS_ENV = "MOBILENET_V2_WEIGHTS"
 
 def conv_bn(x: keras.KerasTensor, step: ConvStep, data_format: str, init: dict[str, Any]):
     """One convolution of the network with its BatchNormalization and ReLU6 (Keras' names)."""
-    if step.pad:  # explicit asymmetric padding + "valid", as Keras does (equal to TF's "same")
+    if step.pad:
         x = layers.ZeroPadding2D(
             _correct_pad(x, data_format), data_format=data_format, name=f"{step.prefix}pad"
         )(x)
-    padding = "valid" if step.pad else "same"
-    common = {"strides": step.stride, "padding": padding, "use_bias": False, **init}
+    common = {"strides": step.stride, "padding": step.padding, "use_bias": False, **init}
     common.update(data_format=data_format, name=step.conv)
     if step.depthwise:
         x = layers.DepthwiseConv2D(step.kernel, **common)(x)
