@@ -196,7 +196,8 @@ def markdown(rows: list[dict]) -> str:
         ]
         for r in rows
     ]
-    return tabulate(table, headers, tablefmt="pipe", colalign=("left", "left") + ("right",) * 7)
+    align = ("left", "left") + ("right",) * 7
+    return tabulate(table, headers, tablefmt="pipe", colalign=align, disable_numparse=True)
 
 
 if __name__ == "__main__":
