@@ -74,6 +74,16 @@ def test_console_command_classifies_a_directory_as_json():
     assert rows["hot_dog.jpg"] == "hotdog" and rows["dragonfly.bmp"] == "dragonfly"
 
 
+def test_python_dash_m_runs_the_same_command():
+    """`python -m mobilenet_v2.cli` is `mobilenet-v2` (as it was before the CLI became a
+    package): the same output for the same arguments."""
+    args = ("classify", str(IMAGES / "parrot.jpg"), "--model", str(FIXTURE_TFLITE), "--top", "1")
+    as_module = run(sys.executable, "-m", "mobilenet_v2.cli", *args)
+    assert as_module.returncode == 0, as_module.stderr
+    assert as_module.stdout == run(COMMAND, *args).stdout
+    assert as_module.stdout.startswith("n01818515 macaw ")
+
+
 def test_several_images_get_a_header_each(capsys, monkeypatch):
     monkeypatch.setenv("MOBILENET_V2_WEIGHTS", str(FIXTURE_TFLITE))
     code = main(
