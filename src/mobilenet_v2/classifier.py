@@ -34,6 +34,22 @@ def load_keras(weights: str | None, alpha: float = 1.0, size: int = 224) -> Clas
     return KerasClassifier(weights, alpha=alpha, size=size)
 
 
+def model_identity(classifier: Classifier) -> tuple[str, str]:
+    """(name, SHA-256) of the file the classifier's weights come from, for result rows:
+    the .tflite itself, or the TF model's weights file ("" for random initialization)."""
+    import hashlib
+
+    from mobilenet_v2.results import file_sha256
+
+    raw = getattr(classifier, "raw", None)
+    if raw is not None:
+        return os.path.basename(str(classifier.path)), hashlib.sha256(raw).hexdigest()
+    weights = getattr(classifier, "weights_file", None)
+    if weights is None:
+        return classifier.name, ""
+    return classifier.name, file_sha256(weights)
+
+
 def kernels_of(classifier: Classifier) -> str:
     """Which kernels compute a classifier's scores: tf, xnnpack or builtin (LiteRT)."""
     if not hasattr(classifier, "xnnpack"):
