@@ -123,3 +123,12 @@ def test_parquet_without_pyarrow_names_the_extra(tmp_path):
     assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
     assert "pip install 'mobilenet-v2[ray]'" in run.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_the_tf_model_is_named_by_its_weights_file(tmp_path):
+    out = tmp_path / "results.jsonl"
+    args = ["classify", str(IMAGES / "parrot.jpg"), "--weights", str(FIXTURE_TFLITE)]
+    assert main([*args, "--top", "1", "--output", str(out)]) == 0
+    (row,) = read_results(out)
+    assert row.model == f"TF float32 ({FIXTURE_TFLITE.name})"
+    assert row.model_sha256 == file_sha256(FIXTURE_TFLITE) and row.names == ["macaw"]
