@@ -1,11 +1,17 @@
-"""Classification results as a file: one row per input image, streamed in batches to
-Parquet, CSV or JSON Lines (by the output's suffix), written atomically.
+"""Classification results as a file: one row per input image in Parquet, CSV or JSON Lines
+(by the output's suffix), written atomically, and resumable after an interruption.
 
-A row: the image's `path`, the `model` (file name) and `model_sha256` (of the model file),
-the top-k `synsets`, `names` and `scores` best first, and `error` (None when the image was
-classified; then the three lists are empty). CSV has no lists: it spells them out as
-`synset_1 … synset_k`, `name_1 …`, `score_1 …` columns. Parquet needs pyarrow (the `ray`
-extra); CSV and JSON Lines need nothing beyond the core.
+A row: the image's `path`, the `model` and `model_sha256` (of the file its weights came
+from), the top-k `synsets`, `names` and `scores` best first, and `error` (None when the image
+was classified; then the lists are empty). CSV has no lists: it spells them out as
+`synset_1 … synset_k`, `name_1 …`, `score_1 …` columns.
+
+While a run goes on, its rows are appended to a journal beside the output
+(`.NAME.partial.jsonl`, flushed every batch); the output itself is written from the earlier
+rows and the journal at the end, through a staging name and a rename, and then the journal is
+removed. An interrupted run therefore leaves no output that looks complete, and a journal that
+`--resume` continues from. Parquet needs pyarrow (the `parquet` extra, part of `ray` and
+`dev`); CSV and JSON Lines need nothing beyond the core.
 """
 
 from __future__ import annotations
@@ -15,16 +21,16 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from mobilenet_v2.errors import InvalidArgumentError, MissingExtraError, MobileNetV2Error
+from mobilenet_v2.errors import MissingExtraError, MobileNetV2Error
 from mobilenet_v2.outputs import atomic_file, check_writable
 
 SUFFIXES = (".parquet", ".csv", ".jsonl")
+ROW_GROUP = 65_536  # Parquet rows per row group: a few groups for a million images
 
 
 @dataclass
@@ -38,6 +44,20 @@ class Row:
     error: str | None = None
 
 
+COLUMNS = [f.name for f in fields(Row)]
+
+
+def path_text(path: str | os.PathLike) -> str:
+    """A file name as text every format can hold: bytes that are not UTF-8 (possible on
+    POSIX) are kept visible as \\xNN escapes instead of failing the write."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def path_key(path: str | os.PathLike) -> str:
+    """What identifies an input across runs: its absolute path, as text."""
+    return path_text(os.path.abspath(os.fsencode(path)))
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -46,15 +66,22 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def result_format(path: str | os.PathLike) -> str:
-    """The output's format from its suffix: parquet, csv or jsonl; anything else refused."""
+def result_format(path: str | os.PathLike) -> str | None:
+    """The output's format from its suffix: parquet, csv or jsonl; None for anything else."""
     suffix = Path(path).suffix.lower()
-    if suffix not in SUFFIXES:
-        raise InvalidArgumentError(
-            f"{path}: unknown result format {suffix or '(no suffix)'!r}; use one of "
-            + ", ".join(SUFFIXES)
-        )
-    return suffix[1:]
+    return suffix[1:] if suffix in SUFFIXES else None
+
+
+def journal_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(f".{path.name}.partial.jsonl")
+
+
+def check_output(path: str | os.PathLike) -> None:
+    """Before any work: the format's library is there and the output can be written."""
+    if result_format(path) == "parquet":
+        _pyarrow()
+    check_writable(path)
 
 
 def _pyarrow() -> Any:
@@ -66,7 +93,7 @@ def _pyarrow() -> Any:
             raise
         raise MissingExtraError(
             "Parquet results need pyarrow, which is not installed; install it with: "
-            "pip install 'mobilenet-v2[ray]' (or write .csv / .jsonl)"
+            "pip install 'mobilenet-v2[parquet]' (or write .csv / .jsonl)"
         ) from exc
     return pyarrow
 
@@ -91,7 +118,8 @@ def _csv_columns(top: int) -> list[str]:
 
 
 def _csv_record(row: Row, top: int) -> dict[str, Any]:
-    record = {"path": row.path, "model": row.model, "model_sha256": row.model_sha256}
+    record: dict[str, Any] = {"path": row.path, "model": row.model}
+    record["model_sha256"] = row.model_sha256
     for kind, values in (("synset", row.synsets), ("name", row.names), ("score", row.scores)):
         for i in range(top):
             value = values[i] if i < len(values) else ""
@@ -101,97 +129,154 @@ def _csv_record(row: Row, top: int) -> dict[str, Any]:
     return record
 
 
-class ResultWriter:
-    """Rows in, batch by batch, to a temporary file beside the output; `close()` renames it
-    over the output, so an interrupted run leaves no file that looks complete."""
+class Journal:
+    """Rows appended as JSON Lines and flushed per batch, so that an interrupted run's work
+    survives for `--resume`."""
 
-    def __init__(self, file: Any, fmt: str, top: int) -> None:
-        self.fmt, self.top, self.rows = fmt, top, 0
-        self._file = file
-        if fmt == "parquet":
-            pa = _pyarrow()
-            self._pa = pa
-            self._parquet = pa.parquet.ParquetWriter(file, _schema(pa))
-        elif fmt == "csv":
-            self._text = io.TextIOWrapper(file, encoding="utf-8", newline="")
-            self._csv = csv.DictWriter(self._text, _csv_columns(top))
-            self._csv.writeheader()
-        else:
-            self._text = io.TextIOWrapper(file, encoding="utf-8", newline="\n")
+    def __init__(self, output: str | os.PathLike) -> None:
+        self.output = Path(output)
+        self.path = journal_path(output)
+        self._file = None
 
-    def write(self, rows: Iterable[Row]) -> None:
-        rows = list(rows)
-        if not rows:
-            return
-        if self.fmt == "parquet":
-            columns = {name: [getattr(r, name) for r in rows] for name in _schema(self._pa).names}
-            self._parquet.write_table(self._pa.table(columns, schema=_schema(self._pa)))
-        elif self.fmt == "csv":
-            self._csv.writerows(_csv_record(r, self.top) for r in rows)
-        else:
-            self._text.writelines(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in rows)
-        self.rows += len(rows)
-
-    def finish(self) -> None:
-        """Complete the file (Parquet's footer) and let go of it: the atomic file closes it."""
-        if self.fmt == "parquet":
-            self._parquet.close()
-        else:
-            self._text.detach()  # flushes; the binary file stays open for `atomic_file`
-
-
-@contextmanager
-def result_writer(path: str | os.PathLike, top: int) -> Iterator[ResultWriter]:
-    """A `ResultWriter` for `path`; the file appears, complete, only if the block succeeds."""
-    path = Path(path)
-    fmt = result_format(path)
-    if fmt == "parquet":
-        _pyarrow()  # before any work: say which extra is missing now, not at the end
-    check_writable(path)  # the directory: before any work, with a one-line error
-    with atomic_file(path) as file:
-        writer = ResultWriter(file, fmt, top)
+    def append(self, rows: Iterable[Row]) -> None:
+        text = "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in rows)
         try:
-            yield writer
-        finally:  # on an error too, so that nothing writes to the file once it is gone
-            writer.finish()
+            if self._file is None:
+                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
+            self._file.write(text)
+            self._file.flush()
+        except OSError as exc:
+            raise MobileNetV2Error(f"{self.path}: cannot write ({exc.strerror or exc})") from None
+
+    def rewrite(self, rows: Iterable[Row]) -> None:
+        """Start the journal over with `rows` (replacing any earlier one in one rename)."""
+        self.close()
+        staging = self.path.with_name(self.path.name + ".tmp")
+        try:
+            with open(staging, "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in rows)
+            os.replace(staging, self.path)
+        except OSError as exc:
+            staging.unlink(missing_ok=True)
+            raise MobileNetV2Error(f"{self.path}: cannot write ({exc.strerror or exc})") from None
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def rows(self) -> list[Row]:
+        return read_rows(self.path, "jsonl", partial=True) if self.path.exists() else []
+
+    def remove(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
 
 
-def read_results(path: str | os.PathLike) -> list[Row]:
-    """The rows of an earlier result file (for --resume), in its own format."""
+def write_results(path: str | os.PathLike, rows: list[Row], top: int) -> None:
+    """All rows to `path` in its format, atomically; a failure names the output."""
     path = Path(path)
     fmt = result_format(path)
     try:
+        with atomic_file(path) as file:
+            if fmt == "parquet":
+                pa = _pyarrow()
+                schema = _schema(pa)
+                with pa.parquet.ParquetWriter(file, schema) as writer:
+                    for start in range(0, max(len(rows), 1), ROW_GROUP):
+                        chunk = rows[start : start + ROW_GROUP]
+                        columns = {name: [getattr(r, name) for r in chunk] for name in COLUMNS}
+                        writer.write_table(pa.table(columns, schema=schema))
+            else:
+                text = io.TextIOWrapper(file, encoding="utf-8", newline="")
+                if fmt == "csv":
+                    width = max([top, *(len(r.synsets) for r in rows)])
+                    table = csv.DictWriter(text, _csv_columns(width))
+                    table.writeheader()
+                    table.writerows(_csv_record(r, width) for r in rows)
+                else:
+                    text.writelines(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in rows)
+                text.detach()  # flushed; the binary file stays open for `atomic_file`
+    except OSError as exc:
+        raise MobileNetV2Error(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def read_results(path: str | os.PathLike) -> list[Row]:
+    """The rows of an earlier result file (for --resume), in its own format; none when the
+    file does not exist."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return read_rows(path, result_format(path))
+
+
+def read_rows(path: Path, fmt: str | None, partial: bool = False) -> list[Row]:
+    """Rows from a file of format `fmt`; anything that is not such a file is a one-line
+    error naming it. `partial`: a journal, whose last line may have been cut by a kill."""
+
+    def refuse(reason: str) -> MobileNetV2Error:
+        return MobileNetV2Error(f"{path}: not {fmt} results to resume from ({reason})")
+
+    try:
         if fmt == "parquet":
             pa = _pyarrow()
-            table = pa.parquet.read_table(path)
-            return [Row(**record) for record in table.to_pylist()]
+            try:
+                table = pa.parquet.read_table(path)
+            except (pa.ArrowException, ValueError) as exc:
+                raise refuse(str(exc).split("\n")[0]) from None
+            missing = [c for c in COLUMNS if c not in table.column_names]
+            if missing:
+                raise refuse(f"no column {missing[0]!r}")
+            return [Row(**{c: record[c] for c in COLUMNS}) for record in table.to_pylist()]
         with open(path, encoding="utf-8", newline="") as f:
-            if fmt == "jsonl":
-                return [Row(**json.loads(line)) for line in f if line.strip()]
-            return [_row_from_csv(record) for record in csv.DictReader(f)]
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise MobileNetV2Error(
-            f"{path}: cannot read it as earlier {fmt} results to resume from ({reason})"
-        ) from None
+            lines = f.read().splitlines()
+    except UnicodeDecodeError:
+        raise refuse("not UTF-8 text") from None
+    except OSError as exc:
+        raise MobileNetV2Error(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if fmt == "jsonl":
+        rows = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                if partial and number == len(lines):
+                    break  # the line a kill cut short: that image is classified again
+                raise refuse(f"line {number} is not JSON") from None
+            if not isinstance(record, dict) or set(COLUMNS) - set(record):
+                raise refuse(f"line {number} is not a result row")
+            rows.append(Row(**{c: record[c] for c in COLUMNS}))
+        return rows
+    reader = csv.DictReader(lines)
+    needed = ("path", "model", "model_sha256", "error")
+    missing = [c for c in needed if c not in (reader.fieldnames or [])]
+    if missing:
+        raise refuse(f"no column {missing[0]!r}")
+    return [_row_from_csv(path, record, number) for number, record in enumerate(reader, 2)]
 
 
-def _row_from_csv(record: dict[str, str]) -> Row:
-    ranked = {kind: [] for kind in ("synset", "name", "score")}
+def _row_from_csv(path: Path, record: dict[str, str], number: int) -> Row:
+    ranked: dict[str, list[str]] = {kind: [] for kind in ("synset", "name", "score")}
     for kind, values in ranked.items():
         i = 1
         while f"{kind}_{i}" in record:
-            if record[f"{kind}_{i}"] != "":
+            if record[f"{kind}_{i}"]:
                 values.append(record[f"{kind}_{i}"])
             i += 1
+    try:
+        scores = [float(s) for s in ranked["score"]]
+    except ValueError:
+        raise MobileNetV2Error(
+            f"{path}: not csv results to resume from (line {number}: a score that is not a number)"
+        ) from None
     return Row(
         path=record["path"],
         model=record["model"],
         model_sha256=record["model_sha256"],
         synsets=ranked["synset"],
         names=ranked["name"],
-        scores=[float(s) for s in ranked["score"]],
+        scores=scores,
         error=record["error"] or None,
     )

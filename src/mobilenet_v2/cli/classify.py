@@ -4,11 +4,12 @@ or the TF float model."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -25,7 +26,17 @@ from mobilenet_v2.cli.parser import (
 from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.labels import decode_predictions
 from mobilenet_v2.preprocess import decode_pool, list_images, load_image
-from mobilenet_v2.results import Row, read_results, result_format, result_writer
+from mobilenet_v2.results import (
+    SUFFIXES,
+    Journal,
+    Row,
+    check_output,
+    path_key,
+    path_text,
+    read_results,
+    result_format,
+    write_results,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -51,7 +62,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     classify.add_argument(
         "--resume",
         action="store_true",
-        help="with --output: keep the rows FILE already has and classify only the rest",
+        help="with --output: keep the rows FILE (or an interrupted run's journal) already has "
+        "and classify only the rest; rows with an error are tried again",
     )
     return classify
 
@@ -64,7 +76,12 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and not args.output:
         raise UsageError("--resume continues an --output file")
     if args.output:
-        result_format(args.output)  # an unknown suffix fails before any work
+        if result_format(args.output) is None:
+            raise UsageError(
+                f"--output {args.output}: unknown result format; use a name ending in "
+                + ", ".join(SUFFIXES)
+            )
+        check_output(args.output)  # before any work: writable, and pyarrow for Parquet
     images = list_images(args.inputs)  # fails before any model loads on an empty directory
     # With --model, LiteRT only: TensorFlow never loads.
     classifier = load_classifiers(args, model_paths(args))[0]
@@ -80,64 +97,33 @@ def run(args: argparse.Namespace) -> int:
         except MobileNetV2Error as exc:
             return exc
 
+    if args.output:
+        return classify_to_file(args, classifier, images, load)
+
     many = len(images) > 1
-    with contextlib.ExitStack() as stack:
-        writer = None
-        if args.output:
-            earlier = read_results(args.output) if args.resume else []
-            done = {row.path for row in earlier}
-            images = [p for p in images if str(p) not in done]
-            writer = stack.enter_context(result_writer(args.output, args.top))
-            writer.write(earlier)
-            model, model_sha256 = model_identity(classifier)
-        start_time = time.perf_counter()
-        bar = tqdm(
-            total=len(images),
-            unit="img",
-            file=sys.stderr,
-            disable=len(images) <= args.batch_size and not writer,
-        )
-        pool = stack.enter_context(decode_pool())
+    bar = tqdm(
+        total=len(images), unit="img", file=sys.stderr, disable=len(images) <= args.batch_size
+    )
+    with decode_pool() as pool:
         for start in range(0, len(images), args.batch_size):
             batch = images[start : start + args.batch_size]
             loaded = list(pool.map(load, batch))
             good = [(p, x) for p, x in zip(batch, loaded, strict=True) if isinstance(x, np.ndarray)]
-            tops = {}
+            for x in loaded:
+                if isinstance(x, MobileNetV2Error):
+                    failures += 1
+                    tqdm.write(f"{args.prog}: error: {x}", file=sys.stderr)
             if good:
                 scores = classifier.predict(np.stack([x for _, x in good]))
                 for (path, _), top in zip(good, decode_predictions(scores, args.top), strict=True):
                     # A quantized output rounds every unlikely class to exactly 0; their order
                     # would be the class index (tench, goldfish, ...), so they are not listed.
-                    tops[path] = [row for row in top if row[2] > 0]
-                    if len(tops[path]) < len(top):
+                    shown = [row for row in top if row[2] > 0]
+                    if len(shown) < len(top):
                         short.append(path)
-            rows = []
-            for path, x in zip(batch, loaded, strict=True):
-                if isinstance(x, MobileNetV2Error):
-                    failures += 1
-                    if writer:
-                        rows.append(Row(str(path), model, model_sha256, error=str(x)))
-                    else:
-                        tqdm.write(f"{args.prog}: error: {x}", file=sys.stderr)
-                elif writer:
-                    synsets, names, top_scores = (list(c) for c in zip(*tops[path], strict=True))
-                    scores_ = [float(v) for v in top_scores]
-                    rows.append(Row(str(path), model, model_sha256, synsets, names, scores_))
-                else:
-                    _print_result(path, tops[path], args.json, many)
-            if writer:
-                writer.write(rows)
+                    _print_result(path, shown, args.json, many)
             bar.update(len(batch))
-        bar.close()
-        seconds = time.perf_counter() - start_time
-    if args.output:  # the file is complete and in place now
-        rate = len(images) / seconds if seconds > 0 else 0.0
-        kept = f" and kept {len(earlier)} from before" if earlier else ""
-        print(
-            f"wrote {args.output}: classified {len(images)} images{kept}; "
-            f"{failures} error{'s' if failures != 1 else ''}, {rate:.1f} images/s",
-            file=sys.stderr,
-        )
+    bar.close()
     if short:
         step = getattr(classifier, "output_step", 0.0)
         where = str(short[0]) if len(short) == 1 else f"{len(short)} images"
@@ -147,10 +133,100 @@ def run(args: argparse.Namespace) -> int:
             + "; classes at 0 are tied and not listed",
             file=sys.stderr,
         )
-    if failures and args.output:
+    return 1 if failures else 0
+
+
+def classify_to_file(
+    args: argparse.Namespace,
+    classifier: Any,
+    images: list[Path],
+    load: Callable[[Path], np.ndarray | MobileNetV2Error],
+) -> int:
+    """`classify --output`: rows to the journal batch by batch, then the output at once."""
+    output = Path(args.output)
+    journal = Journal(output)
+    model, model_sha256 = model_identity(classifier)
+    earlier: list[Row] = []
+    if args.resume:  # what the output and an interrupted run's journal hold, minus failures
+        kept = {path_key(r.path): r for r in read_results(output) + journal.rows()}
+        earlier = [r for r in kept.values() if r.error is None]
+        other = next((r for r in earlier if r.model_sha256 != model_sha256), None)
+        if other is not None:
+            raise MobileNetV2Error(
+                f"{output}: holds results of another model ({other.model}, sha256 "
+                f"{other.model_sha256[:12]}…); write to a new file, or drop --resume"
+            )
+        widest = max((len(r.synsets) for r in earlier), default=0)
+        if widest > args.top:
+            raise MobileNetV2Error(
+                f"{output}: holds top-{widest} results; resume with --top {widest} or more"
+            )
+    done = {path_key(r.path) for r in earlier}
+    todo = []
+    for path in images:  # each input once, however often or however spelled it was given
+        key = path_key(path)
+        if key not in done:
+            done.add(key)
+            todo.append(path)
+    journal.rewrite(earlier)
+    failures = written = 0
+    start = time.perf_counter()
+    bar = tqdm(total=len(todo), unit="img", file=sys.stderr, disable=len(todo) <= args.batch_size)
+    try:
+        with decode_pool() as pool:
+            for first in range(0, len(todo), args.batch_size):
+                batch = todo[first : first + args.batch_size]
+                loaded = list(pool.map(load, batch))
+                good = [
+                    (p, x) for p, x in zip(batch, loaded, strict=True) if isinstance(x, np.ndarray)
+                ]
+                tops = {}
+                if good:
+                    scores = classifier.predict(np.stack([x for _, x in good]))
+                    for (path, _), top in zip(
+                        good, decode_predictions(scores, args.top), strict=True
+                    ):
+                        tops[path] = [row for row in top if row[2] > 0]  # 0: tied, not ranked
+                rows = []
+                for path, x in zip(batch, loaded, strict=True):
+                    row = Row(path_text(path), model, model_sha256)
+                    if isinstance(x, MobileNetV2Error):
+                        failures += 1
+                        row.error = str(x)
+                    else:
+                        row.synsets = [synset for synset, _, _ in tops[path]]
+                        row.names = [name for _, name, _ in tops[path]]
+                        row.scores = [float(score) for _, _, score in tops[path]]
+                    rows.append(row)
+                journal.append(rows)
+                written += len(rows)
+                bar.update(len(batch))
+    except BaseException:
+        journal.close()
+        bar.close()
+        if written or earlier:
+            print(
+                f"{args.prog}: note: the {written + len(earlier)} rows so far are kept in "
+                f"{journal.path}; the same command with --resume continues from them",
+                file=sys.stderr,
+            )
+        raise
+    bar.close()
+    journal.close()
+    write_results(output, journal.rows(), args.top)
+    journal.remove()
+    seconds = time.perf_counter() - start
+    rate = f", {len(todo) / seconds:.1f} images/s" if todo and seconds > 0 else ""
+    kept_note = f" ({len(earlier)} kept from before)" if earlier else ""
+    print(
+        f"wrote {output}: {len(todo) - failures} of {len(todo)} images classified"
+        f"{kept_note}, {failures} with an error{rate}",
+        file=sys.stderr,
+    )
+    if failures:
         print(
-            f"{args.prog}: error: {failures} of {len(images)} images could not be classified "
-            f"(rows with an error in {args.output})",
+            f"{args.prog}: error: {failures} of {len(todo)} images could not be classified "
+            f"(their rows in {output} say why)",
             file=sys.stderr,
         )
     return 1 if failures else 0

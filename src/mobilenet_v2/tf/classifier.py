@@ -15,12 +15,8 @@ class KerasClassifier:
 
     def __init__(self, weights: str | None, alpha: float = 1.0, size: int = 224) -> None:
         self.model = MobileNetV2(input_shape=(size, size, 3), alpha=alpha, weights=weights)
-        # The file the weights came from, for results that name their model by hash.
-        if weights == "imagenet":
-            from mobilenet_v2.tf.weights import imagenet_weights_path
-
-            weights = str(imagenet_weights_path(alpha, size, True))
-        self.weights_file = None if weights is None else str(weights)
+        # The file the weights came from (the resolved one for "imagenet"), for result rows.
+        self.weights_file = self.model.loaded_weights_file
         source = "random init" if weights is None else os.path.basename(str(weights))
         self.name = f"TF float32 ({source})"
         self.input_size = (size, size)

@@ -156,6 +156,8 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
         weights = weights_io.imagenet_weights_path(alpha, rows, include_top)
     if weights is not None:
         weights_io.load_weights(model, weights)
+    # Which file the weights came from (None: random), for results that name it by hash.
+    model.loaded_weights_file = None if weights is None else str(weights)
     return model
 
 
