@@ -10,8 +10,8 @@ While a run goes on, its rows are appended to a journal beside the output
 (`.NAME.partial.jsonl`, flushed every batch); the output itself is written from the earlier
 rows and the journal at the end, through a staging name and a rename, and then the journal is
 removed. An interrupted run therefore leaves no output that looks complete, and a journal that
-`--resume` continues from. Parquet needs pyarrow (the `parquet` extra, part of `ray` and
-`dev`); CSV and JSON Lines need nothing beyond the core.
+`--resume` continues from. Parquet needs pyarrow (the `parquet` extra, part of `dev`); CSV
+and JSON Lines need nothing beyond the core.
 """
 
 from __future__ import annotations
