@@ -162,3 +162,28 @@ def test_directories_expand_to_their_images_sorted(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ImageError, match="empty: directory contains no images"):
         list_images([tmp_path / "empty"])
+
+
+def test_decoded_batches_decode_the_next_batch_while_this_one_is_used():
+    """Batches come back in order with their decoded values; while the caller holds batch
+    0, batch 1 is decoding (inference overlaps decoding) but batch 2 is not (two batches of
+    images in memory at most)."""
+    import threading
+
+    from mobilenet_v2.preprocess import decoded_batches
+
+    started: list[int] = []
+    second_batch_started = threading.Event()
+
+    def load(i: int) -> int:
+        started.append(i)
+        if i == 2:
+            second_batch_started.set()
+        return i * 10
+
+    batches = decoded_batches(list(range(5)), 2, load)
+    batch, values = next(batches)
+    assert (batch, values) == ([0, 1], [0, 10])
+    assert second_batch_started.wait(timeout=10)
+    assert 4 not in started
+    assert list(batches) == [([2, 3], [20, 30]), ([4], [40])]

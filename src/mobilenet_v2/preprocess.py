@@ -5,14 +5,18 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mobilenet_v2.errors import ImageError
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 RESIZE_MODES = ("crop", "stretch")
 # The MobileNet convention: inputs scaled to [-1, 1], ImageNet evaluation crop.
@@ -148,6 +152,22 @@ def list_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
         else:
             images.append(item)
     return images
+
+
+def decoded_batches(
+    paths: Sequence[T], batch_size: int, load: Callable[[T], R]
+) -> Iterator[tuple[list[T], list[R]]]:
+    """`(batch, [load(p) for p in batch])` batch by batch, the next batch decoding on the
+    pool while the caller works on this one (inference overlaps decoding): at most two
+    batches of images are in memory."""
+    batches = [list(paths[i : i + batch_size]) for i in range(0, len(paths), batch_size)]
+    with decode_pool() as pool:
+        ahead = [pool.submit(load, p) for p in batches[0]] if batches else []
+        for i, batch in enumerate(batches):
+            current = ahead
+            if i + 1 < len(batches):
+                ahead = [pool.submit(load, p) for p in batches[i + 1]]
+            yield batch, [future.result() for future in current]
 
 
 def decode_pool() -> ThreadPoolExecutor:

@@ -25,7 +25,7 @@ from mobilenet_v2.cli.parser import (
 )
 from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.labels import decode_predictions
-from mobilenet_v2.preprocess import decode_pool, list_images, load_image
+from mobilenet_v2.preprocess import decoded_batches, list_images, load_image
 from mobilenet_v2.results import (
     SUFFIXES,
     Journal,
@@ -104,25 +104,22 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(
         total=len(images), unit="img", file=sys.stderr, disable=len(images) <= args.batch_size
     )
-    with decode_pool() as pool:
-        for start in range(0, len(images), args.batch_size):
-            batch = images[start : start + args.batch_size]
-            loaded = list(pool.map(load, batch))
-            good = [(p, x) for p, x in zip(batch, loaded, strict=True) if isinstance(x, np.ndarray)]
-            for x in loaded:
-                if isinstance(x, MobileNetV2Error):
-                    failures += 1
-                    tqdm.write(f"{args.prog}: error: {x}", file=sys.stderr)
-            if good:
-                scores = classifier.predict(np.stack([x for _, x in good]))
-                for (path, _), top in zip(good, decode_predictions(scores, args.top), strict=True):
-                    # A quantized output rounds every unlikely class to exactly 0; their order
-                    # would be the class index (tench, goldfish, ...), so they are not listed.
-                    shown = [row for row in top if row[2] > 0]
-                    if len(shown) < len(top):
-                        short.append(path)
-                    _print_result(path, shown, args.json, many)
-            bar.update(len(batch))
+    for batch, loaded in decoded_batches(images, args.batch_size, load):
+        good = [(p, x) for p, x in zip(batch, loaded, strict=True) if isinstance(x, np.ndarray)]
+        for x in loaded:
+            if isinstance(x, MobileNetV2Error):
+                failures += 1
+                tqdm.write(f"{args.prog}: error: {x}", file=sys.stderr)
+        if good:
+            scores = classifier.predict(np.stack([x for _, x in good]))
+            for (path, _), top in zip(good, decode_predictions(scores, args.top), strict=True):
+                # A quantized output rounds every unlikely class to exactly 0; their order
+                # would be the class index (tench, goldfish, ...), so they are not listed.
+                shown = [row for row in top if row[2] > 0]
+                if len(shown) < len(top):
+                    short.append(path)
+                _print_result(path, shown, args.json, many)
+        bar.update(len(batch))
     bar.close()
     if short:
         step = getattr(classifier, "output_step", 0.0)
@@ -173,34 +170,27 @@ def classify_to_file(
     start = time.perf_counter()
     bar = tqdm(total=len(todo), unit="img", file=sys.stderr, disable=len(todo) <= args.batch_size)
     try:
-        with decode_pool() as pool:
-            for first in range(0, len(todo), args.batch_size):
-                batch = todo[first : first + args.batch_size]
-                loaded = list(pool.map(load, batch))
-                good = [
-                    (p, x) for p, x in zip(batch, loaded, strict=True) if isinstance(x, np.ndarray)
-                ]
-                tops = {}
-                if good:
-                    scores = classifier.predict(np.stack([x for _, x in good]))
-                    for (path, _), top in zip(
-                        good, decode_predictions(scores, args.top), strict=True
-                    ):
-                        tops[path] = [row for row in top if row[2] > 0]  # 0: tied, not ranked
-                rows = []
-                for path, x in zip(batch, loaded, strict=True):
-                    row = Row(path_text(path), model, model_sha256)
-                    if isinstance(x, MobileNetV2Error):
-                        failures += 1
-                        row.error = str(x)
-                    else:
-                        row.synsets = [synset for synset, _, _ in tops[path]]
-                        row.names = [name for _, name, _ in tops[path]]
-                        row.scores = [float(score) for _, _, score in tops[path]]
-                    rows.append(row)
-                journal.append(rows)
-                written += len(rows)
-                bar.update(len(batch))
+        for batch, loaded in decoded_batches(todo, args.batch_size, load):
+            good = [(p, x) for p, x in zip(batch, loaded, strict=True) if isinstance(x, np.ndarray)]
+            tops = {}
+            if good:
+                scores = classifier.predict(np.stack([x for _, x in good]))
+                for (path, _), top in zip(good, decode_predictions(scores, args.top), strict=True):
+                    tops[path] = [row for row in top if row[2] > 0]  # 0: tied, not ranked
+            rows = []
+            for path, x in zip(batch, loaded, strict=True):
+                row = Row(path_text(path), model, model_sha256)
+                if isinstance(x, MobileNetV2Error):
+                    failures += 1
+                    row.error = str(x)
+                else:
+                    row.synsets = [synset for synset, _, _ in tops[path]]
+                    row.names = [name for _, name, _ in tops[path]]
+                    row.scores = [float(score) for _, _, score in tops[path]]
+                rows.append(row)
+            journal.append(rows)
+            written += len(rows)
+            bar.update(len(batch))
     except BaseException:
         journal.close()
         bar.close()
