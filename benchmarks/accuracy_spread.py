@@ -178,7 +178,7 @@ def main() -> None:
 
 
 def markdown(rows: list[dict]) -> str:
-    from tabulate import tabulate
+    from mobilenet_v2.outputs import markdown_table
 
     headers = ["model", "kernels", "images", "top-1", "top-5", "agreement", "top-5 overlap"]
     headers += ["cosine", "min cosine"]
@@ -196,8 +196,7 @@ def markdown(rows: list[dict]) -> str:
         ]
         for r in rows
     ]
-    align = ("left", "left") + ("right",) * 7
-    return tabulate(table, headers, tablefmt="pipe", colalign=align, disable_numparse=True)
+    return markdown_table(headers, table, text_columns=2)
 
 
 if __name__ == "__main__":

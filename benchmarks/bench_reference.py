@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
-from tabulate import tabulate
 
 from mobilenet_v2._quiet import silenced_stderr
 from mobilenet_v2.analysis.tensor_map import tflite_table
 from mobilenet_v2.classifier import load_for
+from mobilenet_v2.outputs import markdown_table
 from mobilenet_v2.preprocess import list_images
 from mobilenet_v2.reference.interpreter import ReferenceInterpreter
 
@@ -72,7 +72,7 @@ def report(model: str, images: list[Path]) -> None:
         seconds = median_seconds(lambda it=it: invoke(it))
         rows.append([f"LiteRT {name} kernels", f"{seconds:.3f} s", f"{seconds / numpy_s:.3f}"])
     headers = ["engine (1 thread)", "one 224x224 image", "vs NumPy reference"]
-    print(markdown(rows, headers, numeric_from=1))
+    print(markdown_table(headers, rows, text_columns=1))
 
     ops = [op for op in reference.model.operators]
     off_by_one = {op.index: 0 for op in ops}
@@ -113,7 +113,7 @@ def report(model: str, images: list[Path]) -> None:
             ]
         )
     headers = ["op", "output", "elements", "differ by 1", "differ by more"]
-    print(markdown(rows, headers, numeric_from=2))
+    print(markdown_table(headers, rows, text_columns=2))
     print(
         f"\nXNNPACK (final output only): {xnn_one:,} of {total_out:,} elements differ by 1 "
         f"({xnn_one / total_out:.2%}), {xnn_more:,} by more."
@@ -129,11 +129,6 @@ def main() -> None:
     images = list_images([args.images])[: args.limit]
     for model in args.models:
         report(model, images)
-
-
-def markdown(rows: list[list[str]], headers: list[str], numeric_from: int) -> str:
-    align = ("left",) * numeric_from + ("right",) * (len(headers) - numeric_from)
-    return tabulate(rows, headers, tablefmt="pipe", disable_numparse=True, colalign=align)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tabulate import tabulate
 
 from mobilenet_v2 import MobileNetV2
+from mobilenet_v2.outputs import markdown_table
 from mobilenet_v2.tf._tf import keras, tf
 
 SHARED = Path(os.environ.get("MOBILENET_V2_SHARED", Path(__file__).parents[2] / "shared"))
@@ -84,7 +84,7 @@ def main() -> None:
         rows.append([batch, f"{med['ours']:.2f}", f"{med['keras']:.2f}", f"{ratio:.3f}"])
         print(f"batch {batch}: max |diff| {diff:.1e}", file=sys.stderr)
     headers = ["batch", "ours (ms)", "keras.applications (ms)", "ratio ours/keras"]
-    print(tabulate(rows, headers, tablefmt="pipe", disable_numparse=True, colalign=("right",) * 4))
+    print(markdown_table(headers, rows, text_columns=0))
 
 
 if __name__ == "__main__":

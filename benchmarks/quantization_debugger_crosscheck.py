@@ -18,11 +18,11 @@ import math
 import re
 
 import numpy as np
-from tabulate import tabulate
 
 from mobilenet_v2._quiet import silenced_stderr, silenced_stdout
 from mobilenet_v2.analysis.compare import compare
 from mobilenet_v2.architecture import CLASSIFIER_LAYER, LOGITS
+from mobilenet_v2.outputs import markdown_table
 from mobilenet_v2.preprocess import list_images, load_image
 from mobilenet_v2.tf._tf import tf
 from mobilenet_v2.tf.convert import INT8_INPUT, calibration_images, make_converter
@@ -79,8 +79,7 @@ def main() -> None:
         )
     headers = ["layer", "debugger RMSE (op alone)", "debugger max", "ours RMSE (accumulated)"]
     headers.append("ours max")
-    align = ("left",) + ("right",) * 4
-    print(tabulate(rows, headers, tablefmt="pipe", disable_numparse=True, colalign=align))
+    print(markdown_table(headers, rows))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from mobilenet_v2.errors import MobileNetV2Error
 
@@ -28,6 +28,15 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def markdown_table(headers: list[str], rows: list[list[Any]], text_columns: int = 1) -> str:
+    """A Markdown (pipe) table of already formatted cells: the first `text_columns` columns
+    left-aligned, the numbers after them right-aligned; cells are printed as given."""
+    from tabulate import tabulate
+
+    align = ("left",) * text_columns + ("right",) * (len(headers) - text_columns)
+    return tabulate(rows, headers, tablefmt="pipe", colalign=align, disable_numparse=True)
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> Path:

@@ -14,7 +14,8 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
-from tabulate import tabulate
+
+from mobilenet_v2.outputs import markdown_table
 
 
 def _measure(spec: dict[str, Any]) -> dict[str, Any]:
@@ -99,5 +100,4 @@ def markdown(results: list[dict[str, Any]]) -> str:
         ]
         for r in results
     ]
-    align = ("left", "left") + ("right",) * 6
-    return tabulate(rows, headers, tablefmt="pipe", colalign=align, disable_numparse=True)
+    return markdown_table(headers, rows, text_columns=2)

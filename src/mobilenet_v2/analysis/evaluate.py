@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tabulate import tabulate
 from tqdm import tqdm
 
 from mobilenet_v2.classifier import Classifier, kernels_of, preprocessing_for
 from mobilenet_v2.errors import ImageError, MobileNetV2Error
 from mobilenet_v2.labels import synset_to_index
+from mobilenet_v2.outputs import markdown_table
 from mobilenet_v2.preprocess import decode_image, decode_pool, list_images, preprocess_image
 
 _SYNSET = re.compile(r"^(n\d{8})(?![0-9])")
@@ -161,5 +161,4 @@ def markdown(report: dict[str, Any]) -> str:
                 "—" if agreement is None else f"{100 * agreement:.1f} %",
             ]
         )
-    align = ("left", "left") + ("right",) * 4
-    return tabulate(rows, headers, tablefmt="pipe", colalign=align, disable_numparse=True)
+    return markdown_table(headers, rows, text_columns=2)
