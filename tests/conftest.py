@@ -98,6 +98,23 @@ def real_images() -> np.ndarray:
     return np.stack([load_image(IMAGES / n) for n in names])
 
 
+GOOD_IMAGES = ["parrot.jpg", "hot_dog.jpg", "grace_hopper.bmp", "cat.bmp"]
+BAD_IMAGES = ["empty.jpg", "text.jpg", "cut.jpg"]
+
+
+def good_and_bad_images(folder: Path) -> Path:
+    """Four photos and three files that are not images: empty, text, a cut-off JPEG."""
+    import shutil
+
+    folder.mkdir()
+    for name in GOOD_IMAGES:
+        shutil.copy(IMAGES / name, folder / name)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.jpg").write_text("not a JPEG")
+    (folder / "cut.jpg").write_bytes((IMAGES / "parrot.jpg").read_bytes()[:2000])
+    return folder
+
+
 def split(directory: Path, keep) -> Path:
     """A directory of links to the sample images whose class index satisfies `keep`."""
     from mobilenet_v2.labels import synset_to_index

@@ -10,28 +10,19 @@ import subprocess
 import sys
 
 import pytest
-from conftest import FIXTURE_TFLITE, IMAGES
+from conftest import BAD_IMAGES, FIXTURE_TFLITE, GOOD_IMAGES, IMAGES, good_and_bad_images
 
 from mobilenet_v2.cli import main
 from mobilenet_v2.results import file_sha256, journal_path, read_results
 
 pytestmark = pytest.mark.shared
 
-GOOD = ["parrot.jpg", "hot_dog.jpg", "grace_hopper.bmp", "cat.bmp"]
-BAD = ["empty.jpg", "text.jpg", "cut.jpg"]
+GOOD, BAD = GOOD_IMAGES, BAD_IMAGES
 
 
 @pytest.fixture
 def images(tmp_path):
-    """Four photos and three files that are not images: empty, text, a cut-off JPEG."""
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for name in GOOD:
-        shutil.copy(IMAGES / name, folder / name)
-    (folder / "empty.jpg").write_bytes(b"")
-    (folder / "text.jpg").write_text("not a JPEG")
-    (folder / "cut.jpg").write_bytes((IMAGES / "parrot.jpg").read_bytes()[:2000])
-    return folder
+    return good_and_bad_images(tmp_path / "images")
 
 
 def classify(*args: str, model=FIXTURE_TFLITE, top: int = 3) -> int:

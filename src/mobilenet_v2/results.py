@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from mobilenet_v2.errors import MissingExtraError, MobileNetV2Error
+from mobilenet_v2.errors import MobileNetV2Error
+from mobilenet_v2.extras import require
 from mobilenet_v2.outputs import atomic_file, check_writable
 
 SUFFIXES = (".parquet", ".csv", ".jsonl")
@@ -85,17 +86,9 @@ def check_output(path: str | os.PathLike) -> None:
 
 
 def _pyarrow() -> Any:
-    try:
-        import pyarrow
-        import pyarrow.parquet
-    except ImportError as exc:
-        if exc.name and exc.name.split(".")[0] != "pyarrow":
-            raise
-        raise MissingExtraError(
-            "Parquet results need pyarrow, which is not installed; install it with: "
-            "pip install 'mobilenet-v2[parquet]' (or write .csv / .jsonl)"
-        ) from exc
-    return pyarrow
+    return require(
+        ("pyarrow", "pyarrow.parquet"), "Parquet results", "parquet", "or write .csv / .jsonl"
+    )
 
 
 def _schema(pa: Any) -> Any:

@@ -6,7 +6,8 @@ import functools
 import os
 import re
 import sys
-from pathlib import Path
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -16,14 +17,23 @@ from mobilenet_v2.classifier import Classifier, kernels_of, preprocessing_for
 from mobilenet_v2.errors import ImageError, MobileNetV2Error
 from mobilenet_v2.labels import synset_to_index
 from mobilenet_v2.outputs import markdown_table
-from mobilenet_v2.preprocess import decode_image, decode_pool, list_images, preprocess_image
+from mobilenet_v2.preprocess import (
+    decode_image,
+    decode_pool,
+    decoded_batches,
+    list_images,
+    preprocess_image,
+)
+from mobilenet_v2.sources import Source, is_url
 
 _SYNSET = re.compile(r"^(n\d{8})(?![0-9])")
 
 
-def label_of(path: Path) -> int | None:
-    """The ImageNet class index from `n01440764_*.JPEG` or from a synset-named folder."""
+def label_of(path: Source) -> int | None:
+    """The ImageNet class index from `n01440764_*.JPEG` or from a synset-named folder (of a
+    path or a URL)."""
     index = synset_to_index()
+    path = PurePosixPath(str(path))
     for name in (path.name, path.parent.name):
         match = _SYNSET.match(name)
         if match and match.group(1) in index:
@@ -33,12 +43,12 @@ def label_of(path: Path) -> int | None:
 
 def labelled_images(
     directory: str | os.PathLike, limit: int | None = None, seed: int = 0
-) -> list[tuple[Path, int]]:
-    """Every labelled image under `directory`, or with `limit` a seeded, class-balanced
-    sample of that many (see `balanced_sample`)."""
-    if not Path(directory).exists():
+) -> list[tuple[Source, int]]:
+    """Every labelled image under `directory` (a folder, or a URL of one), or with `limit` a
+    seeded, class-balanced sample of that many (see `balanced_sample`)."""
+    if not is_url(directory) and not Path(directory).exists():
         raise MobileNetV2Error(f"{directory}: directory not found")
-    if not Path(directory).is_dir():
+    if not is_url(directory) and not Path(directory).is_dir():
         raise MobileNetV2Error(f"{directory}: not a directory")
     found = [(p, label_of(p)) for p in list_images([directory])]
     labelled = [(p, label) for p, label in found if label is not None]
@@ -74,49 +84,44 @@ def evaluate(
     classifiers: list[Classifier],
     images: list[tuple[Path, int]],
     batch_size: int = 32,
+    engine: str = "default",
+    ray_address: str | None = None,
+    workers: int | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
-    """Decode each image once, feed every model its own preprocessing, count hits."""
-    labels = np.array([label for _, label in images])
-    top5: list[list[np.ndarray]] = [[] for _ in classifiers]  # by position: names may repeat
+    """Decode each image once, feed every model its own preprocessing, count hits; in this
+    process (`engine="default"`) or on Ray Data (`"ray"`, local or at `ray_address`)."""
     preps = [preprocessing_for(c, **overrides) for c in classifiers]
-    skipped: list[str] = []
-    kept: list[int] = []
-    with (
-        decode_pool() as pool,
-        tqdm(
-            total=len(images),
-            unit="img",
-            file=sys.stderr,
-            leave=False,
-            desc="evaluate",
-            disable=len(images) <= batch_size,
-        ) as bar,
-    ):
-        for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size]
-
-            decoded = list(pool.map(_decode, batch))
-            good = [
-                (start + i, img) for i, img in enumerate(decoded) if not isinstance(img, ImageError)
-            ]
-            skipped += [str(err) for err in decoded if isinstance(err, ImageError)]
-            kept += [i for i, _ in good]
-            bar.update(len(batch))
-            if not good:
-                continue
-            images_only = [img for _, img in good]
-            for classifier, prep, ranks in zip(classifiers, preps, top5, strict=True):
-                x = np.stack(list(pool.map(functools.partial(_preprocess, prep=prep), images_only)))
-                scores = classifier.predict(x)
-                ranks.append(np.argsort(-scores, axis=1, kind="stable")[:, :5])
-    if not kept:
-        raise MobileNetV2Error(f"no readable images to evaluate ({len(skipped)} skipped)")
-    labels = labels[kept]
+    sources = [path for path, _ in images]
+    top5: dict[int, list[np.ndarray]] = {}  # input position -> top-5 per model
+    errors: dict[int, str] = {}
+    if engine == "ray":
+        batches = _ray_batches(classifiers, preps, sources, batch_size, ray_address, workers)
+    else:
+        batches = _batches(classifiers, preps, sources, batch_size)
+    with tqdm(
+        total=len(images),
+        unit="img",
+        file=sys.stderr,
+        leave=False,
+        desc="evaluate",
+        disable=len(images) <= batch_size or engine == "ray",  # Ray Data shows its own
+    ) as bar:
+        for positions, failed, ranks in batches:
+            for row, position in enumerate(positions):
+                if failed[row]:
+                    errors[position] = failed[row]
+                else:
+                    top5[position] = [model_ranks[row] for model_ranks in ranks]
+            bar.update(len(positions))
+    if not top5:
+        raise MobileNetV2Error(f"no readable images to evaluate ({len(errors)} skipped)")
+    kept = sorted(top5)
+    labels = np.array([images[i][1] for i in kept])
     results = []
     first = None
-    for classifier, batches in zip(classifiers, top5, strict=True):
-        ranks = np.concatenate(batches)
+    for m, classifier in enumerate(classifiers):
+        ranks = np.stack([top5[i][m] for i in kept])
         row = {
             "model": classifier.name,
             "path": str(classifier.path) if hasattr(classifier, "path") else None,
@@ -131,14 +136,57 @@ def evaluate(
         else:
             row["agreement_top1"] = float((ranks[:, 0] == first).mean())
         results.append(row)
+    skipped = [errors[i] for i in sorted(errors)]
     return {"results": results, "reference": classifiers[0].name, "skipped": skipped}
 
 
-def _decode(item: tuple[Path, int]):
-    try:
-        return decode_image(item[0])
-    except ImageError as exc:
-        return exc
+Batch = tuple[list[int], list[str], list[np.ndarray]]  # positions, errors, top-5 per model
+
+
+def _batches(
+    classifiers: list[Classifier], preps: list[dict[str, Any]], sources: list[Path], size: int
+) -> Iterator[Batch]:
+    """In this process: the next batch decodes on the pool while this one is classified."""
+    geometries = {(tuple(p["size"]), p["resize"], p["crop_fraction"]) for p in preps}
+    draft = next(iter(geometries)) if len(geometries) == 1 else None  # see decode_batch
+
+    def decode(path: Path) -> Any:
+        try:
+            return decode_image(path, *draft) if draft else decode_image(path)
+        except ImageError as exc:
+            return exc
+
+    start = 0
+    with decode_pool() as pool:
+        for batch, decoded in decoded_batches(sources, size, decode):
+            positions = list(range(start, start + len(batch)))
+            start += len(batch)
+            good = [img for img in decoded if not isinstance(img, ImageError)]
+            failed = [str(img) if isinstance(img, ImageError) else "" for img in decoded]
+            ranks = []
+            for classifier, prep in zip(classifiers, preps, strict=True):
+                top = np.full((len(batch), 5), -1)
+                if good:
+                    prepare = functools.partial(_preprocess, prep=prep)
+                    scores = classifier.predict(np.stack(list(pool.map(prepare, good))))
+                    top[[not f for f in failed]] = np.argsort(-scores, axis=1, kind="stable")[:, :5]
+                ranks.append(top)
+            yield positions, failed, ranks
+
+
+def _ray_batches(
+    classifiers: list[Classifier],
+    preps: list[dict[str, Any]],
+    sources: list[Path],
+    size: int,
+    address: str | None,
+    workers: int | None,
+) -> Iterator[Batch]:
+    from mobilenet_v2.distributed.ray_engine import RayJob, connected
+
+    with connected(address):
+        for ranked in RayJob(sources, classifiers, preps, 5, size, workers):
+            yield ranked.positions, ranked.errors, ranked.classes
 
 
 def _preprocess(img, prep: dict[str, Any]) -> np.ndarray:

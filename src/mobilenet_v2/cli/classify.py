@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +17,16 @@ from tqdm import tqdm
 from mobilenet_v2.classifier import model_identity, preprocessing_for
 from mobilenet_v2.cli.parser import (
     UsageError,
+    add_engine_flags,
     add_input_flags,
     add_model_flags,
     load_classifiers,
     model_paths,
     positive_int,
+    refuse_engine_flags,
 )
-from mobilenet_v2.errors import MobileNetV2Error
-from mobilenet_v2.labels import decode_predictions
+from mobilenet_v2.errors import ImageError, MobileNetV2Error
+from mobilenet_v2.labels import decode_predictions, imagenet_classes
 from mobilenet_v2.preprocess import decoded_batches, list_images, load_image
 from mobilenet_v2.results import (
     SUFFIXES,
@@ -37,6 +39,9 @@ from mobilenet_v2.results import (
     result_format,
     write_results,
 )
+from mobilenet_v2.sources import Source
+
+Result = list[tuple[str, str, float]] | MobileNetV2Error
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -49,6 +54,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--size", type=positive_int, default=None, help="TF model input size (224)"
     )
     add_input_flags(classify)
+    add_engine_flags(classify)
     classify.add_argument("--top", type=positive_int, default=5, help="classes per image (5)")
     classify.add_argument("--batch-size", type=positive_int, default=32, help="images (32)")
     classify.add_argument("--json", action="store_true", help="one JSON object per image")
@@ -75,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--json prints to stdout; --output writes a file: give one")
     if args.resume and not args.output:
         raise UsageError("--resume continues an --output file")
+    refuse_engine_flags(args)
     if args.output:
         if result_format(args.output) is None:
             raise UsageError(
@@ -89,36 +96,27 @@ def run(args: argparse.Namespace) -> int:
         classifier, resize=args.resize, mean=args.input_mean, std=args.input_std
     )
     failures = 0
-    short: list[Path] = []  # images with fewer than --top classes scoring above 0
-
-    def load(path: Path) -> np.ndarray | MobileNetV2Error:
-        try:
-            return load_image(path, **prep)
-        except MobileNetV2Error as exc:
-            return exc
-
+    short: list[Source] = []  # images with fewer than --top classes scoring above 0
+    ranking = Ranking(args, classifier, prep)
     if args.output:
-        return classify_to_file(args, classifier, images, load)
+        return classify_to_file(args, ranking, images)
 
     many = len(images) > 1
     bar = tqdm(
         total=len(images), unit="img", file=sys.stderr, disable=len(images) <= args.batch_size
     )
-    for batch, loaded in decoded_batches(images, args.batch_size, load):
-        good = [(p, x) for p, x in zip(batch, loaded, strict=True) if isinstance(x, np.ndarray)]
-        for x in loaded:
-            if isinstance(x, MobileNetV2Error):
+    for batch, results in ranking.batches(images):
+        for path, result in zip(batch, results, strict=True):
+            if isinstance(result, MobileNetV2Error):
                 failures += 1
-                tqdm.write(f"{args.prog}: error: {x}", file=sys.stderr)
-        if good:
-            scores = classifier.predict(np.stack([x for _, x in good]))
-            for (path, _), top in zip(good, decode_predictions(scores, args.top), strict=True):
-                # A quantized output rounds every unlikely class to exactly 0; their order
-                # would be the class index (tench, goldfish, ...), so they are not listed.
-                shown = [row for row in top if row[2] > 0]
-                if len(shown) < len(top):
-                    short.append(path)
-                _print_result(path, shown, args.json, many)
+                tqdm.write(f"{args.prog}: error: {result}", file=sys.stderr)
+                continue
+            # A quantized output rounds every unlikely class to exactly 0; their order
+            # would be the class index (tench, goldfish, ...), so they are not listed.
+            shown = [row for row in result if row[2] > 0]
+            if len(shown) < len(result):
+                short.append(path)
+            _print_result(path, shown, args.json, many)
         bar.update(len(batch))
     bar.close()
     if short:
@@ -133,16 +131,68 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def classify_to_file(
-    args: argparse.Namespace,
-    classifier: Any,
-    images: list[Path],
-    load: Callable[[Path], np.ndarray | MobileNetV2Error],
-) -> int:
-    """`classify --output`: rows to the journal batch by batch, then the output at once."""
+class Ranking:
+    """The top classes of images, batch by batch, with either engine: `batches(images)`
+    yields `(sources, results)`, a result being `(synset, name, score)` rows best first, or
+    the error that kept the image from being classified."""
+
+    def __init__(self, args: argparse.Namespace, classifier: Any, prep: dict[str, Any]) -> None:
+        self.args, self.classifier, self.prep = args, classifier, prep
+        self.nodes: set[str] = set()  # where the Ray engine ran (decoding and inference)
+
+    def batches(self, images: list[Source]) -> Iterator[tuple[list[Source], list[Result]]]:
+        if self.args.engine == "ray":
+            yield from self._ray(images)
+            return
+
+        def load(path: Source) -> np.ndarray | MobileNetV2Error:
+            try:  # draft: large JPEGs decode at a reduced scale, as on the Ray engine
+                return load_image(path, **self.prep, draft=True)
+            except MobileNetV2Error as exc:
+                return exc
+
+        for batch, loaded in decoded_batches(images, self.args.batch_size, load):
+            good = [x for x in loaded if isinstance(x, np.ndarray)]
+            tops = iter(
+                decode_predictions(self.classifier.predict(np.stack(good)), self.args.top)
+                if good
+                else ()
+            )
+            yield batch, [x if isinstance(x, MobileNetV2Error) else next(tops) for x in loaded]
+
+    def _ray(self, images: list[Source]) -> Iterator[tuple[list[Source], list[Result]]]:
+        from mobilenet_v2.distributed.ray_engine import RayJob, connected
+
+        classes = imagenet_classes()
+        args = self.args
+        with connected(args.ray_address):
+            job = RayJob(
+                images, [self.classifier], [self.prep], args.top, args.batch_size, args.workers
+            )
+            for ranked in job:
+                results: list[Result] = []
+                for error, best, scores in zip(
+                    ranked.errors, ranked.classes[0], ranked.scores[0], strict=True
+                ):
+                    if error:
+                        results.append(ImageError(error))
+                        continue
+                    results.append(
+                        [
+                            (classes[i].synset, classes[i].name, float(s))
+                            for i, s in zip(best, scores, strict=True)
+                        ]
+                    )
+                yield [images[p] for p in ranked.positions], results
+                self.nodes = job.decode_nodes | job.rank_nodes
+
+
+def classify_to_file(args: argparse.Namespace, ranking: Ranking, images: list[Source]) -> int:
+    """`classify --output`: rows to the journal batch by batch, then the output at once, in
+    the inputs' order."""
     output = Path(args.output)
     journal = Journal(output)
-    model, model_sha256 = model_identity(classifier)
+    model, model_sha256 = model_identity(ranking.classifier)
     earlier: list[Row] = []
     if args.resume:  # what the output and an interrupted run's journal hold, minus failures
         kept = {path_key(r.path): r for r in read_results(output) + journal.rows()}
@@ -170,23 +220,18 @@ def classify_to_file(
     start = time.perf_counter()
     bar = tqdm(total=len(todo), unit="img", file=sys.stderr, disable=len(todo) <= args.batch_size)
     try:
-        for batch, loaded in decoded_batches(todo, args.batch_size, load):
-            good = [(p, x) for p, x in zip(batch, loaded, strict=True) if isinstance(x, np.ndarray)]
-            tops = {}
-            if good:
-                scores = classifier.predict(np.stack([x for _, x in good]))
-                for (path, _), top in zip(good, decode_predictions(scores, args.top), strict=True):
-                    tops[path] = [row for row in top if row[2] > 0]  # 0: tied, not ranked
+        for batch, results in ranking.batches(todo):
             rows = []
-            for path, x in zip(batch, loaded, strict=True):
+            for path, result in zip(batch, results, strict=True):
                 row = Row(path_text(path), model, model_sha256)
-                if isinstance(x, MobileNetV2Error):
+                if isinstance(result, MobileNetV2Error):
                     failures += 1
-                    row.error = str(x)
+                    row.error = str(result)
                 else:
-                    row.synsets = [synset for synset, _, _ in tops[path]]
-                    row.names = [name for _, name, _ in tops[path]]
-                    row.scores = [float(score) for _, _, score in tops[path]]
+                    shown = [r for r in result if r[2] > 0]  # 0: tied, not ranked
+                    row.synsets = [synset for synset, _, _ in shown]
+                    row.names = [name for _, name, _ in shown]
+                    row.scores = [score for _, _, score in shown]
                 rows.append(row)
             journal.append(rows)
             written += len(rows)
@@ -203,11 +248,17 @@ def classify_to_file(
         raise
     bar.close()
     journal.close()
-    write_results(output, journal.rows(), args.top)
+    # The Ray engine returns rows as they finish: the output lists them in the inputs' order
+    # (rows kept from an earlier run for other inputs first).
+    order = {path_key(path): i for i, path in enumerate(todo)}
+    rows = sorted(journal.rows(), key=lambda r: order.get(path_key(r.path), -1))
+    write_results(output, rows, args.top)
     journal.remove()
     seconds = time.perf_counter() - start
     rate = f", {len(todo) / seconds:.1f} images/s" if todo and seconds > 0 else ""
     kept_note = f" ({len(earlier)} kept from before)" if earlier else ""
+    if len(ranking.nodes) > 1:
+        kept_note += f" on {len(ranking.nodes)} Ray nodes"
     print(
         f"wrote {output}: {len(todo) - failures} of {len(todo)} images classified"
         f"{kept_note}, {failures} with an error{rate}",

@@ -7,12 +7,14 @@ import json
 import sys
 
 from mobilenet_v2.cli.parser import (
+    add_engine_flags,
     add_model_flags,
     load_classifiers,
     model_paths,
     non_negative_int,
     positive_int,
     refuse,
+    refuse_engine_flags,
 )
 from mobilenet_v2.preprocess import RESIZE_MODES
 
@@ -23,7 +25,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="top-1/top-5 of models side by side",
         description="Accuracy on a labelled directory (synset in file or folder names).",
     )
-    evaluate.add_argument("directory", metavar="DIR")
+    evaluate.add_argument("directory", metavar="DIR|URL")
     add_model_flags(evaluate, several=True)
     evaluate.add_argument("--resize", choices=RESIZE_MODES, default=None)
     evaluate.add_argument(
@@ -37,6 +39,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--seed", type=non_negative_int, default=None, metavar="K", help="--limit's draw (0)"
     )
     evaluate.add_argument("--batch-size", type=positive_int, default=32)
+    add_engine_flags(evaluate)
     evaluate.add_argument("--json", action="store_true")
     return evaluate
 
@@ -46,11 +49,20 @@ def run(args: argparse.Namespace) -> int:
     from mobilenet_v2.machine import describe, machine_info
 
     models = model_paths(args)  # flags first: before any image is listed or model loaded
+    refuse_engine_flags(args)
     if args.limit is None:
         refuse(args, ("--seed",), "draws the --limit sample; without --limit all images count")
     images = evaluate.labelled_images(args.directory, args.limit, args.seed or 0)
     classifiers = load_classifiers(args, models)
-    report = evaluate.evaluate(classifiers, images, args.batch_size, resize=args.resize)
+    report = evaluate.evaluate(
+        classifiers,
+        images,
+        args.batch_size,
+        engine=args.engine,
+        ray_address=args.ray_address,
+        workers=args.workers,
+        resize=args.resize,
+    )
     for message in report["skipped"]:
         print(f"{args.prog}: warning: skipped {message}", file=sys.stderr)
     if args.json:

@@ -147,6 +147,38 @@ def add_model_flags(parser: argparse.ArgumentParser, several: bool = False) -> N
     )
 
 
+def add_engine_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the work runs: this process, or Ray Data (local, or a cluster)."""
+    parser.add_argument(
+        "--engine",
+        choices=("default", "ray"),
+        default="default",
+        help="default: this process, decoding the next batch while the current one is "
+        "classified; ray: Ray Data (a local Ray that starts and stops itself, or the cluster "
+        "at --ray-address), decoding tasks feeding inference workers (default: default)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="with --engine ray: the cluster to run on, as `ray start --head` prints it "
+        "(default: $RAY_ADDRESS, else a local Ray)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="with --engine ray: at most N inference workers, each loading the model once "
+        "(default: half the cluster's CPUs; the other half decodes)",
+    )
+
+
+def refuse_engine_flags(args: argparse.Namespace) -> None:
+    if args.engine != "ray":
+        refuse(args, ("--ray-address", "--workers"), "applies to --engine ray")
+
+
 class UsageError(MobileNetV2Error):
     """Flags that cannot go together: reported like argparse's own errors, exit status 2."""
 

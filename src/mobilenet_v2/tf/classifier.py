@@ -20,6 +20,7 @@ class KerasClassifier:
         source = "random init" if weights is None else os.path.basename(str(weights))
         self.name = f"TF float32 ({source})"
         self.input_size = (size, size)
+        self.alpha = alpha
         self.preprocessing = dict(DEFAULT_PREPROCESSING)
 
     def predict(self, images: np.ndarray) -> np.ndarray:

@@ -1,0 +1,321 @@
+"""The Ray Data engine of `classify` and `evaluate`: decoding tasks feed an actor pool of
+inference workers, each of which loads the models once.
+
+The pipeline, as in Ray Data's batch-inference examples, one callable per stage:
+
+    sources --> decode_batch (tasks: read, decode, resize to uint8)
+            --> Rank (actors: normalize, predict, the top-k classes and scores)
+            --> the driver (rows to the caller: `classify` writes them, `evaluate` counts)
+
+Resized images travel between stages as uint8 (a quarter of float32); normalizing in the
+worker is the same arithmetic as `load_image`, so both engines compute the same numbers. The
+model file's bytes travel through Ray's object store, so a worker on another machine needs
+neither the file nor a download; images must be readable where the decoding runs (a URL, or
+a filesystem every node mounts).
+
+Every input carries its position; the driver keeps the first result for each and asserts
+that none is missing, so a worker that dies and is retried cannot add or lose a row.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mobilenet_v2.errors import ImageError, MobileNetV2Error
+from mobilenet_v2.extras import require
+from mobilenet_v2.preprocess import decode_image, normalize, resize_image
+from mobilenet_v2.sources import Source, is_url
+
+Geometry = tuple[tuple[int, int], str, float]  # (size, resize, crop_fraction)
+
+
+def _ray() -> Any:
+    return require(("ray", "ray.data"), "--engine ray", "ray")
+
+
+@contextmanager
+def connected(address: str | None = None) -> Iterator[Any]:
+    """Ray, connected to the cluster at `address` (else $RAY_ADDRESS), or to a local one it
+    starts here and stops at the end. A session already connected is used as it is."""
+    ray = _ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        _check_reachable(address)
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,  # workers' TensorFlow and LiteRT chatter stays in Ray's logs
+            logging_level="error",
+        )
+    except (ConnectionError, TimeoutError, ValueError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise MobileNetV2Error(f"cannot connect to {where} ({message})") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds on an address nobody answers at: `ray.init` would retry for minutes.
+    `host:port` (and `ray://host:port`) are probed; `auto` and the like are Ray's to read."""
+    match = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)", address.strip())
+    if match is None:
+        return
+    host, port = match.group(1), int(match.group(2))
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as exc:
+        raise MobileNetV2Error(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); is "
+            "`ray start --head` running there, and is the port open?"
+        ) from None
+
+
+@dataclass(frozen=True)
+class WorkerModel:
+    """What an inference worker needs to load one model: its file, shipped by value."""
+
+    kind: str  # "tflite" or "keras"
+    file_name: str
+    content: bytes  # the file
+    geometry: int  # which of the decoded sizes it reads
+    mean: float
+    std: float
+    alpha: float = 1.0
+    size: int = 224
+    num_threads: int | None = None
+    xnnpack: bool | None = None
+
+
+def worker_models(
+    ray: Any, classifiers: list[Any], preps: list[dict[str, Any]]
+) -> tuple[list[WorkerModel], list[Geometry]]:
+    """The models (loaded once here, on the driver, to check them) as workers rebuild them,
+    and the distinct resize geometries the decoding must produce."""
+    geometries: list[Geometry] = []
+    models = []
+    for classifier, prep in zip(classifiers, preps, strict=True):
+        geometry = (tuple(prep["size"]), prep["resize"], prep["crop_fraction"])
+        if geometry not in geometries:
+            geometries.append(geometry)
+        common = {"geometry": geometries.index(geometry), "mean": prep["mean"], "std": prep["std"]}
+        raw = getattr(classifier, "raw", None)
+        if raw is not None:
+            models.append(
+                WorkerModel(
+                    "tflite",
+                    os.path.basename(str(classifier.path)),
+                    raw,
+                    num_threads=classifier.num_threads,
+                    xnnpack=classifier.xnnpack,
+                    **common,
+                )
+            )
+            continue
+        weights = getattr(classifier, "weights_file", None)
+        if weights is None:
+            raise MobileNetV2Error(
+                "--engine ray needs a weights file: with random initialization every worker "
+                "would build a different model"
+            )
+        content = Path(weights).read_bytes()
+        models.append(
+            WorkerModel(
+                "keras",
+                os.path.basename(weights),
+                content,
+                alpha=classifier.alpha,
+                size=classifier.input_size[0],
+                **common,
+            )
+        )
+    return models, geometries
+
+
+def decode_batch(
+    batch: dict[str, np.ndarray], geometries: list[Geometry], draft: bool
+) -> dict[str, np.ndarray]:
+    """Decode and resize a batch of sources: `pixels_<g>` (uint8 NHWC, one per geometry;
+    zeros where the image failed) and `error` ("" when the image decoded)."""
+    import ray
+
+    count = len(batch["index"])
+    pixels = [np.zeros((count, *size, 3), np.uint8) for size, _, _ in geometries]
+    errors = []
+    for i, source in enumerate(batch["source"]):
+        try:
+            if draft and len(geometries) == 1:  # DCT scaling serves one size at a time
+                img = decode_image(str(source), *geometries[0])
+            else:
+                img = decode_image(str(source))
+            for out, geometry in zip(pixels, geometries, strict=True):
+                out[i] = np.asarray(resize_image(img, *geometry))
+            errors.append("")
+        except ImageError as exc:
+            errors.append(str(exc))
+    node = ray.get_runtime_context().get_node_id()
+    result = {"index": batch["index"], "error": np.array(errors, dtype=object)}
+    result.update({f"pixels_{g}": p for g, p in enumerate(pixels)})
+    result["decode_node"] = np.array([node] * count, dtype=object)
+    return result
+
+
+class Rank:
+    """An inference worker: loads every model once, then ranks the classes of each batch:
+    `classes_<m>` (int32, -1 for failed images) and `scores_<m>` per model, best first."""
+
+    def __init__(self, models: list[WorkerModel], top: int) -> None:
+        import ray
+
+        from mobilenet_v2.classifier import load_keras, load_tflite
+
+        self.models = models
+        self.top = top
+        self.node = ray.get_runtime_context().get_node_id()
+        self.folder = tempfile.TemporaryDirectory(prefix="mobilenet-v2-worker-")
+        self.classifiers = []
+        for number, model in enumerate(models):
+            path = Path(self.folder.name, str(number), model.file_name)
+            path.parent.mkdir()
+            path.write_bytes(model.content)
+            if model.kind == "tflite":
+                loaded = load_tflite(path, model.num_threads, model.xnnpack)
+            else:
+                loaded = load_keras(str(path), model.alpha, model.size)
+            self.classifiers.append(loaded)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if crash_file := os.environ.get("MOBILENET_V2_TEST_CRASH_ONCE"):
+            _crash_once(crash_file)
+        good = np.array([not e for e in batch["error"]], dtype=bool)
+        count = len(good)
+        result = {"index": batch["index"], "error": batch["error"]}
+        result["decode_node"] = batch["decode_node"]
+        result["rank_node"] = np.array([self.node] * count, dtype=object)
+        for m, (model, classifier) in enumerate(zip(self.models, self.classifiers, strict=True)):
+            classes = np.full((count, self.top), -1, np.int32)
+            scores = np.zeros((count, self.top), np.float32)
+            if good.any():
+                x = normalize(batch[f"pixels_{model.geometry}"][good], model.mean, model.std)
+                predicted = classifier.predict(x)
+                best = np.argsort(-predicted, axis=1, kind="stable")[:, : self.top]
+                classes[good] = best
+                scores[good] = np.take_along_axis(predicted, best, axis=1)
+            result[f"classes_{m}"] = classes
+            result[f"scores_{m}"] = scores
+        return result
+
+
+def _crash_once(marker: str) -> None:
+    """Fault injection for the tests: the first inference call anywhere kills its worker
+    process (as a machine lost mid-job would), once."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.close(fd)
+    os._exit(1)
+
+
+@dataclass
+class Ranked:
+    """One batch of results: input positions, errors ("" when fine), and per model the
+    top-k class indices and scores."""
+
+    positions: list[int]
+    errors: list[str]
+    classes: list[np.ndarray]
+    scores: list[np.ndarray]
+
+
+@dataclass
+class RayJob:
+    """Rank `sources` with `classifiers` on Ray Data; iterate for results as they finish.
+    `decode_nodes` and `rank_nodes` say where the work ran."""
+
+    sources: list[Source]
+    classifiers: list[Any]
+    preps: list[dict[str, Any]]
+    top: int
+    batch_size: int = 32
+    workers: int | None = None
+    draft: bool = True
+    decode_nodes: set[str] = field(default_factory=set)
+    rank_nodes: set[str] = field(default_factory=set)
+
+    def __iter__(self) -> Iterator[Ranked]:
+        import ray
+        import ray.data
+
+        models, geometries = worker_models(ray, self.classifiers, self.preps)
+        located = [s if is_url(s) else os.path.abspath(s) for s in self.sources]
+        spelled = {loc: str(src) for loc, src in zip(located, self.sources, strict=True)}
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = True
+        context.print_on_execution_start = False
+        items = [{"index": i, "source": str(s)} for i, s in enumerate(located)]
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        # Decoding and inference each get CPUs: by default up to half the cluster's CPUs
+        # for inference workers (each loads the models once), the rest decodes.
+        workers = self.workers or max(1, cpus // 2)
+        pool = ray.data.ActorPoolStrategy(min_size=1, max_size=workers)
+        dataset = (
+            ray.data.from_items(items, override_num_blocks=max(1, len(items) // self.batch_size))
+            .map_batches(
+                decode_batch,
+                fn_kwargs={"geometries": geometries, "draft": self.draft},
+                batch_size=self.batch_size,
+                batch_format="numpy",
+            )
+            .map_batches(
+                Rank,
+                fn_constructor_kwargs={"models": models, "top": self.top},
+                batch_size=self.batch_size,
+                batch_format="numpy",
+                compute=pool,
+                num_cpus=1,
+                # What a worker holds (the runtime, TensorFlow if asked for, the models):
+                # Ray places workers by it, and it keeps Ray from fusing the decoding
+                # into the inference workers, which would serialize the two.
+                memory=(2 if any(m.kind == "keras" for m in models) else 0.5) * 2**30,
+            )
+        )
+        seen: set[int] = set()
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            keep = [i for i, p in enumerate(batch["index"]) if int(p) not in seen]
+            seen.update(int(batch["index"][i]) for i in keep)
+            self.decode_nodes.update(batch["decode_node"])
+            self.rank_nodes.update(batch["rank_node"])
+            errors = []
+            for i in keep:  # messages name each input as it was given
+                error = str(batch["error"][i] or "")
+                where = located[int(batch["index"][i])]
+                if error.startswith(where + ":"):
+                    error = spelled[where] + error[len(where) :]
+                errors.append(error)
+            yield Ranked(
+                positions=[int(batch["index"][i]) for i in keep],
+                errors=errors,
+                classes=[batch[f"classes_{m}"][keep] for m in range(len(models))],
+                scores=[batch[f"scores_{m}"][keep] for m in range(len(models))],
+            )
+        if len(seen) != len(self.sources):
+            raise RuntimeError(
+                f"Ray returned {len(seen)} results for {len(self.sources)} inputs"
+            )  # a bug, not a user error: the CLI reports it as internal

@@ -1,0 +1,199 @@
+"""`--engine ray`: classify and evaluate on Ray Data give the default engine's rows and
+numbers, on a local Ray that starts and stops itself and on a two-node cluster; a worker that
+dies is retried without losing or doubling a row; bad inputs are rows with an error; sources
+may be globs and URLs.
+
+Every Ray run is a subprocess, as a user's would be: Ray starts there and stops with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FIXTURE_TFLITE, GOOD_IMAGES, IMAGES, SAMPLE, good_and_bad_images
+
+from mobilenet_v2.cli import main
+from mobilenet_v2.results import read_results
+
+pytestmark = pytest.mark.shared
+
+
+def mobilenet_v2(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a local Ray
+    return subprocess.run(
+        [sys.executable, "-m", "mobilenet_v2.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**environ, **(env or {})},
+    )
+
+
+def assert_same_rows(ours, theirs) -> None:
+    """Same inputs in the same order, same classes; scores within 1e-6 (the float model's
+    batches may be cut differently; the INT8 model's scores are exactly equal)."""
+    assert [r.path for r in ours] == [r.path for r in theirs]
+    for a, b in zip(ours, theirs, strict=True):
+        assert (a.synsets, a.names, a.error) == (b.synsets, b.names, b.error), a.path
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-6, rtol=0)
+
+
+@pytest.fixture
+def mixed(tmp_path) -> Path:
+    """Four photos, and what a crawl also finds: an empty file, text named .jpg, a JPEG cut
+    off after 2000 bytes, and a directory named x.jpg."""
+    folder = good_and_bad_images(tmp_path / "mixed")
+    (folder / "x.jpg").mkdir()
+    return folder
+
+
+@pytest.mark.parametrize("model", ["int8", "tf"])
+def test_ray_gives_the_default_engines_rows(model, int8_model, tmp_path, capsys):
+    """All 500 sample images, the INT8 model and the TF float model (the fixture's weights)."""
+    flags = ["--model", str(int8_model)] if model == "int8" else ["--weights", str(FIXTURE_TFLITE)]
+    default, ray = tmp_path / "default.parquet", tmp_path / "ray.parquet"
+    assert main(["classify", str(SAMPLE), *flags, "--output", str(default)]) == 0
+    run = mobilenet_v2("classify", str(SAMPLE), *flags, "--output", str(ray), "--engine", "ray")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert f"wrote {ray}: 500 of 500 images classified, 0 with an error" in run.stderr
+    assert_same_rows(read_results(ray), read_results(default))
+    assert len(read_results(ray)) == 500
+
+
+def test_evaluate_on_ray_gives_the_same_table(int8_model, splits, capsys):
+    args = ["evaluate", str(splits[1]), "--model", str(int8_model), "--model", str(FIXTURE_TFLITE)]
+    assert main([*args, "--json"]) == 0
+    default = json.loads(capsys.readouterr().out)
+    run = mobilenet_v2(*args, "--json", "--engine", "ray")
+    assert run.returncode == 0, run.stderr[-2000:]
+    ray = json.loads(run.stdout)
+    keys = ("model", "images", "top1", "top5", "agreement_top1")
+    assert [{k: r.get(k) for k in keys} for r in ray["results"]] == [
+        {k: r.get(k) for k in keys} for r in default["results"]
+    ]
+    assert default["results"][0]["images"] == 250
+
+
+def test_a_two_node_cluster_shares_the_work_and_reads_urls(tmp_path):
+    """A head and a second node (two raylets on this machine), the job sent to the head's
+    address, images given as a file:// URL as a cluster would read object storage."""
+    from ray.cluster_utils import Cluster
+
+    images = sorted(SAMPLE.glob("*.JPEG"))[:192]
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    try:
+        cluster.add_node(num_cpus=2)
+        cluster.wait_for_nodes()
+        out = tmp_path / "rows.jsonl"
+        run = mobilenet_v2(
+            "classify",
+            *(p.as_uri() for p in images),
+            "--model",
+            str(FIXTURE_TFLITE),
+            "--output",
+            str(out),
+            "--engine",
+            "ray",
+            "--ray-address",
+            cluster.address,
+            "--workers",
+            "2",
+            "--batch-size",
+            "8",
+        )
+    finally:
+        cluster.shutdown()
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "192 of 192 images classified on 2 Ray nodes, 0 with an error" in run.stderr
+    rows = read_results(out)
+    assert [r.path for r in rows] == [p.as_uri() for p in images]
+    assert all(r.error is None and r.synsets for r in rows)
+
+
+def test_a_worker_that_dies_is_retried_without_losing_or_doubling_a_row(splits, tmp_path):
+    """The first inference call kills its worker process (MOBILENET_V2_TEST_CRASH_ONCE):
+    Ray restarts the worker and runs the batch again; the output has each image once."""
+    marker, out, default = tmp_path / "crashed", tmp_path / "rows.jsonl", tmp_path / "d.jsonl"
+    args = ["classify", str(splits[1]), "--model", str(FIXTURE_TFLITE)]
+    run = mobilenet_v2(
+        *args,
+        "--output",
+        str(out),
+        "--engine",
+        "ray",
+        env={"MOBILENET_V2_TEST_CRASH_ONCE": str(marker)},
+    )
+    assert marker.exists(), "no worker was killed"
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = read_results(out)
+    assert len(rows) == len({r.path for r in rows}) == 250
+    assert main([*args, "--output", str(default)]) == 0
+    assert_same_rows(rows, read_results(default))
+
+
+@pytest.mark.parametrize("engine", ["default", "ray"])
+def test_bad_inputs_are_error_rows_and_the_good_ones_are_classified(engine, mixed, tmp_path):
+    out = tmp_path / "rows.csv"
+    args = ["classify", f"{mixed}/*", "--model", str(FIXTURE_TFLITE)]  # x.jpg matches too
+    run = mobilenet_v2(*args, "--output", str(out), "--engine", engine)
+    assert run.returncode == 1
+    assert "4 of 8 images classified, 4 with an error" in run.stderr
+    assert "error: 4 of 8 images could not be classified" in run.stderr
+    assert "Traceback" not in run.stderr
+    rows = {Path(r.path).name: r for r in read_results(out)}
+    assert all(rows[name].error is None and rows[name].synsets for name in GOOD_IMAGES)
+    assert rows["empty.jpg"].error == f"{mixed / 'empty.jpg'}: empty file"
+    assert rows["text.jpg"].error == f"{mixed / 'text.jpg'}: not an image Pillow can read"
+    assert rows["cut.jpg"].error.startswith(f"{mixed / 'cut.jpg'}: cannot decode image")
+    assert rows["x.jpg"].error == f"{mixed / 'x.jpg'}: is a directory, not an image"
+
+
+def test_sources_may_be_globs_and_file_urls(tmp_path, capsys):
+    out = tmp_path / "rows.jsonl"
+    jpegs = f"{IMAGES}/*.jpg"
+    url = (IMAGES / "cat.bmp").as_uri()
+    assert main(["classify", jpegs, url, "--model", str(FIXTURE_TFLITE), "--output", str(out)]) == 0
+    paths = [r.path for r in read_results(out)]
+    assert paths == [str(p) for p in sorted(IMAGES.glob("*.jpg"))] + [url]
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("foo://bucket/a.jpg", "foo://bucket/a.jpg: cannot read this URL"),
+        ("file:///no/such/folder", "file:///no/such/folder: not found"),
+        ("/no/such/*.jpg", "/no/such/*.jpg: no files match"),
+    ],
+)
+def test_a_source_that_cannot_be_listed_is_a_one_line_error(source, message, capsys):
+    assert main(["classify", source, "--model", str(FIXTURE_TFLITE)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_engine_flags_need_engine_ray(capsys):
+    for flag in (["--workers", "2"], ["--ray-address", "localhost:6379"]):
+        assert main(["classify", str(IMAGES / "cat.bmp"), *flag]) == 2
+        assert f"{flag[0]} applies to --engine ray" in capsys.readouterr().err
+
+
+def test_an_address_nobody_answers_at_fails_in_seconds(capsys):
+    args = ["classify", str(IMAGES / "cat.bmp"), "--model", str(FIXTURE_TFLITE)]
+    assert main([*args, "--engine", "ray", "--ray-address", "127.0.0.1:9"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot reach the Ray cluster at 127.0.0.1:9" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_without_ray_the_engine_names_the_extra(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    args = ["classify", str(IMAGES / "cat.bmp"), "--model", str(FIXTURE_TFLITE)]
+    assert main([*args, "--engine", "ray"]) == 1
+    err = capsys.readouterr().err
+    assert "pip install 'mobilenet-v2[ray]'" in err and len(err.strip().splitlines()) == 1
