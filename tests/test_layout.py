@@ -93,7 +93,7 @@ def test_the_reference_runs_without_the_litert_interpreter():
         assert not bad, f"{path.name} imports {bad}"
 
 
-@pytest.mark.parametrize("room", [None, "analysis", "cli"])
+@pytest.mark.parametrize("room", [None, "analysis", "cli", "distributed"])
 def test_other_rooms_import_tensorflow_only_inside_functions(room):
     """`mobilenet_v2/__init__` loads `MobileNetV2` through importlib in `__getattr__`, a
     function: on first use, not at import."""
@@ -107,7 +107,7 @@ def test_other_rooms_import_tensorflow_only_inside_functions(room):
 def test_the_core_imports_no_room_above_it():
     """The core (top-level modules) may use `lite` (the classifier's engine switch) but not
     the tools or the CLI; the documented aliases are the exception they exist to be."""
-    above = ("mobilenet_v2.analysis", "mobilenet_v2.cli")
+    above = ("mobilenet_v2.analysis", "mobilenet_v2.cli", "mobilenet_v2.distributed")
     for path in modules():
         if module_name(path) in {"mobilenet_v2.dump", *ALIASES_OF_TF}:
             continue
@@ -115,10 +115,11 @@ def test_the_core_imports_no_room_above_it():
         assert not bad, f"{path.name} imports {bad}"
 
 
-def test_every_module_outside_tf_imports_without_tensorflow():
+def test_every_module_outside_tf_imports_without_tensorflow_or_ray():
+    """Ray, too, loads only when `--engine ray` runs: a core install imports everything."""
     names = [
         module_name(path)
-        for room in (None, "lite", "reference", "analysis", "cli")
+        for room in (None, "lite", "reference", "analysis", "cli", "distributed")
         for path in modules(room)
         if module_name(path) not in ALIASES_OF_TF
     ]
@@ -127,7 +128,8 @@ def test_every_module_outside_tf_imports_without_tensorflow():
         "import importlib, sys\n"
         f"for name in {names!r}:\n"
         "    importlib.import_module(name)\n"
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
+        "heavy = ('tensorflow', 'keras', 'ray')\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"
         "print(loaded[:5])\n"
         "sys.exit(1 if loaded else 0)\n"
     )

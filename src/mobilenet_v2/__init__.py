@@ -10,6 +10,8 @@ Rooms by dependency; a folder's name says what its modules may import (tests/tes
 - `tf/`: TensorFlow and Keras: layers, the model, weight files, conversion.
 - `analysis/`: dumps, tensor tables, compare, trace, evaluate, benchmark; TensorFlow only
   inside the functions given a Keras model.
+- `distributed/`: the Ray Data engine of `classify` and `evaluate`; Ray only inside its
+  functions, TensorFlow only in the workers given the TF model.
 - `cli/`: the `mobilenet-v2` command, one module per subcommand.
 
 Importing the package is cheap: TensorFlow loads only when `MobileNetV2` is first used or a

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mobilenet_v2.errors import MobileNetV2Error
-from mobilenet_v2.extras import require
+from mobilenet_v2.extras import missing_extra
 from mobilenet_v2.outputs import atomic_file, check_writable
 
 SUFFIXES = (".parquet", ".csv", ".jsonl")
@@ -86,9 +86,14 @@ def check_output(path: str | os.PathLike) -> None:
 
 
 def _pyarrow() -> Any:
-    return require(
-        ("pyarrow", "pyarrow.parquet"), "Parquet results", "parquet", "or write .csv / .jsonl"
-    )
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError as exc:
+        raise missing_extra(
+            exc, "pyarrow", "Parquet results", "parquet", "or write .csv / .jsonl"
+        ) from exc
+    return pyarrow
 
 
 def _schema(pa: Any) -> Any:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mobilenet_v2.errors import ImageError, MobileNetV2Error
-from mobilenet_v2.extras import require
+from mobilenet_v2.extras import missing_extra
 
 Source = Path | str
 # Extensions that directory expansion picks up (files named explicitly may have any).
@@ -132,7 +132,12 @@ def _filesystem(url: str) -> tuple[Any, str]:
 
 
 def _pyarrow() -> Any:
-    return require(("pyarrow", "pyarrow.fs"), "URL sources", "parquet")
+    try:
+        import pyarrow
+        import pyarrow.fs
+    except ImportError as exc:
+        raise missing_extra(exc, "pyarrow", "URL sources", "parquet") from exc
+    return pyarrow
 
 
 def _first_line(exc: BaseException) -> str:

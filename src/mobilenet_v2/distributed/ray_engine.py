@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from mobilenet_v2.errors import ImageError, MobileNetV2Error
-from mobilenet_v2.extras import require
+from mobilenet_v2.extras import missing_extra
 from mobilenet_v2.preprocess import decode_image, normalize, resize_image
 from mobilenet_v2.sources import Source, is_url
 
@@ -40,7 +40,12 @@ Geometry = tuple[tuple[int, int], str, float]  # (size, resize, crop_fraction)
 
 
 def _ray() -> Any:
-    return require(("ray", "ray.data"), "--engine ray", "ray")
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise missing_extra(exc, "ray", "--engine ray", "ray") from exc
+    return ray
 
 
 @contextmanager
