@@ -5,9 +5,9 @@ Keras user's pipeline, and the Ray engine (local, and 1 vs 2 local nodes).
 
 All figures come from one run on one machine, each the median of `--repeat` runs:
 
-- limits: `load_image` alone on the decode thread pool, and the INT8 model's `predict` alone
-  on images already in memory; together they share the CPUs, so the combined limit is
-  1 / (1/decode + 1/predict) images/s.
+- limits: decoding alone (`load_pixels` on the decode thread pool), and the INT8 model alone
+  (`predict_pixels` on every CPU, images already in memory); together they share the CPUs,
+  so the combined limit is 1 / (1/decode + 1/predict) images/s.
 - `classify --model INT8 --output` and `classify --weights` (TF float), whole process
   (start-up included), images / wall seconds.
 - a Keras user's pipeline: `tf.data` (read, `decode_jpeg`, resize to 224, `preprocess_input`)
@@ -73,24 +73,26 @@ def whole_process(args: list[str], count: int) -> tuple[float, float | None]:
 def limits(model: Path, images: list[Path], repeat: int) -> tuple[float, float]:
     import numpy as np
 
-    from mobilenet_v2.classifier import load_tflite, preprocessing_for
-    from mobilenet_v2.preprocess import decode_pool, load_image
+    from mobilenet_v2.classifier import load_tflite, predict_pixels, preprocessing_for
+    from mobilenet_v2.preprocess import decode_pool, load_pixels
 
-    classifier = load_tflite(model)
+    # As classify runs them: decoding to uint8 on the thread pool; the model on every CPU.
+    classifier = load_tflite(model, num_threads=os.cpu_count())
     prep = preprocessing_for(classifier)
+    geometry = {k: prep[k] for k in ("size", "resize", "crop_fraction")}
 
     def decode() -> float:
         start = time.perf_counter()
         with decode_pool() as pool:
-            list(pool.map(lambda p: load_image(p, **prep), images))
+            list(pool.map(lambda p: load_pixels(p, **geometry, draft=True), images))
         return len(images) / (time.perf_counter() - start)
 
-    batch = np.stack([load_image(p, **prep) for p in images])
+    pixels = np.stack([load_pixels(p, **geometry) for p in images])
 
     def predict() -> float:
         start = time.perf_counter()
-        for i in range(0, len(batch), 32):
-            classifier.predict(batch[i : i + 32])
+        for i in range(0, len(pixels), 32):
+            predict_pixels(classifier, pixels[i : i + 32], prep["mean"], prep["std"])
         return len(images) / (time.perf_counter() - start)
 
     return median_of(repeat, decode), median_of(repeat, predict)
@@ -173,8 +175,8 @@ def main() -> None:
     two_nodes = ray_nodes(model, copies, 4 * count, 2, result)
 
     rows = [
-        ["`load_image` alone, decode thread pool", f"{decode:.0f}", ""],
-        ["INT8 `predict` alone, images in memory", f"{predict:.0f}", ""],
+        ["decoding alone (`load_pixels`, decode thread pool)", f"{decode:.0f}", ""],
+        ["INT8 model alone (`predict_pixels`, images in memory)", f"{predict:.0f}", ""],
         ["combined limit 1 / (1/decode + 1/predict)", f"{combined:.0f}", "1.00 (reference)"],
         [
             "`classify --model INT8 --output`, whole process",

@@ -93,15 +93,15 @@ def test_an_interrupted_run_leaves_a_journal_that_resume_continues(images, tmp_p
     from mobilenet_v2.lite.interpreter import TFLiteClassifier
 
     calls = []
-    predict = TFLiteClassifier.predict
+    predict = TFLiteClassifier.predict_pixels
 
-    def failing(self, batch):
+    def failing(self, batch, mean, std):
         calls.append(len(batch))
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return predict(self, batch)
+        return predict(self, batch, mean, std)
 
-    monkeypatch.setattr(TFLiteClassifier, "predict", failing)
+    monkeypatch.setattr(TFLiteClassifier, "predict_pixels", failing)
     out = tmp_path / "results.parquet"
     assert classify(str(images), "--output", str(out), "--batch-size", "2") == 130
     assert not out.exists() and leftovers(tmp_path) == [journal_path(out).name]
@@ -208,7 +208,9 @@ def test_an_image_whose_classes_all_score_zero_is_a_row_with_no_classes(tmp_path
 
     from mobilenet_v2.lite.interpreter import TFLiteClassifier
 
-    monkeypatch.setattr(TFLiteClassifier, "predict", lambda self, x: np.zeros((len(x), 1000)))
+    monkeypatch.setattr(
+        TFLiteClassifier, "predict_pixels", lambda self, x, mean, std: np.zeros((len(x), 1000))
+    )
     out = tmp_path / "results.jsonl"
     assert classify(str(IMAGES / "parrot.jpg"), "--output", str(out)) == 0
     (row,) = read_results(out)

@@ -707,3 +707,27 @@ def test_input_quantization_rounds_halves_as_litert_own_quantize(
     y = np.zeros((1, *ours.input_size, 3), np.float32)
     y.reshape(-1)[:5] = halves * np.float32(in_scale)
     np.testing.assert_array_equal(ours.quantize_input(y).reshape(-1)[:5] - in_zero_point, expected)
+
+
+@pytest.mark.parametrize("model", ["fixture", "int8", "float32_io"])
+@pytest.mark.parametrize("mean, std", [(127.5, 127.5), (128.0, 128.0), (100.0, 60.0)])
+def test_predict_pixels_is_predict_of_the_normalized_pixels_to_the_bit(model, mean, std, request):
+    """The table that `classify` quantizes uint8 pixels through is the same arithmetic as
+    normalizing to float32 and quantizing: equal scores for any mean and std, on the
+    optimized and the reference kernels (which round halves differently)."""
+    from mobilenet_v2.lite.interpreter import TFLiteClassifier
+    from mobilenet_v2.preprocess import load_pixels, normalize
+
+    path = {
+        "fixture": lambda: FIXTURE_TFLITE,
+        "int8": lambda: request.getfixturevalue("int8_model"),
+        "float32_io": lambda: request.getfixturevalue("int8_float_io_model"),
+    }[model]()
+    pixels = np.stack([load_pixels(IMAGES / n) for n in ("parrot.jpg", "cat.bmp")])
+    pixels[0, :16, :16] = np.arange(256, dtype=np.uint8).reshape(16, 16, 1)  # every level
+    for reference in (False, True):
+        classifier = TFLiteClassifier(path, reference_kernels=reference)
+        np.testing.assert_array_equal(
+            classifier.predict_pixels(pixels, mean, std),
+            classifier.predict(normalize(pixels, mean, std)),
+        )

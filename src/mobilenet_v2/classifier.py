@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from mobilenet_v2.lite.interpreter import TFLiteClassifier
-from mobilenet_v2.preprocess import load_image
+from mobilenet_v2.preprocess import load_image, normalize
 
 
 class Classifier(Protocol):
@@ -77,6 +77,17 @@ def preprocessing_record(classifier: Classifier, overrides: dict[str, Any]) -> d
     """`preprocessing_for` as JSON-ready values (lists for tuples), for reports and manifests."""
     prep = preprocessing_for(classifier, **overrides)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in prep.items()}
+
+
+def predict_pixels(
+    classifier: Classifier, pixels: np.ndarray, mean: float, std: float
+) -> np.ndarray:
+    """Scores for uint8 (N, H, W, 3) pixels normalized by `(x - mean) / std`: LiteRT models
+    quantize them through a table (`TFLiteClassifier.predict_pixels`), others get floats."""
+    fast = getattr(classifier, "predict_pixels", None)
+    if fast is not None:
+        return fast(pixels, mean, std)
+    return classifier.predict(normalize(pixels, mean, std))
 
 
 def load_for(classifier: Classifier, path: str | os.PathLike, **overrides: Any) -> np.ndarray:

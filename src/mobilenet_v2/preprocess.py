@@ -117,7 +117,7 @@ def resize_image(
 
 
 def load_image(
-    path: str | os.PathLike,
+    path: Source | os.PathLike,
     size: int | tuple[int, int] = 224,
     resize: str = "crop",
     crop_fraction: float = 0.875,
@@ -130,8 +130,20 @@ def load_image(
     `draft`: decode large JPEGs at a reduced scale (see `decode_image`): for classifying
     many photos; off by default, so that golden tensors come from the full decode."""
     check_normalization(mean, std)
+    return normalize(load_pixels(path, size, resize, crop_fraction, draft), mean, std)
+
+
+def load_pixels(
+    path: Source | os.PathLike,
+    size: int | tuple[int, int] = 224,
+    resize: str = "crop",
+    crop_fraction: float = 0.875,
+    draft: bool = False,
+) -> np.ndarray:
+    """Decode and resize one image: uint8 (height, width, 3), before normalization (a
+    quarter of float32's size; `normalize` gives the network's input)."""
     img = decode_image(path, size, resize, crop_fraction) if draft else decode_image(path)
-    return preprocess_image(img, size, resize, crop_fraction, mean, std)
+    return np.asarray(resize_image(img, size, resize, crop_fraction))
 
 
 def preprocess_image(

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from mobilenet_v2.classifier import Classifier, kernels_of, preprocessing_for
+from mobilenet_v2.classifier import Classifier, kernels_of, predict_pixels, preprocessing_for
 from mobilenet_v2.errors import ImageError, MobileNetV2Error
 from mobilenet_v2.labels import synset_to_index
 from mobilenet_v2.outputs import markdown_table
@@ -22,7 +22,7 @@ from mobilenet_v2.preprocess import (
     decode_pool,
     decoded_batches,
     list_images,
-    preprocess_image,
+    resize_image,
 )
 from mobilenet_v2.sources import Source, is_url
 
@@ -167,8 +167,9 @@ def _batches(
             for classifier, prep in zip(classifiers, preps, strict=True):
                 top = np.full((len(batch), 5), -1)
                 if good:
-                    prepare = functools.partial(_preprocess, prep=prep)
-                    scores = classifier.predict(np.stack(list(pool.map(prepare, good))))
+                    resize = functools.partial(_resize, prep=prep)
+                    pixels = np.stack(list(pool.map(resize, good)))
+                    scores = predict_pixels(classifier, pixels, prep["mean"], prep["std"])
                     top[[not f for f in failed]] = np.argsort(-scores, axis=1, kind="stable")[:, :5]
                 ranks.append(top)
             yield positions, failed, ranks
@@ -189,8 +190,8 @@ def _ray_batches(
             yield ranked.positions, ranked.errors, ranked.classes
 
 
-def _preprocess(img, prep: dict[str, Any]) -> np.ndarray:
-    return preprocess_image(img, **prep)
+def _resize(img, prep: dict[str, Any]) -> np.ndarray:
+    return np.asarray(resize_image(img, prep["size"], prep["resize"], prep["crop_fraction"]))
 
 
 def markdown(report: dict[str, Any]) -> str:

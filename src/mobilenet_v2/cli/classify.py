@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from mobilenet_v2.classifier import model_identity, preprocessing_for
+from mobilenet_v2.classifier import model_identity, predict_pixels, preprocessing_for
 from mobilenet_v2.cli.parser import (
     UsageError,
     add_engine_flags,
@@ -27,7 +27,7 @@ from mobilenet_v2.cli.parser import (
 )
 from mobilenet_v2.errors import ImageError, MobileNetV2Error
 from mobilenet_v2.labels import decode_predictions, imagenet_classes
-from mobilenet_v2.preprocess import decoded_batches, list_images, load_image
+from mobilenet_v2.preprocess import decoded_batches, list_images, load_pixels
 from mobilenet_v2.results import (
     SUFFIXES,
     Journal,
@@ -145,19 +145,20 @@ class Ranking:
             yield from self._ray(images)
             return
 
+        prep = self.prep
+        geometry = {k: prep[k] for k in ("size", "resize", "crop_fraction")}
+
         def load(path: Source) -> np.ndarray | MobileNetV2Error:
             try:  # draft: large JPEGs decode at a reduced scale, as on the Ray engine
-                return load_image(path, **self.prep, draft=True)
+                return load_pixels(path, **geometry, draft=True)
             except MobileNetV2Error as exc:
                 return exc
 
         for batch, loaded in decoded_batches(images, self.args.batch_size, load):
             good = [x for x in loaded if isinstance(x, np.ndarray)]
-            tops = iter(
-                decode_predictions(self.classifier.predict(np.stack(good)), self.args.top)
-                if good
-                else ()
-            )
+            if good:
+                scores = predict_pixels(self.classifier, np.stack(good), prep["mean"], prep["std"])
+            tops = iter(decode_predictions(scores, self.args.top) if good else ())
             yield batch, [x if isinstance(x, MobileNetV2Error) else next(tops) for x in loaded]
 
     def _ray(self, images: list[Source]) -> Iterator[tuple[list[Source], list[Result]]]:

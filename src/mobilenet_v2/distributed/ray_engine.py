@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from mobilenet_v2.classifier import predict_pixels
 from mobilenet_v2.errors import ImageError, MobileNetV2Error
 from mobilenet_v2.extras import missing_extra
-from mobilenet_v2.preprocess import decode_image, normalize, resize_image
+from mobilenet_v2.preprocess import decode_image, resize_image
 from mobilenet_v2.sources import Source, is_url
 
 Geometry = tuple[tuple[int, int], str, float]  # (size, resize, crop_fraction)
@@ -200,7 +201,8 @@ class Rank:
             path.parent.mkdir()
             path.write_bytes(model.content)
             if model.kind == "tflite":
-                loaded = load_tflite(path, model.num_threads, model.xnnpack)
+                # One thread unless told: the worker holds one CPU; the others decode.
+                loaded = load_tflite(path, model.num_threads or 1, model.xnnpack)
             else:
                 loaded = load_keras(str(path), model.alpha, model.size)
             self.classifiers.append(loaded)
@@ -217,8 +219,8 @@ class Rank:
             classes = np.full((count, self.top), -1, np.int32)
             scores = np.zeros((count, self.top), np.float32)
             if good.any():
-                x = normalize(batch[f"pixels_{model.geometry}"][good], model.mean, model.std)
-                predicted = classifier.predict(x)
+                pixels = batch[f"pixels_{model.geometry}"][good]
+                predicted = predict_pixels(classifier, pixels, model.mean, model.std)
                 best = np.argsort(-predicted, axis=1, kind="stable")[:, : self.top]
                 classes[good] = best
                 scores[good] = np.take_along_axis(predicted, best, axis=1)

@@ -20,6 +20,7 @@ from mobilenet_v2.lite.tflite_file import (
     read_preprocessing,
     round_half_away,
 )
+from mobilenet_v2.preprocess import normalize
 
 
 class TFLiteClassifier:
@@ -136,15 +137,28 @@ class TFLiteClassifier:
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self._output["index"])
 
+    def predict_pixels(self, pixels: np.ndarray, mean: float, std: float) -> np.ndarray:
+        """`predict(normalize(pixels, mean, std))` for uint8 (N, H, W, 3) pixels, to the bit,
+        without the float32 images: a pixel has 256 values, so normalizing and quantizing
+        go through one table built with the same arithmetic (a gather instead of six passes
+        over every image)."""
+        levels = normalize(np.arange(256, dtype=np.uint8), mean, std)
+        table = self._quantize(levels) if self.input_dtype.kind != "f" else levels
+        return self._run(table.astype(self.input_dtype)[np.asarray(pixels, np.uint8)])
+
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Scores (N, classes without background) for preprocessed float32 (N, H, W, 3)."""
-        images = np.asarray(images, np.float32)
-        if images.ndim != 4 or images.shape[1:3] != self.input_size:
+        return self._run(self._quantize(np.asarray(images, np.float32)))
+
+    def _run(self, model_input: np.ndarray) -> np.ndarray:
+        if model_input.ndim != 4 or model_input.shape[1:3] != self.input_size:
             raise ValueError(
                 f"{self.path}: expects images of {self.input_size[0]}x{self.input_size[1]}; "
-                f"received shape {images.shape}"
+                f"received shape {model_input.shape}"
             )
         scores = []
-        for image in images:  # one at a time: works for fixed-batch models too
-            scores.append(self._dequantize(self.invoke(self._quantize(image[None])))[0])
+        # One at a time: works for fixed-batch models too, and a batch of 8 or 32 is no
+        # faster with XNNPACK (measured, Intel Xeon: 244 img/s at batch 1, 176 at 32).
+        for image in model_input:
+            scores.append(self._dequantize(self.invoke(image[None]))[0])
         return np.stack(scores)[:, self.label_offset :]
