@@ -197,3 +197,10 @@ def test_without_ray_the_engine_names_the_extra(monkeypatch, capsys):
     assert main([*args, "--engine", "ray"]) == 1
     err = capsys.readouterr().err
     assert "pip install 'mobilenet-v2[ray]'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_random_weights_are_refused_before_ray_starts(capsys):
+    """Every worker would draw its own random model: refused, in one line."""
+    assert main(["classify", str(IMAGES / "cat.bmp"), "--weights", "none", "--engine", "ray"]) == 1
+    err = capsys.readouterr().err
+    assert "--engine ray needs a weights file" in err and len(err.strip().splitlines()) == 1

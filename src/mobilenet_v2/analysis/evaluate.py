@@ -183,8 +183,9 @@ def _ray_batches(
     address: str | None,
     workers: int | None,
 ) -> Iterator[Batch]:
-    from mobilenet_v2.distributed.ray_engine import RayJob, connected
+    from mobilenet_v2.distributed.ray_engine import RayJob, check_shippable, connected
 
+    check_shippable(classifiers)
     with connected(address):
         for ranked in RayJob(sources, classifiers, preps, 5, size, workers):
             yield ranked.positions, ranked.errors, ranked.classes

@@ -20,10 +20,10 @@ from mobilenet_v2.cli.parser import (
     add_engine_flags,
     add_input_flags,
     add_model_flags,
+    check_engine_flags,
     load_classifiers,
     model_paths,
     positive_int,
-    refuse_engine_flags,
 )
 from mobilenet_v2.errors import ImageError, MobileNetV2Error
 from mobilenet_v2.labels import decode_predictions, imagenet_classes
@@ -48,7 +48,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     classify = commands.add_parser(
         "classify", help="classify images", description="Top-K ImageNet classes per image."
     )
-    classify.add_argument("inputs", nargs="+", metavar="IMAGE|DIR")
+    classify.add_argument("inputs", nargs="+", metavar="IMAGE|DIR|GLOB|URL")
     add_model_flags(classify)
     classify.add_argument(
         "--size", type=positive_int, default=None, help="TF model input size (224)"
@@ -56,7 +56,6 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_input_flags(classify)
     add_engine_flags(classify)
     classify.add_argument("--top", type=positive_int, default=5, help="classes per image (5)")
-    classify.add_argument("--batch-size", type=positive_int, default=32, help="images (32)")
     classify.add_argument("--json", action="store_true", help="one JSON object per image")
     classify.add_argument(
         "--output",
@@ -81,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--json prints to stdout; --output writes a file: give one")
     if args.resume and not args.output:
         raise UsageError("--resume continues an --output file")
-    refuse_engine_flags(args)
+    check_engine_flags(args)
     if args.output:
         if result_format(args.output) is None:
             raise UsageError(
@@ -162,10 +161,11 @@ class Ranking:
             yield batch, [x if isinstance(x, MobileNetV2Error) else next(tops) for x in loaded]
 
     def _ray(self, images: list[Source]) -> Iterator[tuple[list[Source], list[Result]]]:
-        from mobilenet_v2.distributed.ray_engine import RayJob, connected
+        from mobilenet_v2.distributed.ray_engine import RayJob, check_shippable, connected
 
         classes = imagenet_classes()
         args = self.args
+        check_shippable([self.classifier])
         with connected(args.ray_address):
             job = RayJob(
                 images, [self.classifier], [self.prep], args.top, args.batch_size, args.workers

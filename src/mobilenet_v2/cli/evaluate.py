@@ -9,12 +9,12 @@ import sys
 from mobilenet_v2.cli.parser import (
     add_engine_flags,
     add_model_flags,
+    check_engine_flags,
     load_classifiers,
     model_paths,
     non_negative_int,
     positive_int,
     refuse,
-    refuse_engine_flags,
 )
 from mobilenet_v2.preprocess import RESIZE_MODES
 
@@ -38,7 +38,6 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--seed", type=non_negative_int, default=None, metavar="K", help="--limit's draw (0)"
     )
-    evaluate.add_argument("--batch-size", type=positive_int, default=32)
     add_engine_flags(evaluate)
     evaluate.add_argument("--json", action="store_true")
     return evaluate
@@ -49,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from mobilenet_v2.machine import describe, machine_info
 
     models = model_paths(args)  # flags first: before any image is listed or model loaded
-    refuse_engine_flags(args)
+    check_engine_flags(args)
     if args.limit is None:
         refuse(args, ("--seed",), "draws the --limit sample; without --limit all images count")
     images = evaluate.labelled_images(args.directory, args.limit, args.seed or 0)

@@ -180,10 +180,24 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
         "the cluster's CPUs; the other half decodes)",
     )
 
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        metavar="B",
+        help="images per batch (default: 32; 128 with --engine ray, where every batch costs "
+        "a scheduling round)",
+    )
 
-def refuse_engine_flags(args: argparse.Namespace) -> None:
+
+def check_engine_flags(args: argparse.Namespace) -> None:
+    """Refuse what the chosen engine would ignore; settle the engine's batch size."""
     if args.engine != "ray":
         refuse(args, ("--ray-address", "--workers"), "applies to --engine ray")
+    if args.batch_size is None:
+        from mobilenet_v2.distributed.ray_engine import RAY_BATCH
+
+        args.batch_size = RAY_BATCH if args.engine == "ray" else 32
 
 
 class UsageError(MobileNetV2Error):
