@@ -187,3 +187,22 @@ def test_decoded_batches_decode_the_next_batch_while_this_one_is_used():
     assert second_batch_started.wait(timeout=10)
     assert 4 not in started
     assert list(batches) == [([2, 3], [20, 30]), ([4], [40])]
+
+
+def test_draft_decodes_a_large_jpeg_at_a_reduced_scale_never_below_twice_the_need(tmp_path):
+    """A 2048 x 1536 JPEG for a 224 crop of 87.5 %: the crop reads 1344 pixels, so 1/2 scale
+    (672 >= 2 x 224) and not 1/4 (336 < 448); a PNG, and no size, decode in full."""
+    from PIL import Image
+
+    from mobilenet_v2.preprocess import load_pixels
+
+    image = Image.new("RGB", (2048, 1536), (200, 100, 50))
+    image.save(tmp_path / "big.jpg", quality=90)
+    image.save(tmp_path / "big.png")
+    assert decode_image(tmp_path / "big.jpg", 224).size == (1024, 768)
+    assert decode_image(tmp_path / "big.jpg").size == (2048, 1536)
+    assert decode_image(tmp_path / "big.png", 224).size == (2048, 1536)
+    assert decode_image(tmp_path / "big.jpg", 224, "crop", 0.5).size == (2048, 1536)
+    pixels = load_pixels(tmp_path / "big.jpg", draft=True)
+    assert pixels.shape == (224, 224, 3)
+    np.testing.assert_allclose(pixels.mean(axis=(0, 1)), (200, 100, 50), atol=2)

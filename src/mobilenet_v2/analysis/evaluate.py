@@ -87,6 +87,7 @@ def evaluate(
     engine: str = "default",
     ray_address: str | None = None,
     workers: int | None = None,
+    draft: bool = False,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Decode each image once, feed every model its own preprocessing, count hits; in this
@@ -96,9 +97,9 @@ def evaluate(
     top5: dict[int, list[np.ndarray]] = {}  # input position -> top-5 per model
     errors: dict[int, str] = {}
     if engine == "ray":
-        batches = _ray_batches(classifiers, preps, sources, batch_size, ray_address, workers)
+        batches = _ray_batches(classifiers, preps, sources, batch_size, ray_address, workers, draft)
     else:
-        batches = _batches(classifiers, preps, sources, batch_size)
+        batches = _batches(classifiers, preps, sources, batch_size, draft)
     with tqdm(
         total=len(images),
         unit="img",
@@ -144,15 +145,20 @@ Batch = tuple[list[int], list[str], list[np.ndarray]]  # positions, errors, top-
 
 
 def _batches(
-    classifiers: list[Classifier], preps: list[dict[str, Any]], sources: list[Path], size: int
+    classifiers: list[Classifier],
+    preps: list[dict[str, Any]],
+    sources: list[Path],
+    size: int,
+    draft: bool,
 ) -> Iterator[Batch]:
     """In this process: the next batch decodes on the pool while this one is classified."""
     geometries = {(tuple(p["size"]), p["resize"], p["crop_fraction"]) for p in preps}
-    draft = next(iter(geometries)) if len(geometries) == 1 else None  # see decode_batch
+    # DCT scaling serves one size at a time (as decode_batch on the Ray engine)
+    reduced = next(iter(geometries)) if draft and len(geometries) == 1 else None
 
     def decode(path: Path) -> Any:
         try:
-            return decode_image(path, *draft) if draft else decode_image(path)
+            return decode_image(path, *reduced) if reduced else decode_image(path)
         except ImageError as exc:
             return exc
 
@@ -182,12 +188,13 @@ def _ray_batches(
     size: int,
     address: str | None,
     workers: int | None,
+    draft: bool,
 ) -> Iterator[Batch]:
     from mobilenet_v2.distributed.ray_engine import RayJob, check_shippable, connected
 
     check_shippable(classifiers)
     with connected(address):
-        for ranked in RayJob(sources, classifiers, preps, 5, size, workers):
+        for ranked in RayJob(sources, classifiers, preps, 5, size, workers, draft):
             yield ranked.positions, ranked.errors, ranked.classes
 
 

@@ -148,8 +148,8 @@ class Ranking:
         geometry = {k: prep[k] for k in ("size", "resize", "crop_fraction")}
 
         def load(path: Source) -> np.ndarray | MobileNetV2Error:
-            try:  # draft: large JPEGs decode at a reduced scale, as on the Ray engine
-                return load_pixels(path, **geometry, draft=True)
+            try:
+                return load_pixels(path, **geometry, draft=self.args.draft)
             except MobileNetV2Error as exc:
                 return exc
 
@@ -168,7 +168,13 @@ class Ranking:
         check_shippable([self.classifier])
         with connected(args.ray_address):
             job = RayJob(
-                images, [self.classifier], [self.prep], args.top, args.batch_size, args.workers
+                images,
+                [self.classifier],
+                [self.prep],
+                min(args.top, 1000),
+                args.batch_size,
+                args.workers,
+                args.draft,
             )
             for ranked in job:
                 results: list[Result] = []

@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         engine=args.engine,
         ray_address=args.ray_address,
         workers=args.workers,
+        draft=args.draft,
         resize=args.resize,
     )
     for message in report["skipped"]:

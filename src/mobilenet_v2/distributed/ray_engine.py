@@ -271,7 +271,7 @@ class RayJob:
     top: int
     batch_size: int = RAY_BATCH
     workers: int | None = None
-    draft: bool = True
+    draft: bool = False
     decode_nodes: set[str] = field(default_factory=set)
     rank_nodes: set[str] = field(default_factory=set)
 
