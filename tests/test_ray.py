@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -154,6 +155,19 @@ def test_bad_inputs_are_error_rows_and_the_good_ones_are_classified(engine, mixe
     assert rows["x.jpg"].error == f"{mixed / 'x.jpg'}: is a directory, not an image"
 
 
+def test_resume_on_ray_classifies_only_what_the_file_lacks(splits, tmp_path, capsys):
+    """Half the images classified by the default engine; the Ray engine resumes the rest,
+    and the output lists all of them once, in the inputs' order."""
+    out = tmp_path / "rows.parquet"
+    images = sorted(splits[1].iterdir())
+    args = ["--model", str(FIXTURE_TFLITE), "--output", str(out)]
+    assert main(["classify", *map(str, images[:100]), *args]) == 0
+    run = mobilenet_v2("classify", str(splits[1]), *args, "--resume", "--engine", "ray")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "150 of 150 images classified (100 kept from before)" in run.stderr
+    assert [r.path for r in read_results(out)] == [str(p) for p in images]
+
+
 def test_sources_may_be_globs_and_file_urls(tmp_path, capsys):
     out = tmp_path / "rows.jsonl"
     jpegs = f"{IMAGES}/*.jpg"
@@ -161,6 +175,23 @@ def test_sources_may_be_globs_and_file_urls(tmp_path, capsys):
     assert main(["classify", jpegs, url, "--model", str(FIXTURE_TFLITE), "--output", str(out)]) == 0
     paths = [r.path for r in read_results(out)]
     assert paths == [str(p) for p in sorted(IMAGES.glob("*.jpg"))] + [url]
+
+
+def test_a_url_folder_lists_urls_that_read_back(tmp_path, capsys):
+    """pyarrow lists decoded paths: a folder with a space must come back percent-encoded,
+    and a URL glob's `*` stays within one folder, as a local glob's does."""
+    folder = tmp_path / "my photos"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(IMAGES / "parrot.jpg", folder / "a.jpg")
+    shutil.copy(IMAGES / "hot_dog.jpg", folder / "sub" / "b.jpg")
+    out = tmp_path / "rows.jsonl"
+    args = ["--model", str(FIXTURE_TFLITE), "--output", str(out)]
+    assert main(["classify", folder.as_uri() + "/", *args]) == 0
+    rows = read_results(out)
+    assert [r.path for r in rows] == [(folder / "a.jpg").as_uri(), (folder / "sub/b.jpg").as_uri()]
+    assert "%20" in rows[0].path and all(r.error is None for r in rows)
+    assert main(["classify", folder.as_uri() + "/*.jpg", *args]) == 0
+    assert [r.path for r in read_results(out)] == [(folder / "a.jpg").as_uri()]
 
 
 @pytest.mark.parametrize(
@@ -183,12 +214,14 @@ def test_engine_flags_need_engine_ray(capsys):
         assert f"{flag[0]} applies to --engine ray" in capsys.readouterr().err
 
 
-def test_an_address_nobody_answers_at_fails_in_seconds(capsys):
+def test_an_address_nobody_answers_at_fails_in_seconds_leaving_nothing(tmp_path, capsys):
     args = ["classify", str(IMAGES / "cat.bmp"), "--model", str(FIXTURE_TFLITE)]
+    args += ["--output", str(tmp_path / "rows.csv")]
     assert main([*args, "--engine", "ray", "--ray-address", "127.0.0.1:9"]) == 1
     err = capsys.readouterr().err
     assert "cannot reach the Ray cluster at 127.0.0.1:9" in err
     assert len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # no output, no journal
 
 
 def test_without_ray_the_engine_names_the_extra(monkeypatch, capsys):

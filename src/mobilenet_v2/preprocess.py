@@ -41,14 +41,24 @@ def decode_image(
     docs/benchmarks.md. Refuses decompression bombs (more pixels than
     `PIL.Image.MAX_IMAGE_PIXELS`).
     """
-    name = source if is_url(source) else Path(source)
-    data = read_source(name)
-    if not data:
+    if size is not None:
+        check_resize(resize, crop_fraction)
+    if is_url(source):
+        name, data = source, read_source(source)
+        opened, empty = io.BytesIO(data), not data
+    else:  # opened lazily: the bomb check reads the header before any pixel
+        name = opened = Path(source)
+        if not name.exists():
+            raise ImageError(f"{name}: image not found")
+        if name.is_dir():
+            raise ImageError(f"{name}: is a directory, not an image")
+        empty = name.stat().st_size == 0
+    if empty:
         raise ImageError(f"{name}: empty file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
+            with Image.open(opened) as img:
                 if size is not None and img.format == "JPEG":
                     reduction = _draft_reduction(img.size, size, resize, crop_fraction)
                     if reduction >= 2:
@@ -73,7 +83,6 @@ def _draft_reduction(
     """How many times smaller than stored a JPEG may be decoded (1, 2, 4 or 8) so that the
     region the resize reads still has at least twice the output's pixels in each direction.
     Taken over both orientations, since EXIF may turn the image after decoding."""
-    check_resize(resize, crop_fraction)
     height, width = (size, size) if isinstance(size, int) else size
     spare = min(image_size) / max(width, height) / 2
     if resize == "crop":

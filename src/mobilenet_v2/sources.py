@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from mobilenet_v2.errors import ImageError, MobileNetV2Error
 from mobilenet_v2.extras import missing_extra
@@ -94,10 +95,9 @@ def read_source(source: Source) -> bytes:
 def _list_url(url: str) -> list[str]:
     pa = _pyarrow()
     fs, where = _filesystem(url)
-    prefix = url[: len(url) - len(where)] if url.endswith(where) else url.split("://")[0] + "://"
     pattern = None
     if _GLOB.search(where):  # list from the folder above the first wildcard, then match
-        pattern = where
+        pattern = _glob_pattern(where)
         where = where[: _GLOB.search(where).start()].rpartition("/")[0] or "/"
     try:
         info = fs.get_file_info(where)
@@ -112,10 +112,38 @@ def _list_url(url: str) -> list[str]:
     if pattern is None:
         files = [f for f in files if is_image_name(f)]
     else:
-        files = [f for f in files if fnmatch.fnmatchcase(f, pattern)]
+        files = [f for f in files if pattern.fullmatch(f)]
     if not files:
         raise ImageError(f"{url}: {'no files match' if pattern else 'contains no images'}")
-    return [prefix + f for f in files]
+    return [_url_of(url, f) for f in files]
+
+
+def _url_of(listed: str, found: str) -> str:
+    """The URL of a file found under the URL `listed`: the same scheme, host and query (a
+    region or an endpoint), and the file's path percent-encoded again (pyarrow lists decoded
+    paths; `my photos/a.jpg` must become `my%20photos/a.jpg` to be read back)."""
+    parts = urlsplit(listed)
+    path = found
+    if parts.netloc and found.startswith(parts.netloc + "/"):  # s3, gs: bucket/key
+        path = found[len(parts.netloc) :]
+    if not path.startswith("/"):
+        path = "/" + path
+    return urlunsplit((parts.scheme, parts.netloc, quote(path), parts.query, ""))
+
+
+def _glob_pattern(pattern: str) -> re.Pattern[str]:
+    """A glob as local globs read it: `*` and `?` within one folder, `**` across folders."""
+    regex = ""
+    for token in re.split(r"(\*\*/?|\*|\?)", pattern):
+        if token.startswith("**"):
+            regex += "(?:.*/)?" if token.endswith("/") else ".*"
+        elif token == "*":
+            regex += "[^/]*"
+        elif token == "?":
+            regex += "[^/]"
+        else:
+            regex += fnmatch.translate(token)[4:-3]  # brackets as fnmatch reads them
+    return re.compile(regex)
 
 
 def _filesystem(url: str) -> tuple[Any, str]:

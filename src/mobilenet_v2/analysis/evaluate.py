@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mobilenet_v2.classifier import Classifier, kernels_of, predict_pixels, preprocessing_for
-from mobilenet_v2.errors import ImageError, MobileNetV2Error
+from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.labels import synset_to_index
 from mobilenet_v2.outputs import markdown_table
 from mobilenet_v2.preprocess import (
@@ -93,6 +93,15 @@ def evaluate(
     """Decode each image once, feed every model its own preprocessing, count hits; in this
     process (`engine="default"`) or on Ray Data (`"ray"`, local or at `ray_address`)."""
     preps = [preprocessing_for(c, **overrides) for c in classifiers]
+    if draft and len({(tuple(p["size"]), p["resize"], p["crop_fraction"]) for p in preps}) > 1:
+        raise MobileNetV2Error(
+            "--draft needs the models to share one input size and resize: DCT scaling "
+            "decodes for one size at a time"
+        )
+    if engine == "ray":  # before the first image is read
+        from mobilenet_v2.distributed.ray_engine import preflight
+
+        preflight(classifiers, ray_address)
     sources = [path for path, _ in images]
     top5: dict[int, list[np.ndarray]] = {}  # input position -> top-5 per model
     errors: dict[int, str] = {}
@@ -159,7 +168,7 @@ def _batches(
     def decode(path: Path) -> Any:
         try:
             return decode_image(path, *reduced) if reduced else decode_image(path)
-        except ImageError as exc:
+        except MobileNetV2Error as exc:  # an image's, or its URL's: skipped
             return exc
 
     start = 0
@@ -167,8 +176,8 @@ def _batches(
         for batch, decoded in decoded_batches(sources, size, decode):
             positions = list(range(start, start + len(batch)))
             start += len(batch)
-            good = [img for img in decoded if not isinstance(img, ImageError)]
-            failed = [str(img) if isinstance(img, ImageError) else "" for img in decoded]
+            good = [img for img in decoded if not isinstance(img, MobileNetV2Error)]
+            failed = [str(img) if isinstance(img, MobileNetV2Error) else "" for img in decoded]
             ranks = []
             for classifier, prep in zip(classifiers, preps, strict=True):
                 top = np.full((len(batch), 5), -1)
@@ -190,9 +199,8 @@ def _ray_batches(
     workers: int | None,
     draft: bool,
 ) -> Iterator[Batch]:
-    from mobilenet_v2.distributed.ray_engine import RayJob, check_shippable, connected
+    from mobilenet_v2.distributed.ray_engine import RayJob, connected
 
-    check_shippable(classifiers)
     with connected(address):
         for ranked in RayJob(sources, classifiers, preps, 5, size, workers, draft):
             yield ranked.positions, ranked.errors, ranked.classes

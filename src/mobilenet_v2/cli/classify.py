@@ -96,14 +96,18 @@ def run(args: argparse.Namespace) -> int:
     )
     failures = 0
     short: list[Source] = []  # images with fewer than --top classes scoring above 0
+    if args.engine == "ray":  # before any output or journal exists
+        from mobilenet_v2.distributed.ray_engine import preflight
+
+        preflight([classifier], args.ray_address)
+    args.top = min(args.top, classifier_classes(classifier))
     ranking = Ranking(args, classifier, prep)
     if args.output:
         return classify_to_file(args, ranking, images)
 
     many = len(images) > 1
-    bar = tqdm(
-        total=len(images), unit="img", file=sys.stderr, disable=len(images) <= args.batch_size
-    )
+    quiet = len(images) <= args.batch_size or args.engine == "ray"  # Ray Data shows its own
+    bar = tqdm(total=len(images), unit="img", file=sys.stderr, disable=quiet)
     for batch, results in ranking.batches(images):
         for path, result in zip(batch, results, strict=True):
             if isinstance(result, MobileNetV2Error):
@@ -140,6 +144,8 @@ class Ranking:
         self.nodes: set[str] = set()  # where the Ray engine ran (decoding and inference)
 
     def batches(self, images: list[Source]) -> Iterator[tuple[list[Source], list[Result]]]:
+        if not images:  # e.g. --resume with nothing left: no Ray to start
+            return
         if self.args.engine == "ray":
             yield from self._ray(images)
             return
@@ -161,17 +167,16 @@ class Ranking:
             yield batch, [x if isinstance(x, MobileNetV2Error) else next(tops) for x in loaded]
 
     def _ray(self, images: list[Source]) -> Iterator[tuple[list[Source], list[Result]]]:
-        from mobilenet_v2.distributed.ray_engine import RayJob, check_shippable, connected
+        from mobilenet_v2.distributed.ray_engine import RayJob, connected
 
         classes = imagenet_classes()
         args = self.args
-        check_shippable([self.classifier])
         with connected(args.ray_address):
             job = RayJob(
                 images,
                 [self.classifier],
                 [self.prep],
-                min(args.top, 1000),
+                args.top,
                 args.batch_size,
                 args.workers,
                 args.draft,
@@ -192,6 +197,11 @@ class Ranking:
                     )
                 yield [images[p] for p in ranked.positions], results
                 self.nodes = job.decode_nodes | job.rank_nodes
+
+
+def classifier_classes(classifier: Any) -> int:
+    """How many classes the classifier ranks (ImageNet's 1000, background left out)."""
+    return getattr(classifier, "classes", 1000) - getattr(classifier, "label_offset", 0)
 
 
 def classify_to_file(args: argparse.Namespace, ranking: Ranking, images: list[Source]) -> int:
@@ -225,7 +235,8 @@ def classify_to_file(args: argparse.Namespace, ranking: Ranking, images: list[So
     journal.rewrite(earlier)
     failures = written = 0
     start = time.perf_counter()
-    bar = tqdm(total=len(todo), unit="img", file=sys.stderr, disable=len(todo) <= args.batch_size)
+    quiet = len(todo) <= args.batch_size or args.engine == "ray"  # Ray Data shows its own
+    bar = tqdm(total=len(todo), unit="img", file=sys.stderr, disable=quiet)
     try:
         for batch, results in ranking.batches(todo):
             rows = []
@@ -257,7 +268,9 @@ def classify_to_file(args: argparse.Namespace, ranking: Ranking, images: list[So
     journal.close()
     # The Ray engine returns rows as they finish: the output lists them in the inputs' order
     # (rows kept from an earlier run for other inputs first).
-    order = {path_key(path): i for i, path in enumerate(todo)}
+    order: dict[str, int] = {}
+    for i, path in enumerate(images):  # an input given twice: where it first appears
+        order.setdefault(path_key(path), i)
     rows = sorted(journal.rows(), key=lambda r: order.get(path_key(r.path), -1))
     write_results(output, rows, args.top)
     journal.remove()

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from mobilenet_v2.classifier import predict_pixels
-from mobilenet_v2.errors import ImageError, MobileNetV2Error
+from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.extras import missing_extra
 from mobilenet_v2.preprocess import decode_image, resize_image
 from mobilenet_v2.sources import Source, is_url
@@ -71,10 +71,11 @@ def connected(address: str | None = None) -> Iterator[Any]:
             log_to_driver=False,  # workers' TensorFlow and LiteRT chatter stays in Ray's logs
             logging_level="error",
         )
-    except (ConnectionError, TimeoutError, ValueError) as exc:
+    except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
+        if isinstance(exc, RuntimeError) and "version mismatch" not in str(exc).lower():
+            raise  # not the cluster's set-up: a bug
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise MobileNetV2Error(f"cannot connect to {where} ({message})") from None
+        raise MobileNetV2Error(f"cannot connect to {where} ({_first_line(exc)})") from None
     try:
         yield ray
     finally:
@@ -111,6 +112,16 @@ class WorkerModel:
     size: int = 224
     num_threads: int | None = None
     xnnpack: bool | None = None
+
+
+def preflight(classifiers: list[Any], address: str | None) -> None:
+    """What can fail before any work, checked before any output or journal is created:
+    the extra, the models, the cluster's address."""
+    _ray()
+    check_shippable(classifiers)
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        _check_reachable(address)
 
 
 def check_shippable(classifiers: list[Any]) -> None:
@@ -182,7 +193,7 @@ def decode_batch(
             for out, geometry in zip(pixels, geometries, strict=True):
                 out[i] = np.asarray(resize_image(img, *geometry))
             errors.append("")
-        except ImageError as exc:
+        except MobileNetV2Error as exc:  # the image's, or its URL's: a row, as by default
             errors.append(str(exc))
     node = ray.get_runtime_context().get_node_id()
     result = {"index": batch["index"], "error": np.array(errors, dtype=object)}
@@ -203,18 +214,20 @@ class Rank:
         self.models = models
         self.top = top
         self.node = ray.get_runtime_context().get_node_id()
-        self.folder = tempfile.TemporaryDirectory(prefix="mobilenet-v2-worker-")
         self.classifiers = []
-        for number, model in enumerate(models):
-            path = Path(self.folder.name, str(number), model.file_name)
-            path.parent.mkdir()
-            path.write_bytes(model.content)
-            if model.kind == "tflite":
-                # One thread unless told: the worker holds one CPU; the others decode.
-                loaded = load_tflite(path, model.num_threads or 1, model.xnnpack)
-            else:
-                loaded = load_keras(str(path), model.alpha, model.size)
-            self.classifiers.append(loaded)
+        # The files only while loading: both classifiers keep what they read in memory, so
+        # a worker that dies leaves nothing behind.
+        with tempfile.TemporaryDirectory(prefix="mobilenet-v2-worker-") as folder:
+            for number, model in enumerate(models):
+                path = Path(folder, str(number), model.file_name)
+                path.parent.mkdir()
+                path.write_bytes(model.content)
+                if model.kind == "tflite":
+                    # One thread unless told: the worker holds one CPU; the others decode.
+                    loaded = load_tflite(path, model.num_threads or 1, model.xnnpack)
+                else:
+                    loaded = load_keras(str(path), model.alpha, model.size)
+                self.classifiers.append(loaded)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if crash_file := os.environ.get("MOBILENET_V2_TEST_CRASH_ONCE"):
@@ -278,12 +291,13 @@ class RayJob:
     def __iter__(self) -> Iterator[Ranked]:
         import ray
         import ray.data
+        import ray.exceptions
 
         models, geometries = worker_models(ray, self.classifiers, self.preps)
-        located = [s if is_url(s) else os.path.abspath(s) for s in self.sources]
+        # Workers run elsewhere: local paths become absolute, without resolving `..`
+        located = [s if is_url(s) else os.path.join(os.getcwd(), s) for s in self.sources]
         spelled = {loc: str(src) for loc, src in zip(located, self.sources, strict=True)}
         context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = True
         context.print_on_execution_start = False
         items = [{"index": i, "source": str(s)} for i, s in enumerate(located)]
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -312,26 +326,62 @@ class RayJob:
                 memory=(2 if any(m.kind == "keras" for m in models) else 0.5) * 2**30,
             )
         )
-        seen: set[int] = set()
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            keep = [i for i, p in enumerate(batch["index"]) if int(p) not in seen]
-            seen.update(int(batch["index"][i]) for i in keep)
-            self.decode_nodes.update(batch["decode_node"])
-            self.rank_nodes.update(batch["rank_node"])
-            errors = []
-            for i in keep:  # messages name each input as it was given
-                error = str(batch["error"][i] or "")
-                where = located[int(batch["index"][i])]
-                if error.startswith(where + ":"):
-                    error = spelled[where] + error[len(where) :]
-                errors.append(error)
-            yield Ranked(
-                positions=[int(batch["index"][i]) for i in keep],
-                errors=errors,
-                classes=[batch[f"classes_{m}"][keep] for m in range(len(models))],
-                scores=[batch[f"scores_{m}"][keep] for m in range(len(models))],
-            )
-        if len(seen) != len(self.sources):
+        # Results come as batches finish; they go out in the inputs' order (a reorder
+        # buffer of small rows), each input once: a retried batch cannot add a row.
+        pending: dict[int, tuple[str, list[np.ndarray], list[np.ndarray]]] = {}
+        done = 0
+        try:
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                self.decode_nodes.update(batch["decode_node"])
+                self.rank_nodes.update(batch["rank_node"])
+                for row, position in enumerate(int(p) for p in batch["index"]):
+                    if position < done or position in pending:
+                        continue
+                    error = str(batch["error"][row] or "")
+                    where = located[position]  # messages name each input as it was given
+                    if error.startswith(where + ":"):
+                        error = spelled[where] + error[len(where) :]
+                    classes = [batch[f"classes_{m}"][row] for m in range(len(models))]
+                    scores = [batch[f"scores_{m}"][row] for m in range(len(models))]
+                    pending[position] = (error, classes, scores)
+                ready = []
+                while done in pending:
+                    ready.append(done)
+                    done += 1
+                if ready:
+                    rows = [pending.pop(p) for p in ready]
+                    yield Ranked(
+                        positions=ready,
+                        errors=[error for error, _, _ in rows],
+                        classes=[np.stack([r[1][m] for r in rows]) for m in range(len(models))],
+                        scores=[np.stack([r[2][m] for r in rows]) for m in range(len(models))],
+                    )
+        except ray.exceptions.RayError as exc:
+            raise _ray_failure(exc) from exc
+        if done != len(self.sources) or pending:
             raise RuntimeError(
-                f"Ray returned {len(seen)} results for {len(self.sources)} inputs"
+                f"Ray returned {done + len(pending)} results for {len(self.sources)} inputs"
             )  # a bug, not a user error: the CLI reports it as internal
+
+
+def _ray_failure(exc: BaseException) -> Exception:
+    """A failed Ray job in one line: a worker that cannot import what it needs is the
+    cluster's set-up (every node needs the package and its extras), anything else a bug."""
+    seen, cause = [], exc
+    while cause is not None and len(seen) < 10:
+        seen.append(cause)
+        cause = getattr(cause, "cause", None) or cause.__cause__
+    root = seen[-1]
+    missing = next((e for e in seen if isinstance(e, ImportError)), None)
+    if missing is not None:
+        return MobileNetV2Error(
+            f"a Ray worker cannot import {missing.name or 'a module'} ({_first_line(missing)}): "
+            "install the same mobilenet-v2 with its [ray] extra, and [tf] for --weights, on "
+            "every node"
+        )
+    return RuntimeError(f"the Ray job failed: {type(root).__name__}: {_first_line(root)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # Ray colours its messages
+    return (text.strip().splitlines() or [type(exc).__name__])[0]
