@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -63,6 +64,7 @@ def test_ray_gives_the_default_engines_rows(model, int8_model, tmp_path, capsys)
     run = mobilenet_v2("classify", str(SAMPLE), *flags, "--output", str(ray), "--engine", "ray")
     assert run.returncode == 0, run.stderr[-2000:]
     assert f"wrote {ray}: 500 of 500 images classified, 0 with an error" in run.stderr
+    assert re.search(r"images/s on 1 Ray node\n", run.stderr)
     assert_same_rows(read_results(ray), read_results(default))
     assert len(read_results(ray)) == 500
 
@@ -111,7 +113,8 @@ def test_a_two_node_cluster_shares_the_work_and_reads_urls(tmp_path):
     finally:
         cluster.shutdown()
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "192 of 192 images classified on 2 Ray nodes, 0 with an error" in run.stderr
+    assert "192 of 192 images classified, 0 with an error" in run.stderr
+    assert re.search(r"images/s on 2 Ray nodes\n", run.stderr)
     rows = read_results(out)
     assert [r.path for r in rows] == [p.as_uri() for p in images]
     assert all(r.error is None and r.synsets for r in rows)

@@ -214,7 +214,9 @@ def classify_to_file(args: argparse.Namespace, ranking: Ranking, images: list[So
     if args.resume:  # what the output and an interrupted run's journal hold, minus failures
         kept = {path_key(r.path): r for r in read_results(output) + journal.rows()}
         earlier = [r for r in kept.values() if r.error is None]
-        other = next((r for r in earlier if r.model_sha256 != model_sha256), None)
+        other = next(
+            (r for r in earlier if (r.model, r.model_sha256) != (model, model_sha256)), None
+        )
         if other is not None:
             raise MobileNetV2Error(
                 f"{output}: holds results of another model ({other.model}, sha256 "
@@ -277,8 +279,8 @@ def classify_to_file(args: argparse.Namespace, ranking: Ranking, images: list[So
     seconds = time.perf_counter() - start
     rate = f", {len(todo) / seconds:.1f} images/s" if todo and seconds > 0 else ""
     kept_note = f" ({len(earlier)} kept from before)" if earlier else ""
-    if len(ranking.nodes) > 1:
-        kept_note += f" on {len(ranking.nodes)} Ray nodes"
+    if ranking.nodes:
+        rate += f" on {len(ranking.nodes)} Ray node{'s' if len(ranking.nodes) > 1 else ''}"
     print(
         f"wrote {output}: {len(todo) - failures} of {len(todo)} images classified"
         f"{kept_note}, {failures} with an error{rate}",

@@ -66,7 +66,9 @@ def connected(address: str | None = None) -> Iterator[Any]:
         _check_reachable(address)
     try:
         ray.init(
-            address=address,
+            # "local": a new instance of our own, even where a `ray start` cluster runs
+            # (which `address=None` would join)
+            address=address or "local",
             include_dashboard=False,
             log_to_driver=False,  # workers' TensorFlow and LiteRT chatter stays in Ray's logs
             logging_level="error",
@@ -74,8 +76,13 @@ def connected(address: str | None = None) -> Iterator[Any]:
     except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
         if isinstance(exc, RuntimeError) and "version mismatch" not in str(exc).lower():
             raise  # not the cluster's set-up: a bug
-        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        raise MobileNetV2Error(f"cannot connect to {where} ({_first_line(exc)})") from None
+        if not address:
+            raise MobileNetV2Error(f"cannot start Ray here ({_first_line(exc)})") from None
+        raise MobileNetV2Error(
+            f"cannot connect to the Ray cluster at {address} ({_first_line(exc)}); a cluster "
+            "started by Ray 2.59 or later also wants RAY_AUTH_MODE=token and its token "
+            "(RAY_AUTH_TOKEN, see `ray get-auth-token` on the head) here"
+        ) from None
     try:
         yield ray
     finally:
