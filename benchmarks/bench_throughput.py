@@ -75,10 +75,12 @@ def limits(model: Path, images: list[Path], repeat: int) -> tuple[float, float]:
     import numpy as np
 
     from mobilenet_v2.classifier import load_tflite, predict_pixels, preprocessing_for
-    from mobilenet_v2.preprocess import decode_pool, load_pixels
 
     # As classify runs them: decoding to uint8 on the thread pool; the model on every CPU.
-    classifier = load_tflite(model, num_threads=os.cpu_count())
+    from mobilenet_v2.machine import usable_cpus
+    from mobilenet_v2.preprocess import decode_pool, load_pixels
+
+    classifier = load_tflite(model, num_threads=usable_cpus())
     prep = preprocessing_for(classifier)
     geometry = {k: prep[k] for k in ("size", "resize", "crop_fraction")}
 

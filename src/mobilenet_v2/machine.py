@@ -18,16 +18,22 @@ KERNEL_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "am
 PACKAGES = ("mobilenet-v2", "ai-edge-litert", "numpy", "pillow", "tensorflow", "keras")
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, which containers narrow), not the
+    machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 @cache
 def machine_info() -> dict[str, Any]:
     """CPU model and ISA flags, core counts, Python and the installed versions of PACKAGES
     (read from package metadata, so nothing heavy is imported)."""
     cpu = _cpuinfo()
     flags = set(cpu.get("flags", "").split())
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = os.cpu_count()
+    usable = usable_cpus()
     return {
         "cpu": cpu.get("model name") or platform.processor() or platform.machine(),
         "cpu_id": {k: cpu[k] for k in ("vendor_id", "cpu family", "model") if k in cpu},

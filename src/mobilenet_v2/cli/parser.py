@@ -12,6 +12,7 @@ from typing import NoReturn
 
 from mobilenet_v2.classifier import load_keras, load_tflite
 from mobilenet_v2.errors import MobileNetV2Error, ModelFileError
+from mobilenet_v2.machine import usable_cpus
 from mobilenet_v2.preprocess import RESIZE_MODES, check_normalization
 
 PROG = "mobilenet-v2"
@@ -258,7 +259,7 @@ def load_classifiers(args: argparse.Namespace, models: list[str]) -> list:
     if threads is None and getattr(args, "engine", None) == "default":
         # A throughput job: LiteRT's default is one thread, which leaves a core idle
         # whenever decoding waits on inference (2 cores: 157-173 -> 189-192 img/s).
-        threads = os.cpu_count() or 1
+        threads = usable_cpus()
     found = [load_tflite(m, threads, args.xnnpack) for m in models]
     for classifier in found:
         if classifier.classes - classifier.label_offset != 1000:
