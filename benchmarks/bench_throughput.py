@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -215,6 +216,8 @@ def main() -> None:
     ]
     print(markdown_table(["", "images/s", "ratio"], rows, text_columns=1))
     print(f"\n{count} images from {args.images}; median of {args.repeat}; {describe()}")
+    if not args.out:  # a temporary folder of ours: the model, the links, the rows
+        shutil.rmtree(out)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -35,12 +36,21 @@ def main() -> None:
 
     from mobilenet_v2.classifier import load_tflite, preprocessing_for
     from mobilenet_v2.machine import describe
-    from mobilenet_v2.preprocess import load_image
-    from mobilenet_v2.sources import list_sources
 
     classifier = load_tflite(args.model)
     prep = preprocessing_for(classifier)
     folder = Path(tempfile.mkdtemp(prefix="photo-sized-"))
+    try:
+        measure(classifier, prep, folder, args)
+    finally:
+        shutil.rmtree(folder)  # hundreds of MB of enlarged JPEGs
+    print(describe())
+
+
+def measure(classifier, prep: dict, folder: Path, args: argparse.Namespace) -> None:
+    from mobilenet_v2.preprocess import load_image
+    from mobilenet_v2.sources import list_sources
+
     photos = []
     for source in list_sources([args.images]):
         with Image.open(source) as img:
@@ -74,7 +84,6 @@ def main() -> None:
         f"load_image, one thread: full decode {full_rate:.1f} img/s, draft {draft_rate:.1f} "
         f"img/s ({full_s / draft_s:.1f}x)"
     )
-    print(describe())
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Errors that the command line reports as one line, naming the file at fault."""
 
+import re
+
 
 class MobileNetV2Error(Exception):
     """A problem with the user's input (file, flag, weights): shown without a traceback."""
@@ -27,3 +29,10 @@ class InvalidArgumentError(MobileNetV2Error, ValueError):
 
 class MissingExtraError(MobileNetV2Error, ImportError):
     """A feature whose optional dependencies are not installed; names the extra to install."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message as one line of plain text (libraries such as Ray colour theirs
+    and append remote tracebacks), for the one-line errors that quote it."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    return (text.strip().splitlines() or [type(exc).__name__])[0]

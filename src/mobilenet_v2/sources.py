@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from mobilenet_v2.errors import ImageError, MobileNetV2Error
+from mobilenet_v2.errors import ImageError, MobileNetV2Error, first_line
 from mobilenet_v2.extras import missing_extra
 
 Source = Path | str
@@ -89,7 +89,7 @@ def read_source(source: Source) -> bytes:
         with fs.open_input_stream(where) as stream:
             return stream.read()
     except (OSError, pa.ArrowException) as exc:
-        raise ImageError(f"{source}: cannot read ({_first_line(exc)})") from None
+        raise ImageError(f"{source}: cannot read ({first_line(exc)})") from None
 
 
 def _list_url(url: str) -> list[str]:
@@ -107,7 +107,7 @@ def _list_url(url: str) -> list[str]:
             raise MobileNetV2Error(f"{url}: not found")
         listing = fs.get_file_info(pa.fs.FileSelector(where, recursive=True))
     except (OSError, pa.ArrowException) as exc:
-        raise MobileNetV2Error(f"{url}: cannot list ({_first_line(exc)})") from None
+        raise MobileNetV2Error(f"{url}: cannot list ({first_line(exc)})") from None
     files = sorted(i.path for i in listing if i.type == pa.fs.FileType.File)
     if pattern is None:
         files = [f for f in files if is_image_name(f)]
@@ -154,7 +154,7 @@ def _filesystem(url: str) -> tuple[Any, str]:
         return pa.fs.FileSystem.from_uri(url)
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise MobileNetV2Error(
-            f"{url}: cannot read this URL ({_first_line(exc)}); pyarrow reads file://, "
+            f"{url}: cannot read this URL ({first_line(exc)}); pyarrow reads file://, "
             "s3://, gs:// and hdfs:// URLs"
         ) from None
 
@@ -166,7 +166,3 @@ def _pyarrow() -> Any:
     except ImportError as exc:
         raise missing_extra(exc, "pyarrow", "URL sources", "parquet") from exc
     return pyarrow
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

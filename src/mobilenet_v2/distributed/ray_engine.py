@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from mobilenet_v2.classifier import predict_pixels
-from mobilenet_v2.errors import MobileNetV2Error
+from mobilenet_v2.errors import MobileNetV2Error, first_line
 from mobilenet_v2.extras import missing_extra
 from mobilenet_v2.preprocess import decode_image, resize_image
 from mobilenet_v2.sources import Source, is_url
@@ -77,9 +77,9 @@ def connected(address: str | None = None) -> Iterator[Any]:
         if isinstance(exc, RuntimeError) and "version mismatch" not in str(exc).lower():
             raise  # not the cluster's set-up: a bug
         if not address:
-            raise MobileNetV2Error(f"cannot start Ray here ({_first_line(exc)})") from None
+            raise MobileNetV2Error(f"cannot start Ray here ({first_line(exc)})") from None
         raise MobileNetV2Error(
-            f"cannot connect to the Ray cluster at {address} ({_first_line(exc)}); a cluster "
+            f"cannot connect to the Ray cluster at {address} ({first_line(exc)}); a cluster "
             "started by Ray 2.59 or later also wants RAY_AUTH_MODE=token and its token "
             "(RAY_AUTH_TOKEN, see `ray get-auth-token` on the head) here"
         ) from None
@@ -382,13 +382,8 @@ def _ray_failure(exc: BaseException) -> Exception:
     missing = next((e for e in seen if isinstance(e, ImportError)), None)
     if missing is not None:
         return MobileNetV2Error(
-            f"a Ray worker cannot import {missing.name or 'a module'} ({_first_line(missing)}): "
+            f"a Ray worker cannot import {missing.name or 'a module'} ({first_line(missing)}): "
             "install the same mobilenet-v2 with its [ray] extra, and [tf] for --weights, on "
             "every node"
         )
-    return RuntimeError(f"the Ray job failed: {type(root).__name__}: {_first_line(root)}")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # Ray colours its messages
-    return (text.strip().splitlines() or [type(exc).__name__])[0]
+    return RuntimeError(f"the Ray job failed: {type(root).__name__}: {first_line(root)}")
