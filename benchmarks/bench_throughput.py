@@ -79,19 +79,19 @@ def limits(model: Path, images: list[Path], repeat: int) -> tuple[float, float]:
 
     # As classify runs them: decoding to uint8 on the thread pool; the model on every CPU.
     from mobilenet_v2.machine import usable_cpus
-    from mobilenet_v2.preprocess import decode_pool, load_pixels
+    from mobilenet_v2.preprocess import decode_pool, geometry_of, load_pixels
 
     classifier = load_tflite(model, num_threads=usable_cpus())
     prep = preprocessing_for(classifier)
-    geometry = {k: prep[k] for k in ("size", "resize", "crop_fraction")}
+    geometry = geometry_of(prep)
 
     def decode() -> float:
         start = time.perf_counter()
         with decode_pool() as pool:
-            list(pool.map(lambda p: load_pixels(p, **geometry, draft=True), images))
+            list(pool.map(lambda p: load_pixels(p, *geometry), images))
         return len(images) / (time.perf_counter() - start)
 
-    pixels = np.stack([load_pixels(p, **geometry) for p in images])
+    pixels = np.stack([load_pixels(p, *geometry) for p in images])
 
     def predict() -> float:
         start = time.perf_counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import functools
+from collections.abc import Iterable
 from importlib import resources
 from typing import NamedTuple
 
@@ -39,9 +40,19 @@ def decode_predictions(preds: np.ndarray, top: int = 5) -> list[list[tuple[str, 
             "`decode_predictions` expects a batch of predictions (i.e. a 2D array of shape "
             f"(samples, 1000)). Received array with shape: {preds.shape}"
         )
+    best = top_classes(preds, top)
+    return [named(indices, np.take(row, indices)) for row, indices in zip(preds, best, strict=True)]
+
+
+def top_classes(scores: np.ndarray, top: int) -> np.ndarray:
+    """The indices of the `top` best classes per row, best first; ties in class order (a
+    stable sort), the order every engine and command ranks by."""
+    return np.argsort(-np.asarray(scores), axis=1, kind="stable")[:, :top]
+
+
+def named(indices: Iterable[int], scores: Iterable[float]) -> list[tuple[str, str, float]]:
+    """`(synset, name, score)` for ranked class indices and their scores."""
     classes = imagenet_classes()
-    results = []
-    for row in preds:
-        best = np.argsort(-row, kind="stable")[:top]
-        results.append([(classes[i].synset, classes[i].name, float(row[i])) for i in best])
-    return results
+    return [
+        (classes[i].synset, classes[i].name, float(s)) for i, s in zip(indices, scores, strict=True)
+    ]

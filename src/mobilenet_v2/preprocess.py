@@ -15,12 +15,15 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mobilenet_v2.errors import ImageError
-from mobilenet_v2.sources import Source, is_url, list_sources, read_source
+from mobilenet_v2.sources import Source, is_url, list_sources, read_url
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 RESIZE_MODES = ("crop", "stretch")
+# How an image is cut and resized for a model: ((height, width), resize, crop_fraction), the
+# arguments of `resize_image` after the image (and of `load_pixels` after the source).
+Geometry = tuple[tuple[int, int], str, float]
 # The MobileNet convention: inputs scaled to [-1, 1], ImageNet evaluation crop.
 DEFAULT_PREPROCESSING = {"mean": 127.5, "std": 127.5, "resize": "crop", "crop_fraction": 0.875}
 
@@ -44,7 +47,7 @@ def decode_image(
     if size is not None:
         check_resize(resize, crop_fraction)
     if is_url(source):
-        name, data = source, read_source(source)
+        name, data = source, read_url(source)
         opened, empty = io.BytesIO(data), not data
     else:  # opened lazily: the bomb check reads the header before any pixel
         name = opened = Path(source)
@@ -166,6 +169,17 @@ def preprocess_image(
     """Resize and normalize a decoded RGB image (see `load_image`)."""
     check_normalization(mean, std)
     return normalize(np.asarray(resize_image(img, size, resize, crop_fraction)), mean, std)
+
+
+def geometry_of(prep: dict) -> Geometry:
+    """The resize part of a model's preprocessing (as `classifier.preprocessing_for` gives
+    it): models that share it can share the resized pixels."""
+    size = prep["size"]
+    return (
+        (size, size) if isinstance(size, int) else tuple(size),
+        prep["resize"],
+        prep["crop_fraction"],
+    )
 
 
 def normalize(pixels: np.ndarray, mean: float = 127.5, std: float = 127.5) -> np.ndarray:

@@ -66,18 +66,9 @@ def list_sources(inputs: list[str | os.PathLike]) -> list[Source]:
     return found
 
 
-def read_source(source: Source) -> bytes:
-    """The bytes of one image; a missing or unreadable one is an `ImageError` naming it."""
-    if not is_url(source):
-        path = Path(source)
-        if not path.exists():
-            raise ImageError(f"{path}: image not found")
-        if path.is_dir():
-            raise ImageError(f"{path}: is a directory, not an image")
-        try:
-            return path.read_bytes()
-        except OSError as exc:
-            raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
+def read_url(source: str) -> bytes:
+    """The bytes of the image at a URL; a missing or unreadable one is an `ImageError`
+    naming it. (Local files are opened by Pillow itself, lazily: see `decode_image`.)"""
     fs, where = _filesystem(str(source))
     pa = _pyarrow()
     try:

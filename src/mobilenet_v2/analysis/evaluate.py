@@ -15,12 +15,14 @@ from tqdm import tqdm
 
 from mobilenet_v2.classifier import Classifier, kernels_of, predict_pixels, preprocessing_for
 from mobilenet_v2.errors import MobileNetV2Error
-from mobilenet_v2.labels import synset_to_index
+from mobilenet_v2.labels import synset_to_index, top_classes
 from mobilenet_v2.outputs import markdown_table
 from mobilenet_v2.preprocess import (
+    Geometry,
     decode_image,
     decode_pool,
     decoded_batches,
+    geometry_of,
     list_images,
     resize_image,
 )
@@ -93,7 +95,7 @@ def evaluate(
     """Decode each image once, feed every model its own preprocessing, count hits; in this
     process (`engine="default"`) or on Ray Data (`"ray"`, local or at `ray_address`)."""
     preps = [preprocessing_for(c, **overrides) for c in classifiers]
-    if draft and len({(tuple(p["size"]), p["resize"], p["crop_fraction"]) for p in preps}) > 1:
+    if draft and len({geometry_of(p) for p in preps}) > 1:
         raise MobileNetV2Error(
             "--draft needs the models to share one input size and resize: DCT scaling "
             "decodes for one size at a time"
@@ -161,7 +163,7 @@ def _batches(
     draft: bool,
 ) -> Iterator[Batch]:
     """In this process: the next batch decodes on the pool while this one is classified."""
-    geometries = {(tuple(p["size"]), p["resize"], p["crop_fraction"]) for p in preps}
+    geometries = {geometry_of(p) for p in preps}
     # DCT scaling serves one size at a time (as decode_batch on the Ray engine)
     reduced = next(iter(geometries)) if draft and len(geometries) == 1 else None
 
@@ -178,14 +180,18 @@ def _batches(
             start += len(batch)
             good = [img for img in decoded if not isinstance(img, MobileNetV2Error)]
             failed = [str(img) if isinstance(img, MobileNetV2Error) else "" for img in decoded]
+            # Each geometry resized once, whichever models share it
+            resized = {
+                g: np.stack(list(pool.map(functools.partial(_resize, geometry=g), good)))
+                for g in (geometries if good else ())
+            }
             ranks = []
             for classifier, prep in zip(classifiers, preps, strict=True):
                 top = np.full((len(batch), 5), -1)
                 if good:
-                    resize = functools.partial(_resize, prep=prep)
-                    pixels = np.stack(list(pool.map(resize, good)))
+                    pixels = resized[geometry_of(prep)]
                     scores = predict_pixels(classifier, pixels, prep["mean"], prep["std"])
-                    top[[not f for f in failed]] = np.argsort(-scores, axis=1, kind="stable")[:, :5]
+                    top[[not f for f in failed]] = top_classes(scores, 5)
                 ranks.append(top)
             yield positions, failed, ranks
 
@@ -206,8 +212,8 @@ def _ray_batches(
             yield ranked.positions, ranked.errors, ranked.classes
 
 
-def _resize(img, prep: dict[str, Any]) -> np.ndarray:
-    return np.asarray(resize_image(img, prep["size"], prep["resize"], prep["crop_fraction"]))
+def _resize(img, geometry: Geometry) -> np.ndarray:
+    return np.asarray(resize_image(img, *geometry))
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -26,8 +26,8 @@ from mobilenet_v2.cli.parser import (
     positive_int,
 )
 from mobilenet_v2.errors import ImageError, MobileNetV2Error
-from mobilenet_v2.labels import decode_predictions, imagenet_classes
-from mobilenet_v2.preprocess import decoded_batches, list_images, load_pixels
+from mobilenet_v2.labels import decode_predictions, named
+from mobilenet_v2.preprocess import decoded_batches, geometry_of, list_images, load_pixels
 from mobilenet_v2.results import (
     SUFFIXES,
     Journal,
@@ -151,11 +151,11 @@ class Ranking:
             return
 
         prep = self.prep
-        geometry = {k: prep[k] for k in ("size", "resize", "crop_fraction")}
+        geometry = geometry_of(prep)
 
         def load(path: Source) -> np.ndarray | MobileNetV2Error:
             try:
-                return load_pixels(path, **geometry, draft=self.args.draft)
+                return load_pixels(path, *geometry, draft=self.args.draft)
             except MobileNetV2Error as exc:
                 return exc
 
@@ -169,7 +169,6 @@ class Ranking:
     def _ray(self, images: list[Source]) -> Iterator[tuple[list[Source], list[Result]]]:
         from mobilenet_v2.distributed.ray_engine import RayJob, connected
 
-        classes = imagenet_classes()
         args = self.args
         with connected(args.ray_address):
             job = RayJob(
@@ -189,12 +188,7 @@ class Ranking:
                     if error:
                         results.append(ImageError(error))
                         continue
-                    results.append(
-                        [
-                            (classes[i].synset, classes[i].name, float(s))
-                            for i, s in zip(best, scores, strict=True)
-                        ]
-                    )
+                    results.append(named(best, scores))
                 yield [images[p] for p in ranked.positions], results
                 self.nodes = job.decode_nodes | job.rank_nodes
 

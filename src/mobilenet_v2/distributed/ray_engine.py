@@ -34,10 +34,10 @@ import numpy as np
 from mobilenet_v2.classifier import predict_pixels
 from mobilenet_v2.errors import MobileNetV2Error, first_line
 from mobilenet_v2.extras import missing_extra
-from mobilenet_v2.preprocess import decode_image, resize_image
+from mobilenet_v2.labels import top_classes
+from mobilenet_v2.preprocess import Geometry, decode_image, geometry_of, resize_image
 from mobilenet_v2.sources import Source, is_url
 
-Geometry = tuple[tuple[int, int], str, float]  # (size, resize, crop_fraction)
 # Images per Ray task and per inference call unless --batch-size says otherwise: each batch
 # costs Ray a scheduling round and an object-store transfer; at 32 that overhead halved the
 # throughput of 2 cores (136 img/s at 32, 199 at 128; INT8, Intel Xeon, 2000 images).
@@ -142,14 +142,14 @@ def check_shippable(classifiers: list[Any]) -> None:
 
 
 def worker_models(
-    ray: Any, classifiers: list[Any], preps: list[dict[str, Any]]
+    classifiers: list[Any], preps: list[dict[str, Any]]
 ) -> tuple[list[WorkerModel], list[Geometry]]:
     """The models (loaded once here, on the driver, to check them) as workers rebuild them,
     and the distinct resize geometries the decoding must produce."""
     geometries: list[Geometry] = []
     models = []
     for classifier, prep in zip(classifiers, preps, strict=True):
-        geometry = (tuple(prep["size"]), prep["resize"], prep["crop_fraction"])
+        geometry = geometry_of(prep)
         if geometry not in geometries:
             geometries.append(geometry)
         common = {"geometry": geometries.index(geometry), "mean": prep["mean"], "std": prep["std"]}
@@ -250,7 +250,7 @@ class Rank:
             if good.any():
                 pixels = batch[f"pixels_{model.geometry}"][good]
                 predicted = predict_pixels(classifier, pixels, model.mean, model.std)
-                best = np.argsort(-predicted, axis=1, kind="stable")[:, : self.top]
+                best = top_classes(predicted, self.top)
                 classes[good] = best
                 scores[good] = np.take_along_axis(predicted, best, axis=1)
             result[f"classes_{m}"] = classes
@@ -300,7 +300,7 @@ class RayJob:
         import ray.data
         import ray.exceptions
 
-        models, geometries = worker_models(ray, self.classifiers, self.preps)
+        models, geometries = worker_models(self.classifiers, self.preps)
         # Workers run elsewhere: local paths become absolute, without resolving `..`
         located = [s if is_url(s) else os.path.join(os.getcwd(), s) for s in self.sources]
         spelled = {loc: str(src) for loc, src in zip(located, self.sources, strict=True)}
