@@ -24,7 +24,8 @@ CLASSES_TSV = DATA / "imagenet" / "classes.tsv"
 
 
 # Session fixtures that convert a model: the tests using them are integration tests.
-CONVERTING_FIXTURES = {"int8_model", "int8_float_io_model", "models", "accuracy"}
+CONVERTING_FIXTURES = {"int8_model", "int8_float_io_model", "uint8_model", "per_tensor_model"}
+CONVERTING_FIXTURES |= {"models", "accuracy"}
 # Fixtures that read ../shared: a test using one needs the data whatever its marks say.
 SHARED_FIXTURES = CONVERTING_FIXTURES | {"fixture_model", "real_images", "splits"}
 
@@ -137,13 +138,13 @@ def splits(tmp_path_factory) -> tuple[Path, Path]:
     )
 
 
-def _convert_fixture(path: Path, calibration: Path, size: int, io_type: str) -> Path:
+def _convert_fixture(path: Path, calibration: Path, size: int, io_type: str, *extra: str) -> Path:
     """The fixture weights as our calibrated INT8 model."""
     from mobilenet_v2.cli import main
 
     args = ["convert", "--output", str(path), "--weights", str(FIXTURE_TFLITE)]
     args += ["--calibration-dir", str(calibration), "--calibration-size", str(size)]
-    assert main([*args, "--io-type", io_type]) == 0
+    assert main([*args, "--io-type", io_type, *extra]) == 0
     return path
 
 
@@ -160,3 +161,34 @@ def int8_float_io_model(tmp_path_factory, splits) -> Path:
     64 images of the same split: the tests using it check structure, not accuracy."""
     path = tmp_path_factory.mktemp("int8f") / "int8_float32_io.tflite"
     return _convert_fixture(path, splits[0], 64, "float32")
+
+
+@pytest.fixture(scope="session")
+def per_tensor_model(tmp_path_factory, splits) -> Path:
+    """INT8 with one scale per weight tensor (`--per-tensor`), calibrated as `int8_model`."""
+    path = tmp_path_factory.mktemp("per_tensor") / "int8_per_tensor.tflite"
+    return _convert_fixture(path, splits[0], 250, "int8", "--per-tensor")
+
+
+@pytest.fixture(scope="session")
+def uint8_model(tmp_path_factory, splits) -> Path:
+    """With uint8 input and output, the INT8 model MediaPipe Tasks accept (they refuse int8
+    input tensors). Calibrated on 64 images: its tests compare runtimes on one model."""
+    path = tmp_path_factory.mktemp("uint8") / "int8_uint8_io.tflite"
+    return _convert_fixture(path, splits[0], 64, "uint8")
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory, int8_model) -> dict[str, Path]:
+    """Our conversions of the fixture weights: the shared INT8 model (calibrated on the
+    calibration split) and float16, dynamic-range and float32 ones."""
+    from mobilenet_v2.cli import main
+
+    out = tmp_path_factory.mktemp("models")
+    made = {"int8": int8_model}
+    for kind in ("float16", "dynamic", "none"):
+        path = out / f"{kind}.tflite"
+        args = ["convert", "--output", str(path), "--weights", str(FIXTURE_TFLITE)]
+        assert main([*args, "--quantize", kind]) == 0
+        made[kind] = path
+    return made

@@ -74,6 +74,13 @@ def test_int8_per_channel_model_is_bit_exact(int8_model):
 
 
 @pytest.mark.shared
+def test_int8_per_tensor_model_is_bit_exact(per_tensor_model):
+    """`convert --per-tensor`: one scale per weight tensor, the rest as the per-channel model."""
+    counts = mismatches(per_tensor_model, REAL_IMAGES)
+    assert sum(counts.values()) == 0, {k: v for k, v in counts.items() if v}
+
+
+@pytest.mark.shared
 def test_uint8_fixture_is_bit_exact():
     counts = mismatches(FIXTURE_TFLITE, REAL_IMAGES)
     assert {k.split()[1] for k in counts} == {

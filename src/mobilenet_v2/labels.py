@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from importlib import resources
 from typing import NamedTuple
 
@@ -32,8 +32,11 @@ def synset_to_index() -> dict[str, int]:
     return {c.synset: c.index for c in imagenet_classes()}
 
 
-def decode_predictions(preds: np.ndarray, top: int = 5) -> list[list[tuple[str, str, float]]]:
-    """Top-`top` `(synset, name, score)` per row of a (samples, 1000) score array, best first."""
+def decode_predictions(
+    preds: np.ndarray, top: int = 5, names: Sequence[str] | None = None
+) -> list[list[tuple[str, str, float]]]:
+    """Top-`top` `(synset, name, score)` per row of a (samples, 1000) score array, best first;
+    `names`: the model's own label for each class (from its metadata) instead of Keras'."""
     preds = np.asarray(preds)
     if preds.ndim != 2 or preds.shape[1] != 1000:
         raise ValueError(
@@ -41,7 +44,8 @@ def decode_predictions(preds: np.ndarray, top: int = 5) -> list[list[tuple[str, 
             f"(samples, 1000)). Received array with shape: {preds.shape}"
         )
     best = top_classes(preds, top)
-    return [named(indices, np.take(row, indices)) for row, indices in zip(preds, best, strict=True)]
+    rows = zip(preds, best, strict=True)
+    return [named(indices, np.take(row, indices), names) for row, indices in rows]
 
 
 def top_classes(scores: np.ndarray, top: int) -> np.ndarray:
@@ -50,9 +54,13 @@ def top_classes(scores: np.ndarray, top: int) -> np.ndarray:
     return np.argsort(-np.asarray(scores), axis=1, kind="stable")[:, :top]
 
 
-def named(indices: Iterable[int], scores: Iterable[float]) -> list[tuple[str, str, float]]:
-    """`(synset, name, score)` for ranked class indices and their scores."""
+def named(
+    indices: Iterable[int], scores: Iterable[float], names: Sequence[str] | None = None
+) -> list[tuple[str, str, float]]:
+    """`(synset, name, score)` for ranked class indices and their scores; the name is the
+    model's own label when `names` (one per class) is given, else Keras' short name."""
     classes = imagenet_classes()
     return [
-        (classes[i].synset, classes[i].name, float(s)) for i, s in zip(indices, scores, strict=True)
+        (classes[i].synset, classes[i].name if names is None else names[i], float(s))
+        for i, s in zip(indices, scores, strict=True)
     ]

@@ -20,7 +20,7 @@ from mobilenet_v2.sources import Source, is_url, list_sources, read_url
 T = TypeVar("T")
 R = TypeVar("R")
 
-RESIZE_MODES = ("crop", "stretch")
+RESIZE_MODES = ("crop", "stretch", "mediapipe")
 # How an image is cut and resized for a model: ((height, width), resize, crop_fraction), the
 # arguments of `resize_image` after the image (and of `load_pixels` after the source).
 Geometry = tuple[tuple[int, int], str, float]
@@ -106,6 +106,17 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
+def central_square(
+    width: int, height: int, crop_fraction: float = 0.875
+) -> tuple[float, float, float, float]:
+    """The `crop` resize's region of a width x height image, as (left, top, right, bottom)
+    normalized to [0, 1]: what to give MediaPipe Tasks as the region of interest for the
+    ImageNet crop, which they do not make themselves."""
+    fx = crop_fraction * min(width, height) / width
+    fy = crop_fraction * min(width, height) / height
+    return (1 - fx) / 2, (1 - fy) / 2, (1 + fx) / 2, (1 + fy) / 2
+
+
 def resize_image(
     img: Image.Image,
     size: int | tuple[int, int] = 224,
@@ -115,9 +126,19 @@ def resize_image(
     """`crop`: the ImageNet evaluation protocol: a centered square `crop_fraction` of the
     shorter side (as resizing the shorter side to 256 and center-cropping 224), resized to
     `size`; `stretch`: resize the whole image, ignoring its aspect ratio (the seed's way).
-    Both bicubic, with the crop box kept at sub-pixel precision."""
+    Both bicubic, with the crop box kept at sub-pixel precision. `mediapipe`: the whole image
+    as MediaPipe Tasks' ImageClassifier feeds it on CPU, for calibrating and checking a model
+    an app will run there."""
     check_resize(resize, crop_fraction)
     height, width = (size, size) if isinstance(size, int) else size
+    if resize == "mediapipe":
+        # MediaPipe warps the image's corners onto the tensor's with OpenCV's
+        # warpPerspective, INTER_LINEAR: bilinear sampling at (x * scale) in pixel indices,
+        # no antialiasing however much it shrinks. Pillow's affine transform samples alike
+        # (pixel centres, hence the half-pixel terms); a test keeps it within one level.
+        sx, sy = img.width / width, img.height / height
+        data = (sx, 0.0, 0.5 - 0.5 * sx, 0.0, sy, 0.5 - 0.5 * sy)
+        return img.transform((width, height), Image.Transform.AFFINE, data, Image.BILINEAR)
     box = (0.0, 0.0, float(img.width), float(img.height))
     if resize == "crop":
         # A square box for a square output; in general the output's aspect ratio.

@@ -116,6 +116,7 @@ def dump_tflite(
         "model": str(classifier.path),
         "image": str(image),
         "preprocessing": preprocessing_record(classifier, preprocessing),
+        "metadata_notes": list(classifier.notes),  # e.g. none found: defaults used
     }
     return write_dump(output, table, arrays, info, fmt, data_format)
 
@@ -143,6 +144,7 @@ def _dump_reference(
         "model": str(reference.path),
         "image": str(image),
         "preprocessing": preprocessing_record(reference, preprocessing),
+        "metadata_notes": list(reference.notes),
     }
     return write_dump(output, table, dict(values), info, fmt, data_format)
 

@@ -142,6 +142,7 @@ class Ranking:
     def __init__(self, args: argparse.Namespace, classifier: Any, prep: dict[str, Any]) -> None:
         self.args, self.classifier, self.prep = args, classifier, prep
         self.nodes: set[str] = set()  # where the Ray engine ran (decoding and inference)
+        self.names = getattr(classifier, "labels", None)  # the model's own, from its metadata
 
     def batches(self, images: list[Source]) -> Iterator[tuple[list[Source], list[Result]]]:
         if not images:  # e.g. --resume with nothing left: no Ray to start
@@ -163,7 +164,7 @@ class Ranking:
             good = [x for x in loaded if isinstance(x, np.ndarray)]
             if good:
                 scores = predict_pixels(self.classifier, np.stack(good), prep["mean"], prep["std"])
-            tops = iter(decode_predictions(scores, self.args.top) if good else ())
+            tops = iter(decode_predictions(scores, self.args.top, self.names) if good else ())
             yield batch, [x if isinstance(x, MobileNetV2Error) else next(tops) for x in loaded]
 
     def _ray(self, images: list[Source]) -> Iterator[tuple[list[Source], list[Result]]]:
@@ -188,7 +189,7 @@ class Ranking:
                     if error:
                         results.append(ImageError(error))
                         continue
-                    results.append(named(best, scores))
+                    results.append(named(best, scores, self.names))
                 yield [images[p] for p in ranked.positions], results
                 self.nodes = job.decode_nodes | job.rank_nodes
 

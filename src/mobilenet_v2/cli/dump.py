@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from mobilenet_v2.analysis.dump import FORMATS
 from mobilenet_v2.analysis.tensor_map import DATA_FORMATS
@@ -78,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         size = args.size or 224
         out = dump.dump_keras(weights, args.image, args.output, args.alpha or 1.0, size, **common)
     manifest = json.loads((out / dump.MANIFEST).read_text())
+    for note in manifest.get("metadata_notes", ()):
+        print(f"{args.prog}: note: {note}", file=sys.stderr)
     files = sum(len(t["files"]) for t in manifest["tensors"])
     print(f"wrote {len(manifest['tensors'])} tensors ({files} files) and manifests to {out}")
     return 0

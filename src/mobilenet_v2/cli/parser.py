@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -99,7 +100,8 @@ def add_input_flags(parser: argparse.ArgumentParser) -> None:
         choices=RESIZE_MODES,
         default=None,
         help="crop: the central 87.5%% square, then resize (ImageNet evaluation); stretch: "
-        "the whole image, aspect ratio ignored (default: what a .tflite model records, "
+        "the whole image, aspect ratio ignored; mediapipe: the whole image as MediaPipe "
+        "Tasks resize it (bilinear, no antialiasing) (default: what a .tflite model records, "
         "else crop)",
     )
     parser.add_argument(
@@ -261,6 +263,7 @@ def load_classifiers(args: argparse.Namespace, models: list[str]) -> list:
         # whenever decoding waits on inference (2 cores: 157-173 -> 189-192 img/s).
         threads = usable_cpus()
     found = [load_tflite(m, threads, args.xnnpack) for m in models]
+    print_notes(args, found)
     for classifier in found:
         if classifier.classes - classifier.label_offset != 1000:
             raise ModelFileError(
@@ -272,6 +275,13 @@ def load_classifiers(args: argparse.Namespace, models: list[str]) -> list:
         size = getattr(args, "size", None) or 224
         found.insert(0, load_keras(weights_arg(args.weights), args.alpha or 1.0, size))
     return found
+
+
+def print_notes(args: argparse.Namespace, models: list) -> None:
+    """What reading the models' metadata found worth saying (defaults used, labels ignored)."""
+    for model in models:
+        for note in getattr(model, "notes", ()):
+            print(f"{args.prog}: note: {note}", file=sys.stderr)
 
 
 def _unique_names(classifiers: list) -> None:

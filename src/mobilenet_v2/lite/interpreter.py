@@ -14,10 +14,10 @@ import numpy as np
 
 from mobilenet_v2._quiet import silenced_stderr
 from mobilenet_v2.errors import ModelFileError
+from mobilenet_v2.lite.model_metadata import describe_model
 from mobilenet_v2.lite.tflite_file import (
     pixel_grid,
     read_model_bytes,
-    read_preprocessing,
     round_half_away,
 )
 from mobilenet_v2.preprocess import normalize
@@ -92,9 +92,15 @@ class TFLiteClassifier:
         self.classes = int(self._output["shape"][1])
         scale, zero_point = self._input["quantization"]
         grid = pixel_grid(self._input["dtype"], scale, zero_point)
-        self.preprocessing = read_preprocessing(raw, self.path, grid)
+        described = describe_model(raw, self.path, grid, self.classes)
+        self.preprocessing = described.preprocessing
         # TF-slim models have a "background" class 0 before the 1000 ImageNet classes.
-        self.label_offset = 1 if self.classes == 1001 else 0
+        self.label_offset = described.label_offset
+        self.labels, self.metadata, self.notes = (
+            described.labels,
+            described.standard,
+            described.notes,
+        )
 
     @property
     def output_step(self) -> float:

@@ -295,17 +295,24 @@ def read_metadata(model_bytes: bytes) -> dict | None:
 
 
 def read_preprocessing(
-    model_bytes: bytes, path: str | os.PathLike, grid: dict[str, float] | None = None
+    model_bytes: bytes,
+    path: str | os.PathLike,
+    grid: dict[str, float] | None = None,
+    standard: Any = None,
 ) -> dict[str, Any]:
     """The preprocessing a model records, over the defaults, checked: a record that is not
     JSON, not an object, or cannot normalize pixels is a ModelFileError naming the file.
 
-    A model that records no normalization gets `grid`, the exact pixel grid of its 8-bit
-    input (`pixel_grid`), as MediaPipe and the Task Library feed such models raw pixels:
-    the float default of 127.5 would shift half the levels by one step and merge 254 with 255.
+    The standard metadata's NormalizationOptions (`standard`, a `StandardMetadata`) come
+    first for float inputs. An 8-bit input gets `grid`, the exact pixel grid of its
+    quantization (`pixel_grid`), as MediaPipe and the Task Library feed such models raw
+    pixels whatever their metadata says: the fixture's mean and std of 127.5 would shift half
+    the levels by one step and merge 254 with 255. Our own record (crop, resize; the mean and
+    std it was calibrated with) fills in what the standard does not say.
     """
     from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING, check_normalization, check_resize
 
+    float_input = not grid
     try:
         record = read_metadata(model_bytes) or {}
         recorded = record.get("preprocessing", {}) if isinstance(record, dict) else None
@@ -314,11 +321,23 @@ def read_preprocessing(
         if "mean" in recorded or "std" in recorded:
             grid = {}
         prep = {**DEFAULT_PREPROCESSING, **(grid or {}), **recorded}
+        if float_input and standard is not None and standard.mean and standard.std:
+            prep["mean"] = _one_value(standard.mean, "mean")
+            prep["std"] = _one_value(standard.std, "std")
         check_normalization(prep["mean"], prep["std"])
         check_resize(prep["resize"], prep["crop_fraction"])
     except (ValueError, TypeError) as exc:  # JSON and UTF-8 errors are ValueErrors
         raise ModelFileError(f"{path}: invalid recorded preprocessing ({exc})") from None
     return prep
+
+
+def _one_value(values: tuple[float, ...], what: str) -> float:
+    """The one normalization value of all channels; a different one per channel is refused
+    (our pipelines normalize every channel alike)."""
+    if len(set(values)) != 1:
+        shown = ", ".join(f"{v:g}" for v in values)
+        raise ValueError(f"a different {what} per channel [{shown}] is not supported")
+    return float(values[0])
 
 
 def pixel_grid(dtype: Any, scales: Any, zero_points: Any) -> dict[str, float]:

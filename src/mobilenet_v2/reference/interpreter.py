@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from mobilenet_v2.errors import ModelFileError
+from mobilenet_v2.lite.model_metadata import describe_model
 from mobilenet_v2.lite.tflite_file import (
     Operator,
     Tensor,
@@ -34,7 +35,6 @@ from mobilenet_v2.lite.tflite_file import (
     parse_tflite,
     pixel_grid,
     read_model_bytes,
-    read_preprocessing,
     round_half_away,
 )
 from mobilenet_v2.reference.fixed_point import (
@@ -99,7 +99,8 @@ class ReferenceInterpreter:
             raise ModelFileError(f"{path}: not an image model (one NHWC input expected)")
         t = self.input_tensor
         grid = pixel_grid(_dtype(t), t.scales, t.zero_points)
-        self.preprocessing = read_preprocessing(raw, path, grid)
+        described = describe_model(raw, path, grid, None)
+        self.preprocessing, self.notes = described.preprocessing, described.notes
         _check_integer_model(self.model, path)
         self.steps: list[Step] = []
         for op in self.model.operators:

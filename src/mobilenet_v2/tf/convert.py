@@ -19,6 +19,7 @@ from mobilenet_v2.classifier import weights_label
 from mobilenet_v2.download import download
 from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.labels import imagenet_classes
+from mobilenet_v2.lite.model_metadata import with_standard_metadata
 from mobilenet_v2.lite.tflite_file import IO_TYPES, QUANTIZATIONS, embed_metadata
 from mobilenet_v2.outputs import check_writable, write_atomic
 from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING
@@ -62,14 +63,16 @@ def convert(
     quantize: str = "int8",
     io_type: str = "int8",
     calibration: np.ndarray | None = None,
+    per_tensor: bool = False,
 ) -> bytes:
     """The TFLite flatbuffer of `model`.
 
-    `int8`: full-integer post-training quantization (per-channel weights, int8 activations,
-    TFLITE_BUILTINS_INT8 only), calibrated on `calibration`; input and output `io_type`.
+    `int8`: full-integer post-training quantization (per-channel weights, or one scale per
+    weight tensor with `per_tensor`; int8 activations, TFLITE_BUILTINS_INT8 only), calibrated
+    on `calibration`; input and output `io_type`.
     `float16`: float16 weights; `dynamic`: int8 weights, float activations; `none`: float32.
     """
-    converter = make_converter(model, quantize, io_type, calibration)
+    converter = make_converter(model, quantize, io_type, calibration, per_tensor)
     # No catch-all here: our model always converts, so a converter failure is a bug to show
     # with its traceback (`--debug`), not bad input to dress up as one line.
     with silenced_stderr(), silenced_stdout():  # the converter prints its MLIR chatter
@@ -81,6 +84,7 @@ def make_converter(
     quantize: str = "int8",
     io_type: str = "int8",
     calibration: np.ndarray | None = None,
+    per_tensor: bool = False,
 ) -> tf.lite.TFLiteConverter:
     """The converter that `convert` runs (also what QuantizationDebugger takes)."""
     if quantize not in QUANTIZATIONS:
@@ -101,6 +105,11 @@ def make_converter(
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         dtype = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io_type]
         converter.inference_input_type = converter.inference_output_type = dtype
+        # The converter's own switch (no public name in TF 2.21): every weight tensor gets
+        # one scale, as accelerators without per-channel support need.
+        converter._experimental_disable_per_channel = per_tensor
+    elif per_tensor:
+        raise ValueError("per-tensor weights need --quantize int8")
     return converter
 
 
@@ -123,6 +132,7 @@ def convert_file(
     preprocessing: dict[str, Any] | None = None,
     force: bool = False,
     warn: Callable[[str], None] | None = None,
+    per_tensor: bool = False,
 ) -> Path:
     """Build, calibrate, convert and write; the file embeds its preprocessing and labels.
     `force` and `warn`: as for `calibration_images`."""
@@ -139,15 +149,52 @@ def convert_file(
         extra = {"warn": warn} if warn else {}
         calibration = calibration_images(source, calibration_size, seed, prep, force=force, **extra)
     model = MobileNetV2(input_shape=(size, size, 3), alpha=alpha, weights=weights)
-    data = convert(model, quantize, io_type, calibration)
+    data = convert(model, quantize, io_type, calibration, per_tensor)
     record = metadata_record(
         {k: prep[k] for k in ("mean", "std", "resize", "crop_fraction")},
         alpha=alpha,
         weights=weights_label(weights),
         quantize=quantize,
         io_type=io_type,
+        per_tensor=per_tensor,
         calibration=None
         if calibration is None
         else {"images": len(calibration), "source": str(source), "seed": seed},
     )
-    return write_atomic(output, embed_metadata(data, record))
+    data = embed_metadata(data, record)
+    return write_atomic(output, standard_metadata(data, record, alpha, size))
+
+
+def standard_metadata(data: bytes, record: dict[str, Any], alpha: float, size: int) -> bytes:
+    """`data` with the standard TFLite metadata apps read (MediaPipe Tasks, LiteRT apps):
+    name, description, the input's normalization and the labels. Written last, since its
+    label file is a zip that follows the flatbuffer."""
+    from mobilenet_v2 import __version__
+
+    prep = record["preprocessing"]
+    calibration = record["calibration"]
+    how = {
+        "int8": "full-integer INT8"
+        + (" (per-tensor weights)" if record["per_tensor"] else "")
+        + ", calibrated on "
+        f"{calibration and calibration['images']} images, {record['io_type']} input and output",
+        "float16": "float16 weights",
+        "dynamic": "dynamic-range INT8 weights, float activations",
+        "none": "float32",
+    }[record["quantize"]]
+    return with_standard_metadata(
+        data,
+        name=f"MobileNetV2 {alpha:g} {size}",
+        description=(
+            f"MobileNetV2 (alpha {alpha:g}, {size}x{size} RGB input), {how}. "
+            f"Weights: {Path(record['weights']).name}. Feed the image resized to "
+            f"{size}x{size}; the classify command crops the central {prep['crop_fraction']:g} "
+            "first."
+        ),
+        version=__version__,
+        author=f"mobilenet-v2 {__version__}",
+        license="Apache-2.0",
+        mean=prep["mean"],
+        std=prep["std"],
+        labels=[c.name for c in imagenet_classes()],
+    )

@@ -1,0 +1,366 @@
+"""The standard TFLite Model Metadata that MediaPipe Tasks, LiteRT apps and Android Studio read:
+the `TFLITE_METADATA` flatbuffer beside the graph, and its associated files (the label file) in
+a zip archive appended to the model. Write it into our models, read it from anyone's.
+
+The flatbuffer is built and parsed with the official schema module that MediaPipe ships
+(`mediapipe/tasks/metadata/metadata_schema_py_generated.py`, generated from
+`metadata_schema.fbs`). tflite-support, its old home, pins protobuf < 4 and would break
+TensorFlow; MediaPipe 1.2.3's own writer and displayer import a native module its wheel lacks.
+The schema module is loaded from its file: importing it through the `mediapipe` package would
+run that package's `__init__`, which imports all of MediaPipe Tasks, and TensorFlow if present.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import flatbuffers
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+from mobilenet_v2.errors import MissingExtraError, ModelFileError
+
+METADATA_NAME = "TFLITE_METADATA"  # the name every reader looks the buffer up by
+FILE_IDENTIFIER = b"M001"
+LABEL_FILE = "labels.txt"
+# The newest schema feature we write is in 1.0.0 (ImageProperties, NormalizationOptions,
+# Stats, a TENSOR_AXIS_LABELS file without `version`): see `min_parser_version` below.
+SCHEMA_FEATURES = {
+    # (what, schema version that added it), from the history in metadata_schema.fbs
+    "AssociatedFile.version": "1.4.1",
+    "AssociatedFileType.VOCABULARY": "1.0.1",
+    "AssociatedFileType.SCANN_INDEX_FILE": "1.4.0",
+    "SubGraphMetadata.input_process_units": "1.1.0",
+    "SubGraphMetadata.output_process_units": "1.1.0",
+    "SubGraphMetadata.input_tensor_groups": "1.2.0",
+    "SubGraphMetadata.output_tensor_groups": "1.2.0",
+    "SubGraphMetadata.custom_metadata": "1.5.0",
+}
+
+
+@functools.cache
+def metadata_schema() -> ModuleType:
+    """The official metadata schema module, from the installed MediaPipe wheel."""
+    spec = importlib.util.find_spec("mediapipe")  # finds the package without importing it
+    path = None
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations)))
+        path = path / "tasks" / "metadata" / "metadata_schema_py_generated.py"
+    if path is None or not path.is_file():
+        raise MissingExtraError(
+            "standard TFLite metadata: MediaPipe's metadata schema is not installed; install "
+            "it with: pip install 'mobilenet-v2[metadata]'"
+        )
+    module_spec = importlib.util.spec_from_file_location("mobilenet_v2_metadata_schema", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+@dataclass(frozen=True)
+class StandardMetadata:
+    """What a classifier's standard metadata says; None where it says nothing."""
+
+    name: str | None = None
+    description: str | None = None
+    version: str | None = None
+    author: str | None = None
+    license: str | None = None
+    min_parser_version: str | None = None
+    color_space: str | None = None  # "RGB", "GRAYSCALE"
+    mean: tuple[float, ...] | None = None  # NormalizationOptions, one value or one per channel
+    std: tuple[float, ...] | None = None
+    input_range: tuple[float, float] | None = None  # the input's Stats (min, max)
+    score_range: tuple[float, float] | None = None  # the output's Stats (min, max)
+    label_file: str | None = None
+    labels: tuple[str, ...] | None = None  # one per output index, from the label file
+    label_problem: str | None = None  # why a label file named in the metadata went unread
+
+
+def _metadata_buffer(model_bytes: bytes) -> bytes | None:
+    root = schema.Model.GetRootAs(model_bytes, 0)
+    for i in range(root.MetadataLength()):
+        entry = root.Metadata(i)
+        if entry.Name() == METADATA_NAME.encode():
+            return root.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+    return None
+
+
+def has_standard_metadata(model_bytes: bytes) -> bool:
+    """Whether the model has a `TFLITE_METADATA` buffer (readable or not)."""
+    return _metadata_buffer(model_bytes) is not None
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf8")
+
+
+def _range(stats) -> tuple[float, float] | None:
+    if stats is None or stats.min is None or stats.max is None:
+        return None
+    if len(stats.min) == 0 or len(stats.max) == 0:
+        return None
+    return float(np.min(stats.min)), float(np.max(stats.max))
+
+
+def read_standard_metadata(model_bytes: bytes, path: str | Path) -> StandardMetadata | None:
+    """The model's standard metadata, or None when it has none. A buffer that is not the
+    standard's (wrong identifier, cut off) is a ModelFileError naming the file; a label file
+    missing from the model's zip leaves `labels` None and says why in `label_problem`.
+    MissingExtraError without MediaPipe's schema."""
+    data = _metadata_buffer(model_bytes)
+    if data is None:
+        return None
+    md = metadata_schema()
+    try:
+        if not md.ModelMetadata.ModelMetadataBufferHasIdentifier(data, 0):
+            raise ValueError(f"identifier is not {FILE_IDENTIFIER.decode()}")
+        meta = md.ModelMetadataT.InitFromPackedBuf(data, 0)
+    except Exception as exc:  # flatbuffers raises assorted errors on garbage (struct, index)
+        raise ModelFileError(f"{path}: unreadable {METADATA_NAME} ({exc})") from None
+    found: dict = {
+        "name": _text(meta.name),
+        "description": _text(meta.description),
+        "version": _text(meta.version),
+        "author": _text(meta.author),
+        "license": _text(meta.license),
+        "min_parser_version": _text(meta.minParserVersion),
+    }
+    subgraph = (meta.subgraphMetadata or [None])[0]
+    inputs = (subgraph and subgraph.inputTensorMetadata) or []
+    outputs = (subgraph and subgraph.outputTensorMetadata) or []
+    if inputs:
+        found |= _input_facts(md, inputs[0])
+    if outputs:
+        found["score_range"] = _range(outputs[0].stats)
+        label_files = [
+            f
+            for f in outputs[0].associatedFiles or []
+            if f.type == md.AssociatedFileType.TENSOR_AXIS_LABELS and not f.locale
+        ] or [
+            f
+            for f in outputs[0].associatedFiles or []
+            if f.type == md.AssociatedFileType.TENSOR_AXIS_LABELS
+        ]
+        if label_files:
+            name = _text(label_files[0].name)
+            found["label_file"] = name
+            try:
+                found["labels"] = _read_labels(model_bytes, name)
+            except (zipfile.BadZipFile, KeyError, UnicodeDecodeError) as exc:
+                # Tools that rewrite the flatbuffer drop the zip behind it: the model still
+                # runs, so this is a note (`describe_model`), not an error.
+                found["label_problem"] = f"its label file {name} is unreadable ({exc})"
+    return StandardMetadata(**found)
+
+
+def _input_facts(md: ModuleType, tensor) -> dict:
+    facts: dict = {"input_range": _range(tensor.stats)}
+    content = tensor.content
+    image = md.ContentProperties.ImageProperties
+    if content is not None and content.contentPropertiesType == image:
+        spaces = {v: k for k, v in vars(md.ColorSpaceType).items() if not k.startswith("_")}
+        facts["color_space"] = spaces.get(content.contentProperties.colorSpace)
+    for unit in tensor.processUnits or []:
+        if unit.optionsType == md.ProcessUnitOptions.NormalizationOptions:
+            facts["mean"] = tuple(float(v) for v in unit.options.mean)
+            facts["std"] = tuple(float(v) for v in unit.options.std)
+    return facts
+
+
+def _read_labels(model_bytes: bytes, name: str) -> tuple[str, ...]:
+    """Lines of an associated label file, from the zip archive after the flatbuffer."""
+    with zipfile.ZipFile(io.BytesIO(model_bytes)) as archive:
+        text = archive.read(name).decode("utf8")
+    return tuple(line.rstrip("\r") for line in text.rstrip("\n").split("\n"))
+
+
+def min_parser_version(meta) -> str:
+    """The oldest metadata parser that understands every field `meta` populates: the newest
+    schema version among them (`SCHEMA_FEATURES`), at least 1.0.0."""
+    md = metadata_schema()
+    used = set()
+    subgraphs = meta.subgraphMetadata or []
+    for subgraph in subgraphs:
+        for field in SCHEMA_FEATURES:
+            table, _, name = field.partition(".")
+            if table == "SubGraphMetadata" and getattr(subgraph, _camel(name)):
+                used.add(field)
+    files = list(meta.associatedFiles or [])
+    for subgraph in subgraphs:
+        files += subgraph.associatedFiles or []
+        for tensor in (subgraph.inputTensorMetadata or []) + (subgraph.outputTensorMetadata or []):
+            files += tensor.associatedFiles or []
+    types = {v: k for k, v in vars(md.AssociatedFileType).items() if not k.startswith("_")}
+    for f in files:
+        used.add(f"AssociatedFileType.{types.get(f.type)}")
+        if f.version:
+            used.add("AssociatedFile.version")
+    versions = [SCHEMA_FEATURES[u] for u in used if u in SCHEMA_FEATURES] + ["1.0.0"]
+    return max(versions, key=lambda v: tuple(int(p) for p in v.split(".")))
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def _tensor_type(model: schema.ModelT, index: int) -> str:
+    names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    return names[model.subgraphs[0].tensors[index].type]
+
+
+def with_standard_metadata(
+    model_bytes: bytes,
+    *,
+    name: str,
+    description: str,
+    version: str,
+    author: str,
+    license: str,
+    mean: float,
+    std: float,
+    labels: list[str],
+) -> bytes:
+    """The model with standard metadata for an RGB image classifier whose input is
+    `(pixel - mean) / std` and whose output is one probability per entry of `labels`, the
+    labels packed as `labels.txt` (TENSOR_AXIS_LABELS). Any metadata the model had under that
+    name, and any zip it carried, is replaced."""
+    md = metadata_schema()
+    model = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+    graph = model.subgraphs[0]
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise ValueError("standard classifier metadata needs one input and one output")
+    classes = int(graph.tensors[graph.outputs[0]].shape[-1])
+    if len(labels) != classes:
+        raise ValueError(f"{len(labels)} labels for {classes} output classes")
+
+    image = _tensor_metadata(
+        "image",
+        f"RGB image, each channel normalized as (pixel - {mean:g}) / {std:g}",
+        md.ContentProperties.ImageProperties,
+        md.ImagePropertiesT(),
+        _stats(_tensor_type(model, graph.inputs[0]), (0 - mean) / std, (255 - mean) / std),
+    )
+    image.content.contentProperties.colorSpace = md.ColorSpaceType.RGB
+    normalization = md.ProcessUnitT()
+    normalization.optionsType = md.ProcessUnitOptions.NormalizationOptions
+    normalization.options = md.NormalizationOptionsT()
+    normalization.options.mean, normalization.options.std = [float(mean)], [float(std)]
+    image.processUnits = [normalization]
+    scores = _tensor_metadata(
+        "probability",
+        f"Probabilities of the {classes} classes in the label file.",
+        md.ContentProperties.FeatureProperties,
+        md.FeaturePropertiesT(),
+        _stats(_tensor_type(model, graph.outputs[0]), 0.0, 1.0),
+    )
+    label_file = md.AssociatedFileT()
+    label_file.name = LABEL_FILE
+    label_file.description = "Labels for the classes that the model recognizes."
+    label_file.type = md.AssociatedFileType.TENSOR_AXIS_LABELS
+    scores.associatedFiles = [label_file]
+
+    subgraph = md.SubGraphMetadataT()
+    subgraph.inputTensorMetadata, subgraph.outputTensorMetadata = [image], [scores]
+    meta = md.ModelMetadataT()
+    meta.name, meta.description, meta.version = name, description, version
+    meta.author, meta.license = author, license
+    meta.subgraphMetadata = [subgraph]
+    meta.minParserVersion = min_parser_version(meta)
+    builder = flatbuffers.Builder(0)
+    builder.Finish(meta.Pack(builder), file_identifier=FILE_IDENTIFIER)
+
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(bytes(builder.Output()), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = METADATA_NAME, len(model.buffers) - 1
+    model.metadata = [m for m in model.metadata or [] if m.name != METADATA_NAME.encode()]
+    model.metadata.append(entry)
+    builder = flatbuffers.Builder(len(model_bytes) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    # The associated files follow the flatbuffer as a zip archive (stored, not deflated, as
+    # MediaPipe's populator writes them): readers open the model file as a zip.
+    out = io.BytesIO(bytes(builder.Output()))
+    out.seek(0, io.SEEK_END)
+    with zipfile.ZipFile(out, "a", zipfile.ZIP_STORED) as archive:
+        archive.writestr(LABEL_FILE, "\n".join(labels) + "\n")
+    return out.getvalue()
+
+
+def _tensor_metadata(name: str, description: str, content_type: int, properties, stats):
+    md = metadata_schema()
+    tensor = md.TensorMetadataT()
+    tensor.name, tensor.description, tensor.stats = name, description, stats
+    tensor.content = md.ContentT()
+    tensor.content.contentPropertiesType = content_type
+    tensor.content.contentProperties = properties
+    return tensor
+
+
+def _stats(type_name: str, low: float, high: float):
+    """Stats of a tensor's values as stored: an 8-bit tensor's integer range, else the range
+    of the float values (as MediaPipe's writers record them)."""
+    md = metadata_schema()
+    stats = md.StatsT()
+    integer = {"UINT8": (0.0, 255.0), "INT8": (-128.0, 127.0)}.get(type_name)
+    stats.min, stats.max = ([v] for v in integer or (float(low), float(high)))
+    return stats
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """How to feed a classifier and name its classes, from its metadata (standard first)."""
+
+    preprocessing: dict
+    label_offset: int  # 1 for TF-slim's 1001 classes (index 0 = background)
+    labels: tuple[str, ...] | None  # the model's own name per class (offset applied), or None
+    standard: StandardMetadata | None
+    notes: tuple[str, ...]  # what a user should know: defaults used, metadata ignored
+
+
+def describe_model(
+    model_bytes: bytes, path: str | Path, grid: dict[str, float], classes: int | None
+) -> ModelDescription:
+    """Read both metadata: the standard one and our own record (`read_preprocessing`).
+    A model without metadata gets the defaults, with a note saying so; a label file that
+    does not fit the output is ignored, with a note."""
+    from mobilenet_v2.lite.tflite_file import read_metadata, read_preprocessing
+
+    notes = []
+    try:
+        standard = read_standard_metadata(model_bytes, path)
+    except MissingExtraError:
+        standard = None
+        notes.append(
+            f"{path}: its standard TFLite metadata needs MediaPipe's schema to be read "
+            "(pip install 'mobilenet-v2[metadata]'); using the preprocessing it records "
+            "otherwise and ImageNet's class names"
+        )
+    preprocessing = read_preprocessing(model_bytes, path, grid, standard)
+    offset = 1 if classes == 1001 else 0
+    labels = standard.labels if standard is not None else None
+    if standard is not None and standard.label_problem:
+        notes.append(f"{path}: {standard.label_problem}; using ImageNet's class names")
+    if labels is not None and classes is not None and len(labels) != classes:
+        notes.append(
+            f"{path}: its label file {standard.label_file} has {len(labels)} lines for "
+            f"{classes} classes; using ImageNet's class names"
+        )
+        labels = None
+    if standard is None and read_metadata(model_bytes) is None and not notes:
+        notes.append(f"{path}: no metadata; using the default preprocessing and labels")
+    return ModelDescription(
+        preprocessing=preprocessing,
+        label_offset=offset,
+        labels=None if labels is None else labels[offset:],
+        standard=standard,
+        notes=tuple(notes),
+    )
