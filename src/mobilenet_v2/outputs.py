@@ -1,5 +1,6 @@
 """Writing results safely: a file through a temporary file and a rename, a directory of
-files through a staging directory; an error leaves no half-written output."""
+files through a staging directory, a whole directory (a SavedModel) through a staging
+directory and a rename; an error leaves no half-written output."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mobilenet_v2.errors import MobileNetV2Error
+
+# The file every TensorFlow SavedModel directory has: the sign that `export --saved-model
+# --force` may replace a directory (`check_new_directory`).
+SAVED_MODEL_FILE = "saved_model.pb"
 
 
 @contextlib.contextmanager
@@ -73,6 +78,64 @@ def check_output_dir(output: str | os.PathLike) -> None:
         raise MobileNetV2Error(f"{out}: parent directory {out.parent} does not exist")
     if not os.access(out.parent, os.W_OK) or (out.is_dir() and not os.access(out, os.W_OK)):
         raise MobileNetV2Error(f"{out}: directory is not writable")
+
+
+def check_new_directory(
+    output: str | os.PathLike, replace: bool = False, marker: str | None = None
+) -> None:
+    """Fail before any work when `output` cannot become a new directory (written whole, by
+    `atomic_directory`): its parent must be a writable directory, and `output` absent or an
+    empty directory. A non-empty one is replaced only with `replace`, and only when it holds
+    `marker` (e.g. `saved_model.pb`), the sign of an earlier output of the same kind, so
+    that a mistyped path never deletes a folder of the user's."""
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise MobileNetV2Error(f"{out}: exists and is not a directory")
+    if not out.parent.is_dir():
+        raise MobileNetV2Error(f"{out}: parent directory {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK):
+        raise MobileNetV2Error(f"{out}: parent directory {out.parent} is not writable")
+    if out.is_dir() and any(out.iterdir()):
+        if not replace:
+            raise MobileNetV2Error(f"{out}: directory is not empty (--force replaces it)")
+        if marker is not None and not (out / marker).exists():
+            raise MobileNetV2Error(
+                f"{out}: directory is not empty and holds no {marker}; not replaced"
+            )
+
+
+@contextlib.contextmanager
+def atomic_directory(
+    output: str | os.PathLike, replace: bool = False, marker: str | None = None
+) -> Iterator[Path]:
+    """Yield an empty staging directory beside `output` (same filesystem, so renames are
+    atomic); when the block succeeds, it becomes `output` by a rename, and when it raises it
+    is removed: never a half-written `output`. An earlier `output` that may be replaced
+    (`check_new_directory`) is renamed aside first and removed last, so that it is only
+    missing for the instant between the two renames."""
+    out = Path(output)
+    check_new_directory(out, replace, marker)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        os.chmod(staging, _default_mode(0o777))  # mkdtemp makes 0700; a result is the user's
+    except OSError as exc:
+        raise MobileNetV2Error(f"{out}: cannot write ({exc.strerror or exc})") from None
+    old = None
+    try:
+        yield staging
+        if out.is_dir() and any(out.iterdir()):
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old)  # over the empty directory just made: a rename, no copy
+        os.replace(staging, out)  # also over an empty `out`, which rename(2) allows
+    except OSError as exc:
+        if old is not None and not out.exists():
+            os.replace(old, out)  # put the earlier output back
+            old = None
+        raise MobileNetV2Error(f"{out}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager

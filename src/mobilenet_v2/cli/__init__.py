@@ -23,13 +23,14 @@ from mobilenet_v2.cli import (
     convert,
     dump,
     evaluate,
+    export,
     inspect,
     trace,
 )
 from mobilenet_v2.cli.parser import PROG, ArgumentParser, UsageError
 from mobilenet_v2.errors import MobileNetV2Error
 
-COMMANDS = (classify, convert, evaluate, dump, inspect, compare, trace, benchmark)
+COMMANDS = (classify, convert, export, evaluate, dump, inspect, compare, trace, benchmark)
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
