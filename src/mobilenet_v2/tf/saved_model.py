@@ -55,6 +55,8 @@ OUTPUTS = ("class_ids", "synsets", "names", "scores")
 # What `export_saved_model` records beside the graph (TF Serving reads only its warm-up file
 # from assets.extra/, so other files there are left alone by every server).
 RECORD = Path("assets.extra") / "mobilenet_v2.json"
+# The resizes the graph reproduces; `mediapipe` (an app's own resize) has no place in serving.
+GRAPH_RESIZE_MODES = ("crop", "stretch")
 
 
 def export_saved_model(
@@ -78,6 +80,8 @@ def export_saved_model(
         raise ValueError(f"top must be in [1, {len(imagenet_classes())}]; received {top}")
     prep = {**DEFAULT_PREPROCESSING, **(preprocessing or {}), "size": size}
     check_resize(prep["resize"], prep["crop_fraction"])
+    if prep["resize"] not in GRAPH_RESIZE_MODES:
+        raise ValueError(f"resize must be one of {GRAPH_RESIZE_MODES}; received {prep['resize']!r}")
     check_normalization(prep["mean"], prep["std"])
     check_new_directory(directory, force, SAVED_MODEL_FILE)
 
