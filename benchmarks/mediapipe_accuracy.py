@@ -45,8 +45,9 @@ def mediapipe_top1(model: str, images: list[Path], crop: bool = False) -> np.nda
             frame = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
             roi = None
             if crop:  # our crop, as MediaPipe's region of interest (README)
-                box = central_square(rgb.shape[1], rgb.shape[0])
-                roi = ImageProcessingOptions(region_of_interest=RectF(*box))
+                left, top, right, bottom = central_square(rgb.shape[1], rgb.shape[0])
+                box = RectF(left=left, top=top, right=right, bottom=bottom)  # not its order
+                roi = ImageProcessingOptions(region_of_interest=box)
             result = classifier.classify(frame, roi)
             found.append(result.classifications[0].categories[0].index)
     return np.array(found)

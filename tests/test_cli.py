@@ -223,6 +223,10 @@ def test_load_image_refuses_a_zero_std():
             ["convert", "--output", "OUT", "--quantize", "float16", "--calibration-size", "8"],
             "--calibration-size applies to --quantize int8",
         ),
+        (
+            ["convert", "--output", "OUT", "--quantize", "float16", "--per-tensor"],
+            "--per-tensor applies to --quantize int8",
+        ),
     ],
 )
 def test_flags_the_chosen_engine_would_ignore_are_refused(tmp_path, capsys, argv, message):

@@ -348,10 +348,10 @@ def test_unwritable_or_occupied_places_fail_before_building_the_model(tmp_path):
     locked.mkdir()
     locked.chmod(0o500)
     cases = [
-        (a_file / "model", "parent directory", "does not exist"),  # parent is a file
+        (a_file / "model", f"{a_file} is not a directory", ""),
         (tmp_path / "missing" / "model", "parent directory", "does not exist"),
         (a_file, "exists and is not a directory", ""),
-        (occupied, "directory is not empty (--force replaces it)", ""),
+        (occupied, "directory is not empty, and holds no saved_model.pb", ""),
     ]
     if not os.access(locked, os.W_OK):  # root ignores permissions: nothing to check then
         cases.append((locked / "model", "is not writable", ""))

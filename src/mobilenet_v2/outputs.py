@@ -91,14 +91,18 @@ def check_new_directory(
     out = Path(output)
     if out.exists() and not out.is_dir():
         raise MobileNetV2Error(f"{out}: exists and is not a directory")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise MobileNetV2Error(f"{out}: {out.parent} is not a directory")
     if not out.parent.is_dir():
         raise MobileNetV2Error(f"{out}: parent directory {out.parent} does not exist")
     if not os.access(out.parent, os.W_OK):
         raise MobileNetV2Error(f"{out}: parent directory {out.parent} is not writable")
     if out.is_dir() and any(out.iterdir()):
+        earlier = marker is None or (out / marker).exists()
         if not replace:
-            raise MobileNetV2Error(f"{out}: directory is not empty (--force replaces it)")
-        if marker is not None and not (out / marker).exists():
+            hint = " (--force replaces it)" if earlier else f", and holds no {marker}"
+            raise MobileNetV2Error(f"{out}: directory is not empty{hint}")
+        if not earlier:
             raise MobileNetV2Error(
                 f"{out}: directory is not empty and holds no {marker}; not replaced"
             )

@@ -21,6 +21,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 RESIZE_MODES = ("crop", "stretch", "mediapipe")
+BICUBIC_RESIZE_MODES = ("crop", "stretch")  # Pillow's resize: what a SavedModel's graph copies
 # How an image is cut and resized for a model: ((height, width), resize, crop_fraction), the
 # arguments of `resize_image` after the image (and of `load_pixels` after the source).
 Geometry = tuple[tuple[int, int], str, float]
@@ -86,6 +87,8 @@ def _draft_reduction(
     """How many times smaller than stored a JPEG may be decoded (1, 2, 4 or 8) so that the
     region the resize reads still has at least twice the output's pixels in each direction.
     Taken over both orientations, since EXIF may turn the image after decoding."""
+    if resize == "mediapipe":  # emulates a resize without antialiasing: decode it all
+        return 1
     height, width = (size, size) if isinstance(size, int) else size
     spare = min(image_size) / max(width, height) / 2
     if resize == "crop":
@@ -135,10 +138,13 @@ def resize_image(
         # MediaPipe warps the image's corners onto the tensor's with OpenCV's
         # warpPerspective, INTER_LINEAR: bilinear sampling at (x * scale) in pixel indices,
         # no antialiasing however much it shrinks. Pillow's affine transform samples alike
-        # (pixel centres, hence the half-pixel terms); a test keeps it within one level.
+        # (pixel centres, hence the half-pixel terms). Enlarging, the last samples fall
+        # past the last pixel: a one-pixel replicated border gives them OpenCV's
+        # BORDER_REPLICATE values. A test keeps it within one level of OpenCV, both ways.
+        padded = Image.fromarray(np.pad(np.asarray(img), ((1, 1), (1, 1), (0, 0)), "edge"))
         sx, sy = img.width / width, img.height / height
-        data = (sx, 0.0, 0.5 - 0.5 * sx, 0.0, sy, 0.5 - 0.5 * sy)
-        return img.transform((width, height), Image.Transform.AFFINE, data, Image.BILINEAR)
+        data = (sx, 0.0, 1.5 - 0.5 * sx, 0.0, sy, 1.5 - 0.5 * sy)
+        return padded.transform((width, height), Image.Transform.AFFINE, data, Image.BILINEAR)
     box = (0.0, 0.0, float(img.width), float(img.height))
     if resize == "crop":
         # A square box for a square output; in general the output's aspect ratio.

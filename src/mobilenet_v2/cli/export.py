@@ -16,6 +16,7 @@ from pathlib import Path
 from mobilenet_v2.cli.parser import UsageError, positive_float, positive_int, weights_arg
 from mobilenet_v2.labels import imagenet_classes
 from mobilenet_v2.outputs import SAVED_MODEL_FILE, check_new_directory
+from mobilenet_v2.preprocess import BICUBIC_RESIZE_MODES
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -42,7 +43,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--resize",
-        choices=("crop", "stretch"),  # what the graph reproduces (tf.saved_model)
+        choices=BICUBIC_RESIZE_MODES,  # what the graph reproduces
         default=None,
         help="the preprocessing built into serving_default, as for classify (crop)",
     )

@@ -109,16 +109,17 @@ def add_input_flags(parser: argparse.ArgumentParser) -> None:
         type=pixel_mean,
         default=None,
         metavar="M",
-        help="input = (pixel - M) / S (default: the model's record; else, for an 8-bit "
-        "input, its exact pixel grid (the fixture's: 128); else 127.5)",
+        help="input = (pixel - M) / S (default: our record in the model; else, for an "
+        "8-bit input, its exact pixel grid (the fixture's: 128); else the model's standard "
+        "metadata; else 127.5)",
     )
     parser.add_argument(
         "--input-std",
         type=pixel_std,
         default=None,
         metavar="S",
-        help="a positive number (default: the model's record; else 1/scale of an 8-bit "
-        "input; else 127.5)",
+        help="a positive number (default: our record in the model; else 1/scale of an "
+        "8-bit input; else the model's standard metadata; else 127.5)",
     )
 
 

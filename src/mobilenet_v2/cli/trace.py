@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mobilenet_v2.cli.parser import add_input_flags, input_overrides
+from mobilenet_v2.cli.parser import add_input_flags, input_overrides, print_notes
 from mobilenet_v2.errors import MobileNetV2Error
 
 
@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
             f"--index {args.index!r}: expected integers like 0,5,10,12"
         ) from None
     reference = ReferenceInterpreter(args.model)
+    print_notes(args, [reference])
     tensor = find_tensor(reference, args.tensor)
     position = nhwc_position(reference.tensor(tensor).shape, index)
     x = load_for(reference, args.image, **input_overrides(args))

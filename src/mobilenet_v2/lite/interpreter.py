@@ -96,11 +96,8 @@ class TFLiteClassifier:
         self.preprocessing = described.preprocessing
         # TF-slim models have a "background" class 0 before the 1000 ImageNet classes.
         self.label_offset = described.label_offset
-        self.labels, self.metadata, self.notes = (
-            described.labels,
-            described.standard,
-            described.notes,
-        )
+        self.labels = described.labels  # the model's own class names, or None
+        self.metadata, self.notes = described.standard, described.notes
 
     @property
     def output_step(self) -> float:

@@ -15,24 +15,28 @@ from __future__ import annotations
 import functools
 import importlib.util
 import io
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from mobilenet_v2.errors import MissingExtraError, ModelFileError
+from mobilenet_v2.lite.tflite_file import named_buffer, read_metadata, read_preprocessing
 
-METADATA_NAME = "TFLITE_METADATA"  # the name every reader looks the buffer up by
+STANDARD_NAME = "TFLITE_METADATA"  # the name every reader looks the buffer up by
 FILE_IDENTIFIER = b"M001"
 LABEL_FILE = "labels.txt"
-# The newest schema feature we write is in 1.0.0 (ImageProperties, NormalizationOptions,
-# Stats, a TENSOR_AXIS_LABELS file without `version`): see `min_parser_version` below.
+# Schema features newer than 1.0.0 that a classifier's metadata could hold, with the version
+# that added them (the history in metadata_schema.fbs; the tokenizer and audio additions of
+# 1.1.0-1.3.0 are left out, as they belong to text and audio models). Everything we write is
+# in 1.0.0: ImageProperties, NormalizationOptions, Stats, a TENSOR_AXIS_LABELS file.
 SCHEMA_FEATURES = {
-    # (what, schema version that added it), from the history in metadata_schema.fbs
     "AssociatedFile.version": "1.4.1",
     "AssociatedFileType.VOCABULARY": "1.0.1",
     "AssociatedFileType.SCANN_INDEX_FILE": "1.4.0",
@@ -83,20 +87,6 @@ class StandardMetadata:
     label_problem: str | None = None  # why a label file named in the metadata went unread
 
 
-def _metadata_buffer(model_bytes: bytes) -> bytes | None:
-    root = schema.Model.GetRootAs(model_bytes, 0)
-    for i in range(root.MetadataLength()):
-        entry = root.Metadata(i)
-        if entry.Name() == METADATA_NAME.encode():
-            return root.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
-    return None
-
-
-def has_standard_metadata(model_bytes: bytes) -> bool:
-    """Whether the model has a `TFLITE_METADATA` buffer (readable or not)."""
-    return _metadata_buffer(model_bytes) is not None
-
-
 def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf8")
 
@@ -110,21 +100,37 @@ def _range(stats) -> tuple[float, float] | None:
 
 
 def read_standard_metadata(model_bytes: bytes, path: str | Path) -> StandardMetadata | None:
-    """The model's standard metadata, or None when it has none. A buffer that is not the
-    standard's (wrong identifier, cut off) is a ModelFileError naming the file; a label file
-    missing from the model's zip leaves `labels` None and says why in `label_problem`.
-    MissingExtraError without MediaPipe's schema."""
-    data = _metadata_buffer(model_bytes)
+    """The model's standard metadata, or None when it has none. Metadata that cannot be
+    parsed (wrong identifier, cut off, fields that point nowhere) is a ModelFileError naming
+    the file; a label file missing from the model's zip leaves `labels` None and says why in
+    `label_problem`. MissingExtraError without MediaPipe's schema."""
+    try:
+        data = named_buffer(model_bytes, STANDARD_NAME)
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: unreadable {STANDARD_NAME} ({exc})") from None
     if data is None:
         return None
     md = metadata_schema()
     try:
         if not md.ModelMetadata.ModelMetadataBufferHasIdentifier(data, 0):
             raise ValueError(f"identifier is not {FILE_IDENTIFIER.decode()}")
-        meta = md.ModelMetadataT.InitFromPackedBuf(data, 0)
-    except Exception as exc:  # flatbuffers raises assorted errors on garbage (struct, index)
-        raise ModelFileError(f"{path}: unreadable {METADATA_NAME} ({exc})") from None
-    found: dict = {
+        found = _facts(md, md.ModelMetadataT.InitFromPackedBuf(data, 0))
+    # What flatbuffers raises on bytes that are not what the schema says (UTF-8 errors are
+    # ValueErrors; offsets out of range, struct and index errors; missing tables, None).
+    except (ValueError, TypeError, IndexError, AttributeError, struct.error) as exc:
+        raise ModelFileError(f"{path}: unreadable {STANDARD_NAME} ({exc})") from None
+    if found.get("label_file"):
+        try:
+            found["labels"] = _read_labels(model_bytes, found["label_file"])
+        except (zipfile.BadZipFile, KeyError, ValueError, NotImplementedError, RuntimeError) as e:
+            # Tools that rewrite the flatbuffer drop the zip behind it: the model still
+            # runs, so this is a note (`describe_model`), not an error.
+            found["label_problem"] = f"its label file {found['label_file']} is unreadable ({e})"
+    return StandardMetadata(**found)
+
+
+def _facts(md: ModuleType, meta: Any) -> dict[str, Any]:
+    found: dict[str, Any] = {
         "name": _text(meta.name),
         "description": _text(meta.description),
         "version": _text(meta.version),
@@ -139,25 +145,15 @@ def read_standard_metadata(model_bytes: bytes, path: str | Path) -> StandardMeta
         found |= _input_facts(md, inputs[0])
     if outputs:
         found["score_range"] = _range(outputs[0].stats)
-        label_files = [
-            f
-            for f in outputs[0].associatedFiles or []
-            if f.type == md.AssociatedFileType.TENSOR_AXIS_LABELS and not f.locale
-        ] or [
+        labels = [
             f
             for f in outputs[0].associatedFiles or []
             if f.type == md.AssociatedFileType.TENSOR_AXIS_LABELS
         ]
-        if label_files:
-            name = _text(label_files[0].name)
-            found["label_file"] = name
-            try:
-                found["labels"] = _read_labels(model_bytes, name)
-            except (zipfile.BadZipFile, KeyError, UnicodeDecodeError) as exc:
-                # Tools that rewrite the flatbuffer drop the zip behind it: the model still
-                # runs, so this is a note (`describe_model`), not an error.
-                found["label_problem"] = f"its label file {name} is unreadable ({exc})"
-    return StandardMetadata(**found)
+        labels.sort(key=lambda f: f.locale is not None)  # the default locale first
+        if labels:
+            found["label_file"] = _text(labels[0].name)
+    return found
 
 
 def _input_facts(md: ModuleType, tensor) -> dict:
@@ -168,9 +164,12 @@ def _input_facts(md: ModuleType, tensor) -> dict:
         spaces = {v: k for k, v in vars(md.ColorSpaceType).items() if not k.startswith("_")}
         facts["color_space"] = spaces.get(content.contentProperties.colorSpace)
     for unit in tensor.processUnits or []:
-        if unit.optionsType == md.ProcessUnitOptions.NormalizationOptions:
-            facts["mean"] = tuple(float(v) for v in unit.options.mean)
-            facts["std"] = tuple(float(v) for v in unit.options.std)
+        options = unit.options
+        normalization = unit.optionsType == md.ProcessUnitOptions.NormalizationOptions
+        # A mean without a std (or the reverse) says nothing usable: the defaults apply.
+        if normalization and options.mean is not None and options.std is not None:
+            facts["mean"] = tuple(float(v) for v in options.mean)
+            facts["std"] = tuple(float(v) for v in options.std)
     return facts
 
 
@@ -181,9 +180,10 @@ def _read_labels(model_bytes: bytes, name: str) -> tuple[str, ...]:
     return tuple(line.rstrip("\r") for line in text.rstrip("\n").split("\n"))
 
 
-def min_parser_version(meta) -> str:
-    """The oldest metadata parser that understands every field `meta` populates: the newest
-    schema version among them (`SCHEMA_FEATURES`), at least 1.0.0."""
+def min_parser_version(meta: Any) -> str:
+    """The oldest metadata parser that understands every field `meta` (a ModelMetadataT)
+    populates: the newest schema version among them, at least 1.0.0. Knows the features in
+    `SCHEMA_FEATURES`, which cover what an image classifier's metadata can hold."""
     md = metadata_schema()
     used = set()
     subgraphs = meta.subgraphMetadata or []
@@ -281,8 +281,8 @@ def with_standard_metadata(
     buffer.data = np.frombuffer(bytes(builder.Output()), np.uint8)
     model.buffers.append(buffer)
     entry = schema.MetadataT()
-    entry.name, entry.buffer = METADATA_NAME, len(model.buffers) - 1
-    model.metadata = [m for m in model.metadata or [] if m.name != METADATA_NAME.encode()]
+    entry.name, entry.buffer = STANDARD_NAME, len(model.buffers) - 1
+    model.metadata = [m for m in model.metadata or [] if m.name != STANDARD_NAME.encode()]
     model.metadata.append(entry)
     builder = flatbuffers.Builder(len(model_bytes) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
@@ -332,8 +332,6 @@ def describe_model(
     """Read both metadata: the standard one and our own record (`read_preprocessing`).
     A model without metadata gets the defaults, with a note saying so; a label file that
     does not fit the output is ignored, with a note."""
-    from mobilenet_v2.lite.tflite_file import read_metadata, read_preprocessing
-
     notes = []
     try:
         standard = read_standard_metadata(model_bytes, path)
@@ -341,8 +339,8 @@ def describe_model(
         standard = None
         notes.append(
             f"{path}: its standard TFLite metadata needs MediaPipe's schema to be read "
-            "(pip install 'mobilenet-v2[metadata]'); using the preprocessing it records "
-            "otherwise and ImageNet's class names"
+            "(pip install 'mobilenet-v2[metadata]'); using our own record, if it has one, "
+            "else the defaults, and ImageNet's class names"
         )
     preprocessing = read_preprocessing(model_bytes, path, grid, standard)
     offset = 1 if classes == 1001 else 0

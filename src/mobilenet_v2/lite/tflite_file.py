@@ -10,13 +10,16 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from mobilenet_v2.errors import ModelFileError
+
+if TYPE_CHECKING:  # model_metadata imports this module
+    from mobilenet_v2.lite.model_metadata import StandardMetadata
 
 # What our converter makes: weight quantization, and input/output tensor types.
 QUANTIZATIONS = ("int8", "float16", "dynamic", "none")
@@ -283,22 +286,40 @@ def embed_metadata(model_bytes: bytes, record: dict) -> bytes:
     return bytes(builder.Output())
 
 
-def read_metadata(model_bytes: bytes) -> dict | None:
-    """The embedded preprocessing record, or None for models from elsewhere."""
+def named_buffer(model_bytes: bytes, name: str) -> bytes | None:
+    """The data of the model's metadata entry `name`, None when it has none. A buffer kept
+    after the flatbuffer (models over 2 GB) is read from there; an entry that points to no
+    buffer, or past the file's end, is a ValueError."""
     root = schema.Model.GetRootAs(model_bytes, 0)
     for i in range(root.MetadataLength()):
         entry = root.Metadata(i)
-        if entry.Name() == METADATA_NAME.encode():
-            data = root.Buffers(entry.Buffer()).DataAsNumpy()
-            return json.loads(bytes(data).decode("utf8"))
+        if entry.Name() != name.encode():
+            continue
+        index = entry.Buffer()
+        if not 0 <= index < root.BuffersLength():
+            raise ValueError(f"{name} points to buffer {index} of {root.BuffersLength()}")
+        buffer = root.Buffers(index)
+        if buffer.DataLength():
+            return buffer.DataAsNumpy().tobytes()
+        if buffer.Offset() > 1:
+            if buffer.Offset() + buffer.Size() > len(model_bytes):
+                raise ValueError(f"{name}'s buffer is cut off")
+            return model_bytes[buffer.Offset() : buffer.Offset() + buffer.Size()]
+        return b""
     return None
+
+
+def read_metadata(model_bytes: bytes) -> dict | None:
+    """The embedded preprocessing record, or None for models from elsewhere."""
+    data = named_buffer(model_bytes, METADATA_NAME)
+    return None if data is None else json.loads(data.decode("utf8"))
 
 
 def read_preprocessing(
     model_bytes: bytes,
     path: str | os.PathLike,
     grid: dict[str, float] | None = None,
-    standard: Any = None,
+    standard: StandardMetadata | None = None,
 ) -> dict[str, Any]:
     """The preprocessing a model records, over the defaults, checked: a record that is not
     JSON, not an object, or cannot normalize pixels is a ModelFileError naming the file.

@@ -106,7 +106,12 @@ def make_converter(
         dtype = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io_type]
         converter.inference_input_type = converter.inference_output_type = dtype
         # The converter's own switch (no public name in TF 2.21): every weight tensor gets
-        # one scale, as accelerators without per-channel support need.
+        # one scale, as accelerators without per-channel support need. Checked, since
+        # setting an attribute a later TensorFlow lacks would silently do nothing.
+        if per_tensor and not hasattr(converter, "_experimental_disable_per_channel"):
+            raise MobileNetV2Error(
+                f"--per-tensor: TensorFlow {tf.__version__}'s converter has no per-tensor switch"
+            )
         converter._experimental_disable_per_channel = per_tensor
     elif per_tensor:
         raise ValueError("per-tensor weights need --quantize int8")
@@ -187,9 +192,13 @@ def standard_metadata(data: bytes, record: dict[str, Any], alpha: float, size: i
         name=f"MobileNetV2 {alpha:g} {size}",
         description=(
             f"MobileNetV2 (alpha {alpha:g}, {size}x{size} RGB input), {how}. "
-            f"Weights: {Path(record['weights']).name}. Feed the image resized to "
-            f"{size}x{size}; the classify command crops the central {prep['crop_fraction']:g} "
-            "first."
+            f"Weights: {Path(record['weights']).name}. Calibrated and evaluated on "
+            + {
+                "crop": f"the central {prep['crop_fraction']:g} square, resized (bicubic)",
+                "stretch": "the whole image, resized (bicubic)",
+                "mediapipe": "the whole image as MediaPipe Tasks resize it (bilinear)",
+            }[prep["resize"]]
+            + f" to {size}x{size}."
         ),
         version=__version__,
         author=f"mobilenet-v2 {__version__}",

@@ -44,7 +44,12 @@ from mobilenet_v2._quiet import silenced_stderr
 from mobilenet_v2.classifier import weights_label
 from mobilenet_v2.labels import imagenet_classes
 from mobilenet_v2.outputs import SAVED_MODEL_FILE, atomic_directory, check_new_directory
-from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING, check_normalization, check_resize
+from mobilenet_v2.preprocess import (
+    BICUBIC_RESIZE_MODES,
+    DEFAULT_PREPROCESSING,
+    check_normalization,
+    check_resize,
+)
 from mobilenet_v2.tf._tf import keras, tf
 
 SERVING_DEFAULT = "serving_default"
@@ -55,8 +60,6 @@ OUTPUTS = ("class_ids", "synsets", "names", "scores")
 # What `export_saved_model` records beside the graph (TF Serving reads only its warm-up file
 # from assets.extra/, so other files there are left alone by every server).
 RECORD = Path("assets.extra") / "mobilenet_v2.json"
-# The resizes the graph reproduces; `mediapipe` (an app's own resize) has no place in serving.
-GRAPH_RESIZE_MODES = ("crop", "stretch")
 
 
 def export_saved_model(
@@ -80,8 +83,9 @@ def export_saved_model(
         raise ValueError(f"top must be in [1, {len(imagenet_classes())}]; received {top}")
     prep = {**DEFAULT_PREPROCESSING, **(preprocessing or {}), "size": size}
     check_resize(prep["resize"], prep["crop_fraction"])
-    if prep["resize"] not in GRAPH_RESIZE_MODES:
-        raise ValueError(f"resize must be one of {GRAPH_RESIZE_MODES}; received {prep['resize']!r}")
+    if prep["resize"] not in BICUBIC_RESIZE_MODES:  # mediapipe is an app's resize, not serving's
+        modes = BICUBIC_RESIZE_MODES
+        raise ValueError(f"resize must be one of {modes}; received {prep['resize']!r}")
     check_normalization(prep["mean"], prep["std"])
     check_new_directory(directory, force, SAVED_MODEL_FILE)
 
