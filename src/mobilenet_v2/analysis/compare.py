@@ -152,6 +152,7 @@ def compare(
         "kernels": kernels,
         "images": [str(p) for p in images],
         "preprocessing": preprocessing_record(quantized, preprocessing),
+        "metadata_notes": list(quantized.notes),  # e.g. none found: defaults used
         "top1_agreement": agree / len(images) if "predictions" in stats else None,
         "layers": layers,
     }

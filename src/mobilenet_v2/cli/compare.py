@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from mobilenet_v2.cli.parser import (
     LITERT_KERNELS,
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         kernels=args.kernels,
         **input_overrides(args),
     )
+    for note in report["metadata_notes"]:
+        print(f"{args.prog}: note: {note}", file=sys.stderr)
     out = compare.write_report(report, args.report)
     for line in compare.summary(report):
         print(line)
