@@ -165,9 +165,11 @@ def int8_float_io_model(tmp_path_factory, splits) -> Path:
 
 @pytest.fixture(scope="session")
 def per_tensor_model(tmp_path_factory, splits) -> Path:
-    """INT8 with one scale per weight tensor (`--per-tensor`), calibrated as `int8_model`."""
+    """INT8 with one scale per weight tensor (`--per-tensor`), calibrated on 64 images of the
+    calibration split (the README's row used all 250: 11.6 %; its tests check structure,
+    bit-exactness and a wide accuracy floor)."""
     path = tmp_path_factory.mktemp("per_tensor") / "int8_per_tensor.tflite"
-    return _convert_fixture(path, splits[0], 250, "int8", "--per-tensor")
+    return _convert_fixture(path, splits[0], 64, "int8", "--per-tensor")
 
 
 @pytest.fixture(scope="session")

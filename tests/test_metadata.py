@@ -279,8 +279,8 @@ def test_a_label_file_missing_from_the_zip_is_a_note(tmp_path):
     classes get ImageNet's names, and a note says why."""
     path = tmp_path / "no_zip.tflite"
     path.write_bytes(rewritten(FIXTURE_TFLITE.read_bytes(), lambda m: None))
-    result = run_cli("dump", GRACE_HOPPER, "--model", str(path), "--output", str(tmp_path / "d"))
-    assert result.returncode == 0
+    result = run_cli("classify", GRACE_HOPPER, "--model", str(path), "--top", "1")
+    assert result.returncode == 0 and result.stdout.split()[1] == "mortarboard"  # Keras' name
     assert result.stderr == (
         f"mobilenet-v2: note: {path}: its label file imagenet_labels.txt is unreadable (File "
         "is not a zip file); using ImageNet's class names\n"
@@ -405,7 +405,9 @@ def test_mediapipe_refuses_int8_input_tensors(int8_model):
         mediapipe_classifier(int8_model)
 
 
-@pytest.mark.parametrize("kind", ["uint8", "float16", "none"])
+# float16 scores as float32 does (100 % agreement, README): opt-in, to keep the default run
+# within its budget.
+@pytest.mark.parametrize("kind", ["uint8", pytest.param("float16", marks=pytest.mark.slow), "none"])
 def test_mediapipe_classifies_with_our_labels_as_well_as_we_do_with_its_resize(
     request, models, kind
 ):
