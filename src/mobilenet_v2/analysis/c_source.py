@@ -120,7 +120,8 @@ def c_values(array: np.ndarray) -> list[str]:
         raise ValueError(f"no C type for {array.dtype}")
     if name in ("int64", "uint64"):  # INT64_C / UINT64_C: a literal that fits on any target
         macro = "INT64_C" if name == "int64" else "UINT64_C"
-        return [f"{macro}({v})" for v in flat.tolist()]
+        low = f"(-{macro}({2**63 - 1}) - 1)"  # the one value with no literal of its own
+        return [f"{macro}({v})" if v != -(2**63) else low for v in flat.tolist()]
     if name == "int32":  # -2147483648 is `-` applied to a literal too big for int
         return [str(v) if v != -(2**31) else "(-2147483647 - 1)" for v in flat.tolist()]
     return [str(v) for v in flat.tolist()]
