@@ -368,3 +368,16 @@ def test_saved_model_refuses_model_and_c_array_refuses_a_header_name(tmp_path, c
     assert main(["export", "--c-array", str(tmp_path / "m.h"), "--model", str(model)]) == 1
     assert "give a C or C++ source name" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tflite"]
+
+
+@pytest.mark.shared
+def test_a_later_dump_removes_the_earlier_headers(tmp_path):
+    """The umbrella header is listed in the manifest's `files`, so a later dump of another
+    format into the same directory removes it with the tensors' headers."""
+    out = tmp_path / "d"
+    for fmt in ("c", "bin"):
+        args = ["dump", str(GRACE_HOPPER), "--model", str(FIXTURE_TFLITE), "--format", fmt]
+        assert main([*args, "--output", str(out)]) == 0
+    assert not list(out.glob("*.h"))
+    files = {f for e in manifest(out)["tensors"] for f in e["files"]}
+    assert {p.name for p in out.iterdir()} == files | {"manifest.json", "manifest.csv"}
