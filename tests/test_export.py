@@ -388,7 +388,7 @@ def test_export_needs_a_mode_and_a_top_within_the_classes(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["export", "--weights", "none"])
     assert exit_.value.code == 2
-    assert "one of the arguments --saved-model is required" in capsys.readouterr().err
+    assert "one of the arguments --saved-model --c-array is required" in capsys.readouterr().err
     target = tmp_path / "model"
     assert main(["export", "--saved-model", str(target), "--top", "1001"]) == 2
     err = capsys.readouterr().err

@@ -181,10 +181,11 @@ def _default_mode(mode: int) -> int:
 
 
 def _listed_files(manifest: Path) -> set[str]:
-    """The plain file names an earlier manifest lists (`tensors[].files`)."""
+    """The plain file names an earlier manifest lists (`tensors[].files`, and `files`: those of
+    the whole set, such as a dump's umbrella C header)."""
     try:
-        entries = json.loads(manifest.read_text())["tensors"]
-        names = {f for e in entries for f in e["files"]}
+        data = json.loads(manifest.read_text())
+        names = {f for e in data["tensors"] for f in e["files"]} | set(data.get("files", []))
     except (OSError, ValueError, KeyError, TypeError):
         return set()
     return {n for n in names if isinstance(n, str) and "/" not in n and not n.startswith(".")}

@@ -12,6 +12,14 @@ File names are the Keras layer a tensor belongs to (`block_1_expand_relu`,
 `block_1_expand.folded_kernel`, `predictions_logits`), so a float dump and an INT8 dump pair up
 file by file; tensors without a Keras layer keep their own name, made safe. No name can leave
 the output directory, and no two tensors share a file.
+
+For test benches and C code (`FORMATS`): `bin` holds each tensor's raw little-endian values
+(C order of the written shape: `fread`, `np.fromfile`); `hex` one value per line as
+two's-complement hex, two digits per byte (int8 -1 is `ff`, int32 -1 `ffffffff`; floats their
+IEEE 754 bit pattern), for Verilog's `$readmemh`; `c` one header per tensor
+(`c_source.tensor_header`) and an umbrella header including them all. Their manifest entries
+carry what reading them needs: dtype, written shape and layout, element size, byte order,
+scales and zero points.
 """
 
 from __future__ import annotations
@@ -24,6 +32,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from mobilenet_v2.analysis.c_source import (
+    tensor_header,
+    umbrella_header,
+    unique_identifiers,
+)
 from mobilenet_v2.analysis.tensor_map import (
     CSV_COLUMNS,
     DATA_FORMATS,
@@ -37,7 +50,19 @@ from mobilenet_v2.analysis.tensor_map import (
 from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.outputs import check_output_dir, staged_directory
 
-FORMATS = ("txt", "npy", "both")
+# "both" stays txt + npy, as before the test-bench formats came; each other value is one kind.
+FORMATS = ("txt", "npy", "both", "bin", "hex", "c")
+# What each file kind holds, recorded in the manifest (`file_formats`) for whoever reads it.
+FILE_FORMATS = {
+    "txt": "text: '# key: <JSON>' header lines, then the values, one innermost row per line",
+    "npy": "NumPy .npy (np.load)",
+    "bin": "raw values, C order of written_shape, byte_order, element_size bytes each",
+    "hex": "one value per line, C order: two's-complement hex (floats: IEEE 754 bit "
+    "pattern), 2 * element_size digits, no prefix (Verilog $readmemh)",
+    "h": "C header: static const array NAME[NAME_LEN], NAME_SHAPE, NAME_SCALE(S), "
+    "NAME_ZERO_POINT(S); float16 as uint16_t bit patterns; c_name is NAME",
+}
+_KINDS = {"both": ("txt", "npy"), "c": ("h",)}
 KERNELS = ("reference", "optimized", "numpy")
 MANIFEST = "manifest.json"
 _FLOAT_FORMATS = {"float16": "%.5g", "float32": "%.9g", "float64": "%.17g"}
@@ -281,14 +306,28 @@ def write_dump(
     """Write every tensor and the manifests into a staging directory beside `output`, then
     move them in: an error leaves `output` as it was."""
     out = Path(output)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    kinds = _KINDS.get(fmt, (fmt,))
+    tensors = sorted(table.tensors.values(), key=lambda t: t.index)
+    umbrella = _umbrella_name({t.file_name.lower() for t in tensors})
+    # C names for every tensor at once, so that clashes resolve the same way on every run;
+    # the umbrella header's guard is reserved first.
+    c_names = unique_identifiers([umbrella.replace(".", "_"), *(t.file_name for t in tensors)])
     with staged_directory(out, last=MANIFEST) as staging:
         op_types = {op.index: op.type for op in table.ops}
         entries = []
-        for t in sorted(table.tensors.values(), key=lambda t: t.index):
-            entry = _write_tensor(staging, t, arrays.get(t.index), fmt, data_format, op_types)
+        for t, c_name in zip(tensors, c_names[1:], strict=True):
+            array = arrays.get(t.index)
+            entry = _write_tensor(staging, t, array, kinds, data_format, op_types, c_name)
             entries.append(entry)
         by_index = {e["index"]: e for e in entries}
         manifest = {**info, "data_format": data_format, "format": fmt}
+        manifest["file_formats"] = {k: FILE_FORMATS[k] for k in kinds}
+        if fmt == "c":
+            headers = [f for e in entries for f in e["files"]]
+            _inside(staging, umbrella).write_text(umbrella_header(umbrella, headers))
+            manifest["files"] = [umbrella]  # files of the whole dump, beside each tensor's
         manifest["totals"] = table.totals
         manifest["ops"] = table.to_json()["ops"]
         manifest["tensors"] = entries
@@ -302,6 +341,14 @@ def write_dump(
     return out
 
 
+def _umbrella_name(taken: set[str]) -> str:
+    """`tensors.h`, unless a tensor's file already has that name."""
+    name = "tensors"
+    while name in taken:
+        name = f"all_{name}"
+    return f"{name}.h"
+
+
 _WRITTEN_COLUMNS = ("written_shape", "written_layout", "written_quantized_dimension", "files")
 
 
@@ -309,9 +356,10 @@ def _write_tensor(
     staging: Path,
     t: TensorInfo,
     array: np.ndarray | None,
-    fmt: str,
+    kinds: tuple[str, ...],
     data_format: str,
     op_types: dict[int, str],
+    c_name: str,
 ) -> dict[str, Any]:
     layout, axes = written_layout(t.layout, data_format)
     qdim = int(t.quantized_dimension)
@@ -345,15 +393,46 @@ def _write_tensor(
     written = np.ascontiguousarray(np.transpose(array, axes) if axes else array)
     entry["written_shape"] = list(written.shape)
     entry["dtype"] = written.dtype.name
-    if fmt in ("txt", "both"):
-        path = _inside(staging, f"{t.file_name}.txt")
-        path.write_text(_header(entry) + format_values(written))
-        entry["files"].append(path.name)
-    if fmt in ("npy", "both"):
-        path = _inside(staging, f"{t.file_name}.npy")
-        np.save(path, written)
+    # What a test bench needs to read .bin and .hex files (fread, $readmemh).
+    entry["element_size"] = written.dtype.itemsize
+    entry["byte_order"] = "little"
+    for kind in kinds:
+        path = _inside(staging, f"{t.file_name}.{kind}")
+        if kind == "txt":
+            path.write_text(_header(entry) + format_values(written))
+        elif kind == "npy":
+            np.save(path, written)
+        elif kind == "bin":
+            path.write_bytes(_little_endian(written).tobytes())
+        elif kind == "hex":
+            path.write_text(format_hex(written))
+        elif kind == "h":
+            entry["c_name"] = c_name
+            path.write_text(tensor_header(c_name, written, entry))
+        else:
+            raise ValueError(f"unknown file kind {kind!r}")
         entry["files"].append(path.name)
     return entry
+
+
+def _little_endian(array: np.ndarray) -> np.ndarray:
+    """The same values stored little-endian (a no-op on the usual hosts)."""
+    return array.astype(array.dtype.newbyteorder("<"), copy=False)
+
+
+def format_hex(array: np.ndarray) -> str:
+    """All values, C order, one per line: the little-endian bytes read as one unsigned number,
+    i.e. two's complement for integers and the IEEE 754 bit pattern for floats, zero-padded
+    to two hex digits per byte (what Verilog's `$readmemh` reads into a register that wide)."""
+    size = array.dtype.itemsize
+    flat = _little_endian(np.ascontiguousarray(array)).reshape(-1).view(f"<u{size}")
+    if size == 1:  # the common case (int8, uint8): a table instead of a format per value
+        table = [f"{v:02x}" for v in range(256)]
+        lines = [table[v] for v in flat.tolist()]
+    else:
+        pattern = f"{{:0{2 * size}x}}"
+        lines = [pattern.format(v) for v in flat.tolist()]
+    return "".join(line + "\n" for line in lines)
 
 
 def _inside(directory: Path, name: str) -> Path:

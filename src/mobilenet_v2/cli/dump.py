@@ -26,8 +26,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "dump",
         help="write every tensor of one inference (golden reference)",
         description="Every tensor of one run: TFLite (--model, all interpreter tensors) or the "
-        "float TF model (every layer output and weight), as text and/or .npy, with "
-        "manifest.json and manifest.csv.",
+        "float TF model (every layer output and weight), as text and/or .npy, or for test "
+        "benches as raw little-endian .bin, $readmemh .hex or C headers, with manifest.json "
+        "and manifest.csv.",
     )
     dump.add_argument("image", metavar="IMAGE")
     dump.add_argument("--output", required=True, metavar="DIR")
@@ -35,7 +36,14 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     dump.add_argument("--weights", default=None, help="dump the float TF model (as classify)")
     dump.add_argument("--alpha", type=positive_float, default=None, help="TF model (1.0)")
     dump.add_argument("--size", type=positive_int, default=None, help="TF model input (224)")
-    dump.add_argument("--format", choices=FORMATS, default="txt")
+    dump.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="txt",
+        help="txt (default), npy, both (txt and npy); bin: raw little-endian values; hex: one "
+        "two's-complement hex value per line ($readmemh); c: a header per tensor and "
+        "tensors.h including them all",
+    )
     dump.add_argument(
         "--data-format",
         choices=DATA_FORMATS,

@@ -2,9 +2,9 @@
 
 Each form is one flag of a required, mutually exclusive group (one mode per run), and one
 function here: `--saved-model DIR`, a TensorFlow SavedModel for TF Serving, Vertex AI or
-Beam. Another form (say `--c-array FILE --model M.tflite`, a .tflite as a C array for
-microcontrollers) is one more flag in the group and one more function; the model flags
-default to None so that such a mode can refuse the ones it would ignore (`parser.refuse`).
+Beam; `--c-array FILE --model M.tflite`, a .tflite as a C array for microcontrollers
+(TensorFlow Lite Micro), which never loads TensorFlow. The model flags default to None so
+that each mode can refuse the ones it would ignore (`parser.refuse`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,13 @@ import argparse
 import time
 from pathlib import Path
 
-from mobilenet_v2.cli.parser import UsageError, positive_float, positive_int, weights_arg
+from mobilenet_v2.cli.parser import (
+    UsageError,
+    positive_float,
+    positive_int,
+    refuse,
+    weights_arg,
+)
 from mobilenet_v2.labels import imagenet_classes
 from mobilenet_v2.outputs import SAVED_MODEL_FILE, check_new_directory
 from mobilenet_v2.preprocess import BICUBIC_RESIZE_MODES
@@ -22,18 +28,28 @@ from mobilenet_v2.preprocess import BICUBIC_RESIZE_MODES
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export",
-        help="export for serving (TensorFlow SavedModel)",
+        help="export for serving (TensorFlow SavedModel) or microcontrollers (C array)",
         description="Export MobileNetV2 for serving. --saved-model: a TensorFlow SavedModel "
         "whose serving_default signature takes encoded images (JPEG, PNG, GIF, BMP bytes) "
         "and does the classify preprocessing in the graph; serving_preprocessed takes "
         "float32 [batch, size, size, 3]. Both return the top-k class_ids, synsets, names and "
-        "scores.",
+        "scores. --c-array: a .tflite model (--model) as a 16-byte aligned C array with its "
+        "length, and a header beside it, as TensorFlow Lite Micro loads models.",
     )
     mode = export.add_mutually_exclusive_group(required=True)
     mode.add_argument(
         "--saved-model",
         metavar="DIR",
         help="write a SavedModel to DIR (a new or empty directory; written whole, atomically)",
+    )
+    mode.add_argument(
+        "--c-array",
+        metavar="FILE",
+        help="write --model as a C/C++ source FILE (model.cc: `alignas(16) const unsigned char "
+        "model[]`, `model_len`) and FILE's .h beside it",
+    )
+    export.add_argument(
+        "--model", default=None, metavar="M.tflite", help="the .tflite model (--c-array)"
     )
     export.add_argument("--weights", default=None, help="as for classify")
     export.add_argument("--alpha", type=positive_float, default=None, help="width (1.0)")
@@ -57,10 +73,30 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.c_array is not None:
+        return c_array(args)
     return saved_model(args)
 
 
+# What --c-array would ignore: it copies a finished .tflite, it builds no model.
+_SAVED_MODEL_FLAGS = ("--weights", "--alpha", "--size", "--top", "--resize", "--force")
+
+
+def c_array(args: argparse.Namespace) -> int:
+    """The bytes of --model, unchanged, as C source: no TensorFlow, no LiteRT."""
+    from mobilenet_v2.analysis.c_source import write_model_array
+
+    refuse(args, _SAVED_MODEL_FLAGS, "applies to --saved-model (--c-array copies --model as is)")
+    if not args.model:
+        raise UsageError("--c-array needs --model M.tflite")
+    source, header = write_model_array(args.model, args.c_array)
+    size = source.stat().st_size / 1e6
+    print(f"wrote {source} ({size:.1f} MB of C source) and {header} from {args.model}")
+    return 0
+
+
 def saved_model(args: argparse.Namespace) -> int:
+    refuse(args, ("--model",), "applies to --c-array (--saved-model builds from --weights)")
     top = 5 if args.top is None else args.top
     classes = len(imagenet_classes())
     if top > classes:
