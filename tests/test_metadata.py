@@ -399,15 +399,28 @@ def test_the_mediapipe_resize_is_opencvs_bilinear_warp():
         assert np.abs(ours - expected).max() <= 1, image.size
 
 
+@pytest.mark.parametrize("kind", ["float16", "none"])
+def test_mediapipe_loads_the_float_models_with_our_labels(models, kind):
+    """Three photos with known classes: MediaPipe names them with our labels."""
+    photos = [IMAGES / n for n in ("parrot.jpg", "hot_dog.jpg", "cat.bmp")]
+    indices, names = mediapipe_top1(models[kind], photos)
+    assert names == ["macaw", "hotdog", "Egyptian_cat"]
+    assert indices == [KERAS_NAMES.index(n) for n in names]
+
+
 def test_mediapipe_refuses_int8_input_tensors(int8_model):
     """Why apps need the uint8-I/O INT8 model (README, `convert --help`)."""
     with pytest.raises(Exception, match=r"(?i)type mismatch.*INT8"):
         mediapipe_classifier(int8_model)
 
 
-# float16 scores as float32 does (100 % agreement, README): opt-in, to keep the default run
-# within its budget.
-@pytest.mark.parametrize("kind", ["uint8", pytest.param("float16", marks=pytest.mark.slow), "none"])
+# The uint8 model, the one apps take, in the default run; the float models' 500-image runs
+# (half a minute each) are opt-in, to keep the default run within its budget, and
+# `test_mediapipe_loads_the_float_models_with_our_labels` covers them by default.
+FLOAT_SLOW = [pytest.param(k, marks=pytest.mark.slow) for k in ("float16", "none")]
+
+
+@pytest.mark.parametrize("kind", ["uint8", *FLOAT_SLOW])
 def test_mediapipe_classifies_with_our_labels_as_well_as_we_do_with_its_resize(
     request, models, kind
 ):

@@ -75,8 +75,10 @@ def test_int8_per_channel_model_is_bit_exact(int8_model):
 
 @pytest.mark.shared
 def test_int8_per_tensor_model_is_bit_exact(per_tensor_model):
-    """`convert --per-tensor`: one scale per weight tensor, the rest as the per-channel model."""
-    counts = mismatches(per_tensor_model, REAL_IMAGES)
+    """`convert --per-tensor`: one scale per weight tensor, the rest as the per-channel model.
+    Five images (the per-channel model's test runs twenty): the arithmetic is the same, only
+    the weights' scales differ, and the default run has a time budget."""
+    counts = mismatches(per_tensor_model, REAL_IMAGES[:5])
     assert sum(counts.values()) == 0, {k: v for k, v in counts.items() if v}
 
 
