@@ -356,3 +356,27 @@ def test_read_tensor_refuses_other_files(tmp_path):
     path.write_text("hello\n")
     with pytest.raises(MobileNetV2Error, match=r"x\.txt"):
         read_tensor(path)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("engine", ["litert", "reference"])
+def test_a_softmax_scale_that_would_abort_litert_is_refused(engine, tmp_path, capsys):
+    """LiteRT's reference SOFTMAX aborts the whole process (a TFLITE_CHECK, no error) when
+    beta * input scale * 2**26 <= 1, as with random weights whose logits have no range:
+    both engines refuse such a model with one line instead."""
+    model = schema.ModelT.InitFromPackedBuf(FIXTURE_TFLITE.read_bytes(), 0)
+    graph = model.subgraphs[0]
+    softmax = next(
+        op
+        for op in graph.operators
+        if model.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.SOFTMAX
+    )
+    graph.tensors[softmax.inputs[0]].quantization.scale = [2.0**-27]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path = tmp_path / "flat_logits.tflite"
+    path.write_bytes(bytes(builder.Output()))
+    argv = ["dump", str(GRACE_HOPPER), "--model", str(path), "--output", str(tmp_path / "d")]
+    assert main([*argv, "--engine", engine]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SOFTMAX: its input scale 7.45e-09 is below 2^-26" in err

@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -511,14 +512,23 @@ def read_tensor(path: str | os.PathLike) -> DumpedTensor:
     try:
         dtype = np.dtype(meta["type"])
         shape = tuple(meta["shape"])
-        tokens = " ".join(lines[body:]).split()
-        if dtype.kind == "f":
-            values = np.array(tokens, dtype=np.float64).astype(dtype)
-        else:
-            values = np.array(tokens, dtype=np.int64).astype(dtype)
+        values = _parse_values("\n".join(lines[body:]), dtype)
         return DumpedTensor(values.reshape(shape), meta)
     except (KeyError, TypeError, ValueError) as exc:
         raise MobileNetV2Error(f"{path}: not a tensor dump file ({exc})") from None
+
+
+def _parse_values(text: str, dtype: np.dtype) -> np.ndarray:
+    """Whitespace-separated numbers as `dtype`, exactly: NumPy's C parser (fast), and the
+    string conversion where it stops early (it reads `1.5` as an int64 1, then gives up)."""
+    wide = np.float64 if dtype.kind == "f" else np.int64
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "could not be read to its end": not all numbers
+        try:
+            return np.fromstring(text, dtype=wide, sep=" ").astype(dtype)
+        except (ValueError, DeprecationWarning):
+            pass
+    return np.array(text.split(), dtype=wide).astype(dtype)
 
 
 def _manifest_entry(path: Path) -> dict[str, Any]:

@@ -26,11 +26,23 @@ from mobilenet_v2.cli import (
     export,
     inspect,
     trace,
+    verify,
 )
 from mobilenet_v2.cli.parser import PROG, ArgumentParser, UsageError
 from mobilenet_v2.errors import MobileNetV2Error
 
-COMMANDS = (classify, convert, export, evaluate, dump, inspect, compare, trace, benchmark)
+COMMANDS = (
+    classify,
+    convert,
+    export,
+    evaluate,
+    dump,
+    verify,
+    inspect,
+    compare,
+    trace,
+    benchmark,
+)
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:

@@ -16,6 +16,8 @@ from mobilenet_v2._quiet import silenced_stderr
 from mobilenet_v2.errors import ModelFileError
 from mobilenet_v2.lite.model_metadata import describe_model
 from mobilenet_v2.lite.tflite_file import (
+    check_softmax_scales,
+    parse_tflite,
     pixel_grid,
     read_model_bytes,
     round_half_away,
@@ -42,6 +44,8 @@ class TFLiteClassifier:
         self.num_threads = num_threads
         self.reference_kernels = reference_kernels
         raw = self.raw = read_model_bytes(self.path)
+        if reference_kernels:  # LiteRT's reference softmax aborts the process on these
+            check_softmax_scales(parse_tflite(raw, self.path))
         if xnnpack is None:
             # On for every kind of model, as LiteRT's own default. Dynamic-range models too:
             # on all 500 sample images XNNPACK and the built-in hybrid kernels score the same

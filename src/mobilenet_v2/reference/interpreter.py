@@ -29,13 +29,16 @@ import numpy as np
 from mobilenet_v2.errors import ModelFileError
 from mobilenet_v2.lite.model_metadata import describe_model
 from mobilenet_v2.lite.tflite_file import (
+    SOFTMAX_DIFF_INTEGER_BITS,
     Operator,
     Tensor,
     TFLiteModel,
+    check_softmax_scales,
     parse_tflite,
     pixel_grid,
     read_model_bytes,
     round_half_away,
+    softmax_input_multiplier,
 )
 from mobilenet_v2.reference.fixed_point import (
     exp_on_negative_values,
@@ -102,6 +105,7 @@ class ReferenceInterpreter:
         described = describe_model(raw, path, grid, None)
         self.preprocessing, self.notes = described.preprocessing, described.notes
         _check_integer_model(self.model, path)
+        check_softmax_scales(self.model)  # bit-exact with LiteRT, which aborts on these
         self.steps: list[Step] = []
         for op in self.model.operators:
             kernel = _KERNELS.get(op.opcode)
@@ -445,12 +449,10 @@ def softmax(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarra
     op = step.op
     _check_quantized(interp, op)
     x = inputs[0].astype(np.int64)
-    scaled_diff_integer_bits, accumulation_integer_bits = 5, 12
+    scaled_diff_integer_bits, accumulation_integer_bits = SOFTMAX_DIFF_INTEGER_BITS, 12
     qi = interp.quant(op.inputs[0])
     beta = float(op.options.beta) if op.options is not None else 1.0
-    real = min(
-        beta * float(np.float32(qi.scale)) * (1 << (31 - scaled_diff_integer_bits)), 2.0**31 - 1.0
-    )
+    real = softmax_input_multiplier(beta, qi.scale)
     input_multiplier, input_left_shift = quantize_multiplier(real)
     max_input_rescaled = (
         1.0

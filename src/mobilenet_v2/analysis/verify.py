@@ -1,0 +1,798 @@
+"""Check someone's layer outputs against a golden dump (`mobilenet-v2 verify`).
+
+The golden side is a directory `dump` wrote (its manifest.json says every tensor's dtype,
+shape, layout and quantization); the other side is the user's tensors, named like ours (any
+subset), in any format `dump` writes: text, `.npy`, raw little-endian `.bin`, `$readmemh`
+`.hex` or C headers `.h`. Formats without a shape (bin, hex, a plain list of numbers) take
+the golden tensor's dtype and element count.
+
+For each tensor in both: the layout (a transposed NHWC/NCHW/NCWH tensor is recognised from its
+values and reported as a layout mismatch, not as garbage), the exact-match count, the largest
+and mean |difference| in quantization steps (LSB) for integer tensors or relative to the
+tensor's largest magnitude for float ones, and the first element beyond the tolerance with
+its (n, c, h, w) index and the `trace` command that explains it. Rows come in execution
+order; the first failing one is the layer to debug, later ones inherit its error.
+
+No TensorFlow, no LiteRT: NumPy only, so that it runs wherever the user's kernels are tested.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import re
+import shlex
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mobilenet_v2.analysis.c_source import C_TYPES
+from mobilenet_v2.analysis.dump import MANIFEST, read_tensor
+from mobilenet_v2.analysis.tensor_map import written_layout
+from mobilenet_v2.errors import MobileNetV2Error
+from mobilenet_v2.outputs import markdown_table, staged_directory
+
+FORMATS = ("auto", "txt", "npy", "bin", "hex", "c")
+LAYOUTS = ("auto", "NCHW", "NHWC")
+# File extension -> format; `auto` tries them in this order when a tensor has several files
+# (a `--format both` dump has .txt and .npy: the .npy is exact and quick to read).
+EXTENSIONS = {".npy": "npy", ".bin": "bin", ".txt": "txt", ".hex": "hex", ".h": "c"}
+_SUFFIX = {fmt: ext for ext, fmt in EXTENSIONS.items()}
+# The user's layout -> the data format whose written layouts they follow (weights too:
+# NCHW goes with OIHW and C1HW, NHWC with TFLite's own OHWI and 1HWC).
+_DATA_FORMATS = {"NCHW": "channel_first", "NHWC": "channel_last"}
+# A different layout is reported only when it fits at least this much better: noise makes
+# every ordering of garbage fit about equally badly, a transposed tensor fits one exactly.
+_CLEARLY_BETTER = 0.5
+DEFAULT_FLOAT_TOLERANCE = 1e-5
+
+
+class VerifyError(MobileNetV2Error):
+    """Input that cannot be verified: no manifest, a file of the wrong size, ..."""
+
+
+@dataclass
+class GoldenTensor:
+    """One tensor of the golden dump, from its manifest entry."""
+
+    name: str  # the file stem, which the user's files share
+    entry: dict[str, Any]
+    path: Path  # one of its files
+    order: tuple[int, int]  # (op, 0 before / 1 after it): execution order
+    _array: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.entry["written_shape"])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.entry["dtype"])
+
+    @property
+    def layout(self) -> str:
+        return self.entry.get("written_layout") or ""
+
+    def read(self) -> np.ndarray:
+        """The golden values in the written shape (read once)."""
+        if self._array is None:
+            array, _ = read_file(self.path, EXTENSIONS[self.path.suffix], self)
+            self._array = array.reshape(self.shape)
+        return self._array
+
+
+@dataclass
+class Golden:
+    directory: Path
+    manifest: dict[str, Any]
+    tensors: dict[str, GoldenTensor]  # by file stem, in execution order
+
+    @property
+    def data_format(self) -> str:
+        return self.manifest.get("data_format", "channel_first")
+
+
+@dataclass
+class TensorResult:
+    name: str
+    op: str  # "3 CONV_2D", or "" for the model input and constants
+    kind: str
+    dtype: str
+    shape: list[int]
+    file: str
+    status: str  # ok, differs, layout, shape, dtype
+    expected_layout: str
+    layout: str  # the layout their values are in
+    elements: int = 0
+    exact: int = 0
+    beyond: int = 0  # elements off by more than the tolerance
+    unit: str = "LSB"  # LSB (integer tensors) or relative (float: |d| / max |golden|)
+    max_diff: float = 0.0
+    mean_diff: float = 0.0
+    first: dict[str, Any] | None = None  # the first element beyond the tolerance
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass
+class Report:
+    golden: str
+    theirs: str
+    layout: str
+    tolerance: int
+    float_tolerance: float
+    results: list[TensorResult]
+    missing: list[str] = field(default_factory=list)  # golden tensors they have no file for
+    ignored: list[str] = field(default_factory=list)  # their files named like no tensor
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def first_divergence(self) -> TensorResult | None:
+        return next((r for r in self.results if not r.passed), None)
+
+    def to_json(self) -> dict[str, Any]:
+        first = self.first_divergence
+        return {
+            **{k: v for k, v in asdict(self).items() if k != "results"},
+            "passed": self.passed,
+            "first_divergence": first and first.name,
+            "tensors": [asdict(r) for r in self.results],
+        }
+
+
+# --- The golden dump -------------------------------------------------------------------------
+
+
+def load_golden(directory: str | os.PathLike) -> Golden:
+    """The dump in `directory`: every tensor with a file, in execution order."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise VerifyError(f"{directory}: not a directory (give a dump directory as GOLDEN)")
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise VerifyError(
+            f"{directory}: no {MANIFEST}, so not a dump directory (mobilenet-v2 dump "
+            "--output DIR writes one)"
+        )
+    try:
+        manifest = json.loads(path.read_text())
+        entries = manifest["tensors"]
+        ops = manifest.get("ops", [])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise VerifyError(f"{path}: not a dump manifest ({exc})") from None
+    order = _execution_order(ops)
+    tensors = []
+    for entry in entries:
+        files = [f for f in entry.get("files", ()) if Path(f).suffix in EXTENSIONS]
+        if not files:
+            continue  # scratch tensors, optional inputs: nothing was written
+        files.sort(key=lambda f: list(EXTENSIONS).index(Path(f).suffix))
+        tensors.append(
+            GoldenTensor(
+                name=Path(files[0]).stem,
+                entry=entry,
+                path=directory / files[0],
+                order=order.get(entry["index"], (len(ops), 0)),
+            )
+        )
+    tensors.sort(key=lambda t: (t.order, t.entry["index"]))
+    return Golden(directory, manifest, {t.name: t for t in tensors})
+
+
+def _execution_order(ops: list[dict[str, Any]]) -> dict[int, tuple[int, int]]:
+    """Tensor index -> (op, 1) for what an op computes, (op, 0) for what it reads first
+    (the model input, weights, biases): weights precede the output they make."""
+    order: dict[int, tuple[int, int]] = {}
+    for op in ops:
+        for index in op.get("outputs", ()):
+            order.setdefault(index, (op["index"], 1))
+    for op in ops:
+        for index in (*op.get("inputs", ()), *op.get("weights", ())):
+            order.setdefault(index, (op["index"], 0))
+    return order
+
+
+# --- Reading any format ----------------------------------------------------------------------
+
+
+def read_file(path: Path, fmt: str, golden: GoldenTensor) -> tuple[np.ndarray, tuple | None]:
+    """The values of `path` read as `fmt`, and their shape where the file says it (npy, our
+    text files, our C headers; else None, and the array is flat). Formats without a dtype
+    take the golden tensor's; a file with the wrong number of values is an error."""
+    try:
+        if fmt == "npy":
+            array = np.load(path, allow_pickle=False)
+            return array, tuple(array.shape)
+        if fmt == "bin":
+            return _read_bin(path, golden), None
+        text = path.read_text()
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise VerifyError(f"{path}: cannot read as {fmt} ({_reason(exc)})") from None
+    if fmt == "txt":
+        if text.startswith("# "):  # our own text format: its header has dtype and shape
+            array = read_tensor(path).array
+            return array, tuple(array.shape)
+        return _values(path, text, golden), None
+    if fmt == "hex":
+        return _read_hex(path, text, golden), None
+    if fmt == "c":
+        return _read_c(path, text, golden)
+    raise VerifyError(f"{path}: unknown format {fmt!r} (give one of {', '.join(FORMATS[1:])})")
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or " ".join(str(exc).split())[:120]
+
+
+def _wrong_size(path: Path, golden: GoldenTensor, found: str) -> VerifyError:
+    size = int(np.prod(golden.shape))
+    return VerifyError(
+        f"{path}: {found}, but tensor {golden.name} {list(golden.shape)} {golden.dtype} has "
+        f"{size} values ({size * golden.dtype.itemsize} bytes)"
+    )
+
+
+def _read_bin(path: Path, golden: GoldenTensor) -> np.ndarray:
+    data = path.read_bytes()
+    if len(data) != int(np.prod(golden.shape)) * golden.dtype.itemsize:
+        raise _wrong_size(path, golden, f"{len(data)} bytes")
+    return np.frombuffer(data, golden.dtype.newbyteorder("<")).astype(golden.dtype)
+
+
+def _read_hex(path: Path, text: str, golden: GoldenTensor) -> np.ndarray:
+    """One value per line, two's complement (floats: IEEE 754 bits); `//` comments allowed."""
+    size = golden.dtype.itemsize
+    if "//" in text:
+        text = "\n".join(line.split("//")[0] for line in text.splitlines())
+    tokens = text.split()
+    if len(tokens) != int(np.prod(golden.shape)):
+        raise _wrong_size(path, golden, f"{len(tokens)} values")
+    if max(map(len, tokens), default=0) > 2 * size:
+        raise VerifyError(f"{path}: hex values wider than {size} byte(s) ({golden.dtype})")
+    digits = "".join(tokens)
+    if len(digits) != 2 * size * len(tokens):  # not all zero-padded: pad them
+        digits = "".join(t.zfill(2 * size) for t in tokens)
+    try:  # all digits at once: each value's big-endian bytes
+        data = bytes.fromhex(digits)
+    except ValueError:
+        bad = next(t for t in tokens if not re.fullmatch(r"[0-9a-fA-F]+", t))
+        raise VerifyError(f"{path}: {bad!r} is not a hex value") from None
+    return np.frombuffer(data, f">u{size}").astype(f"<u{size}").view(golden.dtype)
+
+
+def _values(
+    path: Path, text: str, golden: GoldenTensor, dtype: Any = None, sep: str = " "
+) -> np.ndarray:
+    """Numbers separated by `sep` (" ": any whitespace) as `dtype` (the golden tensor's by
+    default): NumPy's C parser first, then one by one for C spellings (`INT64_C(...)`,
+    `(NAN)`) and hex literals."""
+    dtype = np.dtype(dtype or golden.dtype)
+    text = text.strip().rstrip(sep.strip() or " ")  # a trailing comma
+    wide = np.float64 if dtype.kind == "f" else np.int64
+    plain = text
+    if dtype.kind == "f" and not re.search(r"[^0-9eE.+\-fF,\s]", text):
+        plain = re.sub("[fF]", "", text)  # 1.5f
+    values = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "could not be read to its end": the slow path
+        with contextlib.suppress(ValueError, DeprecationWarning):
+            values = np.fromstring(plain, dtype=wide, sep=sep) if plain else np.zeros(0, wide)
+    if values is None:
+        tokens = text.split(sep) if sep.strip() else text.split()
+        try:
+            literals = [_c_literal(t) for t in tokens]
+            if dtype.kind == "f":
+                values = np.array(literals, dtype=np.float64)
+            else:
+                values = np.array([int(t, 0) for t in literals], dtype=np.int64)
+        except (ValueError, OverflowError):
+            raise VerifyError(f"{path}: not a list of {dtype} values") from None
+    if values.size != int(np.prod(golden.shape)):
+        raise _wrong_size(path, golden, f"{values.size} values")
+    return values.astype(dtype)
+
+
+_C_NAMES = {c: name for name, c in reversed(C_TYPES.items())}  # int8_t -> int8, uint16_t ->..
+_C_ARRAY = re.compile(
+    r"(?:static\s+)?(?:const\s+)?(\w+)\s+(\w+)\s*\[[^\]]*\]\s*=\s*\{([^}]*)\}", re.S
+)
+
+
+def _read_c(path: Path, text: str, golden: GoldenTensor) -> tuple[np.ndarray, tuple | None]:
+    """A C header with one tensor: its array (the one that is not NAME_SHAPE, NAME_SCALES or
+    NAME_ZERO_POINTS), in its own C type, and NAME_SHAPE where there is one."""
+    text = re.sub(r"/\*.*?\*/|//[^\n]*", " ", text, flags=re.S)
+    arrays = {name: (ctype, body) for ctype, name, body in _C_ARRAY.findall(text)}
+    names = [n for n in arrays if not n.endswith(("_SHAPE", "_SCALES", "_ZERO_POINTS"))]
+    if len(names) != 1:
+        found = ", ".join(names) or "none"
+        raise VerifyError(f"{path}: expected one tensor array in the header, found {found}")
+    name = names[0]
+    ctype, body = arrays[name]
+    dtype = np.dtype(_C_NAMES.get(ctype, "") or golden.dtype)
+    if ctype == "uint16_t" and golden.dtype == np.float16:
+        dtype = np.dtype(np.uint16)  # float16 travels as its bit patterns
+    array = _values(path, body, golden, dtype, sep=",")
+    if dtype == np.uint16 and golden.dtype == np.float16:
+        array = array.view(np.float16)
+    shape = None
+    if f"{name}_SHAPE" in arrays:
+        dims = [int(_c_literal(d), 0) for d in arrays[f"{name}_SHAPE"][1].split(",") if d.strip()]
+        shape = tuple(dims) if int(np.prod(dims)) == array.size else None
+    return array, shape
+
+
+def _c_literal(token: str) -> str:
+    """A C literal as Python reads it: `1.5f`, `INT64_C(-3)`, `(-2147483647 - 1)`, `(NAN)`."""
+    token = token.strip()
+    token = re.sub(r"U?INT64_C\(([^)]*)\)", r"\1", token).strip("() ")
+    if m := re.fullmatch(r"(-?\w+)\s*-\s*1", token):
+        return str(int(m.group(1), 0) - 1)
+    token = {"NAN": "nan", "INFINITY": "inf", "-INFINITY": "-inf"}.get(token, token)
+    if re.fullmatch(r"[-+]?[\d.]+(?:[eE][-+]?\d+)?[fF]", token):
+        token = token[:-1]
+    return re.sub(r"(?<=\d)[uUlL]+$", "", token)
+
+
+# --- Comparing -------------------------------------------------------------------------------
+
+
+def _candidates(golden: GoldenTensor, array: np.ndarray) -> dict[str, np.ndarray]:
+    """The golden tensor in every layout its values could be in (every order of its axes),
+    named by its axis letters ("NHWC"). Orders that leave the values in the same sequence
+    (axes of size 1 moved) give the same array object, so that callers can tell that such
+    layouts cannot be told apart."""
+    layout = golden.layout
+    if array.ndim < 2 or len(layout) != array.ndim or len(set(layout)) != array.ndim:
+        return {layout: array}
+    out: dict[str, np.ndarray] = {}
+    by_key: dict[tuple, np.ndarray] = {}
+    for axes in itertools.permutations(range(array.ndim)):
+        key = (
+            tuple(array.shape[a] for a in axes),
+            tuple(a for a in axes if array.shape[a] > 1),
+        )
+        if key not in by_key:
+            by_key[key] = np.transpose(array, axes)
+        out["".join(layout[a] for a in axes)] = by_key[key]
+    return out
+
+
+def _distinct(candidates: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One name per distinct arrangement: the first (the written layout comes first)."""
+    seen: set[int] = set()
+    out = {}
+    for name, array in candidates.items():
+        if id(array) not in seen:
+            seen.add(id(array))
+            out[name] = array
+    return out
+
+
+def expected_layout(golden: Golden, tensor: GoldenTensor, layout: str) -> str:
+    """The layout their copy of `tensor` should be in when they say `layout` (NCHW/NHWC)."""
+    if layout not in _DATA_FORMATS:
+        return tensor.layout
+    engine = tensor.entry.get("layout") or ""
+    theirs, _ = written_layout(engine, _DATA_FORMATS[layout])
+    if sorted(theirs) != sorted(tensor.layout):
+        return tensor.layout  # a layout that does not change with the data format (C, NC)
+    return theirs
+
+
+def _difference(golden: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """theirs - golden: exact int64 for integers, float64 for floats (NaN = NaN: 0)."""
+    if golden.dtype.kind in "iub" and theirs.dtype.kind in "iub":
+        return theirs.astype(np.int64) - golden.astype(np.int64)
+    diff = theirs.astype(np.float64) - golden.astype(np.float64)
+    both_nan = np.isnan(golden.astype(np.float64)) & np.isnan(theirs.astype(np.float64))
+    diff[both_nan] = 0.0
+    same_inf = np.isinf(golden.astype(np.float64)) & (golden == theirs)
+    diff[same_inf] = 0.0
+    return diff
+
+
+def _fit(golden: np.ndarray, theirs_flat: np.ndarray) -> float:
+    """How far their values are from `golden` read in the same order: mean |difference|."""
+    d = np.abs(_difference(golden.reshape(-1), theirs_flat))
+    return float(np.nanmean(d)) if d.size else 0.0
+
+
+def best_layout(
+    golden: GoldenTensor, array: np.ndarray, theirs: np.ndarray, shape: tuple | None
+) -> tuple[str, dict[str, float]]:
+    """Which layout their values are in, judged by the values: the candidate they fit best,
+    among those whose shape is theirs (when their file has a shape)."""
+    fits = {}
+    flat = theirs.reshape(-1)
+    for name, candidate in _distinct(_candidates(golden, array)).items():
+        if shape is not None and tuple(candidate.shape) != tuple(shape):
+            continue
+        fits[name] = _fit(candidate, flat)
+    if not fits:
+        return "", fits
+    return min(fits, key=lambda n: fits[n]), fits
+
+
+@dataclass
+class _Theirs:
+    path: Path
+    fmt: str
+    values: np.ndarray
+    shape: tuple | None
+
+
+def compare_tensor(
+    golden: Golden,
+    tensor: GoldenTensor,
+    theirs: _Theirs,
+    expected: str,
+    tolerance: int,
+    float_tolerance: float,
+) -> TensorResult:
+    """One row of the report: their values against the golden tensor."""
+    array = tensor.read()
+    entry = tensor.entry
+    op = entry.get("op")
+    result = TensorResult(
+        name=tensor.name,
+        op=f"{op['index']} {op['type']}" if op else "",
+        kind=entry.get("kind", ""),
+        dtype=str(tensor.dtype),
+        shape=list(tensor.shape),
+        file=theirs.path.name,
+        status="ok",
+        expected_layout=expected,
+        layout=expected,
+        elements=int(array.size),
+        unit="LSB" if tensor.dtype.kind in "iub" else "relative",
+    )
+    if (tensor.dtype.kind == "f") != (theirs.values.dtype.kind == "f"):
+        result.status = "dtype"
+        result.note = f"their values are {theirs.values.dtype}, the golden tensor's {tensor.dtype}"
+        return result
+    candidates = _candidates(tensor, array)
+    shape = theirs.shape
+    if expected in candidates and (shape is None or candidates[expected].shape == shape):
+        golden_as_theirs = candidates[expected]
+        fit = _fit(golden_as_theirs, theirs.values.reshape(-1))
+    else:
+        golden_as_theirs, fit = None, float("inf")
+    if fit > 0:  # not exact as expected: which layout are their values in?
+        layout, fits = best_layout(tensor, array, theirs.values, shape)
+        if not layout:
+            result.status = "shape"
+            result.layout = "?"
+            result.note = (
+                f"their shape {list(shape or ())} is no arrangement of {list(tensor.shape)}"
+            )
+            return result
+        same = candidates.get(layout) is candidates.get(expected)  # not told apart
+        if not same and fits[layout] <= _CLEARLY_BETTER * fit:
+            result.status = "layout"
+            result.layout = layout
+            result.note = f"their values are in {layout} order, expected {expected}"
+            golden_as_theirs = candidates[layout]
+        elif golden_as_theirs is None:  # their shape fits only another layout
+            result.status = "layout"
+            result.layout = layout
+            result.note = f"their shape {list(shape or ())} is {layout}, expected {expected}"
+            golden_as_theirs = candidates[layout]
+    _measure(result, golden_as_theirs, theirs.values, tensor, tolerance, float_tolerance, golden)
+    return result
+
+
+def _measure(
+    result: TensorResult,
+    golden_array: np.ndarray,
+    values: np.ndarray,
+    tensor: GoldenTensor,
+    tolerance: int,
+    float_tolerance: float,
+    golden: Golden,
+) -> None:
+    diff = np.abs(_difference(golden_array.reshape(-1), values.reshape(-1)))
+    result.exact = int(np.count_nonzero(diff == 0))
+    if result.unit == "LSB":
+        limit = float(tolerance)
+        scaled = diff.astype(np.float64)
+    else:
+        magnitude = float(np.nanmax(np.abs(golden_array))) if golden_array.size else 0.0
+        scaled = diff / (magnitude or 1.0)
+        limit = float_tolerance
+    beyond = ~(scaled <= limit)  # NaN against a number counts as beyond
+    result.beyond = int(np.count_nonzero(beyond))
+    if scaled.size:
+        finite = scaled[np.isfinite(scaled)]
+        result.max_diff = float(np.max(scaled)) if finite.size == scaled.size else float("inf")
+        result.mean_diff = float(np.mean(finite)) if finite.size else float("inf")
+    if result.beyond and result.status == "ok":
+        result.status = "differs"
+    if result.beyond:
+        flat = int(np.argmax(beyond))
+        position = np.unravel_index(flat, golden_array.shape)
+        result.first = _first_element(golden_array, values, position, result, tensor, golden)
+
+
+def _first_element(
+    golden_array: np.ndarray,
+    values: np.ndarray,
+    position: tuple,
+    result: TensorResult,
+    tensor: GoldenTensor,
+    golden: Golden,
+) -> dict[str, Any]:
+    """The element, its index by axis letter and as trace's n,c,h,w, and the trace command."""
+    letters = result.layout if len(result.layout) == len(position) else ""
+    named = {letters[i]: int(p) for i, p in enumerate(position)} if letters else {}
+    element = {
+        "position": [int(p) for p in position],
+        "layout": letters,
+        "index": ", ".join(f"{k.lower()}={v}" for k, v in named.items())
+        or str([int(p) for p in position]),
+        "golden": golden_array[position].item(),
+        "theirs": values.reshape(golden_array.shape)[position].item(),
+    }
+    if set(named) == set("NCHW"):
+        element["nchw"] = [named[a] for a in "NCHW"]
+    elif set(named) == set("NC"):
+        element["nchw"] = [named["N"], named["C"]]
+    element["trace"] = trace_command(golden, tensor, element.get("nchw"))
+    return element
+
+
+def trace_command(golden: Golden, tensor: GoldenTensor, nchw: list[int] | None) -> str | None:
+    """`mobilenet-v2 trace MODEL IMAGE --tensor NAME --index n,c,h,w` for an element of an
+    activation in a dump of a quantized model (trace explains the NumPy reference's integer
+    steps); None where it does not apply (float dumps, weights)."""
+    manifest = golden.manifest
+    if nchw is None or manifest.get("engine") not in ("litert", "numpy-reference"):
+        return None
+    if tensor.entry.get("kind") not in ("activation", "output") or tensor.dtype.kind == "f":
+        return None
+    argv = ["mobilenet-v2", "trace", manifest["model"], manifest["image"]]
+    argv += ["--tensor", tensor.name, "--index", ",".join(map(str, nchw))]
+    argv += list(manifest.get("input_flags") or ())
+    return shlex.join(argv)
+
+
+# --- Whole directories -----------------------------------------------------------------------
+
+
+def their_files(
+    golden: Golden, theirs: Path, fmt: str, tensor: str | None
+) -> tuple[dict[str, tuple[Path, str]], list[str]]:
+    """Their files by golden tensor name, with the format each is read as, and the names of
+    their files that match no tensor."""
+    if theirs.is_file():
+        name = tensor or theirs.stem
+        match = find_golden(golden, name)
+        kind = fmt if fmt != "auto" else EXTENSIONS.get(theirs.suffix)
+        if kind is None:
+            raise VerifyError(
+                f"{theirs}: cannot tell the format from the extension {theirs.suffix!r}; "
+                f"give --format ({', '.join(FORMATS[1:])})"
+            )
+        return {match.name: (theirs, kind)}, []
+    if tensor is not None:
+        raise VerifyError(f"{theirs}: --tensor goes with a single file, not a directory")
+    if not theirs.is_dir():
+        raise VerifyError(f"{theirs}: no such file or directory")
+    found: dict[str, tuple[Path, str]] = {}
+    ignored = []
+    suffixes = list(EXTENSIONS) if fmt == "auto" else [_SUFFIX[fmt]]
+    for path in sorted(theirs.iterdir()):
+        if path.suffix not in suffixes or not path.is_file():
+            continue
+        if path.stem not in golden.tensors:
+            if path.name != MANIFEST and not _umbrella(path, golden):
+                ignored.append(path.name)
+            continue
+        kind = EXTENSIONS[path.suffix]
+        earlier = found.get(path.stem)
+        if earlier is None or suffixes.index(path.suffix) < suffixes.index(earlier[0].suffix):
+            found[path.stem] = (path, kind)
+    if not found:
+        example = next(iter(golden.tensors), "Conv1_relu")
+        raise VerifyError(
+            f"{theirs}: no {'' if fmt == 'auto' else fmt + ' '}file is named like a tensor of "
+            f"{golden.directory} (e.g. {example}{_SUFFIX.get(fmt, '.npy')})"
+        )
+    return found, ignored
+
+
+def _umbrella(path: Path, golden: Golden) -> bool:
+    return path.name in golden.manifest.get("files", ())
+
+
+def find_golden(golden: Golden, name: str) -> GoldenTensor:
+    """A golden tensor by file stem, engine name or index."""
+    if name in golden.tensors:
+        return golden.tensors[name]
+    for t in golden.tensors.values():
+        if name in (t.entry.get("name"), str(t.entry.get("index"))):
+            return t
+    import difflib
+
+    close = difflib.get_close_matches(name, list(golden.tensors), n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise VerifyError(f"{golden.directory}: no tensor named {name!r}{hint}")
+
+
+def verify(
+    golden_dir: str | os.PathLike,
+    theirs: str | os.PathLike,
+    layout: str = "auto",
+    fmt: str = "auto",
+    tolerance: int = 0,
+    float_tolerance: float = DEFAULT_FLOAT_TOLERANCE,
+    tensor: str | None = None,
+) -> Report:
+    """Compare their tensors with the golden dump; see the module's docstring."""
+    if layout not in LAYOUTS:
+        raise VerifyError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    if fmt not in FORMATS:
+        raise VerifyError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if tolerance < 0 or not float_tolerance >= 0:
+        raise VerifyError("tolerances must not be negative")
+    golden = load_golden(golden_dir)
+    theirs = Path(theirs)
+    files, ignored = their_files(golden, theirs, fmt, tensor)
+    loaded = {}
+    for name, (path, kind) in files.items():
+        values, shape = read_file(path, kind, golden.tensors[name])
+        if values.size != int(np.prod(golden.tensors[name].shape)):
+            found = f"{values.size} values" + (f" of shape {list(shape)}" if shape else "")
+            raise _wrong_size(path, golden.tensors[name], found)
+        loaded[name] = _Theirs(path, kind, values, shape)
+    if layout == "auto":
+        layout = _vote(golden, loaded)
+    results = []
+    for name, t in golden.tensors.items():
+        if name in loaded:
+            expected = expected_layout(golden, t, layout)
+            results.append(
+                compare_tensor(golden, t, loaded[name], expected, tolerance, float_tolerance)
+            )
+    missing = [name for name in golden.tensors if name not in loaded]
+    return Report(
+        golden=str(golden.directory),
+        theirs=str(theirs),
+        layout=layout,
+        tolerance=tolerance,
+        float_tolerance=float_tolerance,
+        results=results,
+        missing=missing,
+        ignored=ignored,
+    )
+
+
+def _vote(golden: Golden, loaded: dict[str, _Theirs]) -> str:
+    """`--layout auto`: NCHW or NHWC, whichever more of their 4-D tensors are in (judged by
+    shape and values); a tie keeps the golden dump's own. One layout for the whole set, so
+    that a single tensor in another one is reported as a layout mismatch."""
+    own = "NHWC" if golden.data_format == "channel_last" else "NCHW"
+    votes = dict.fromkeys(_DATA_FORMATS, 0)
+    for name, theirs in loaded.items():
+        tensor = golden.tensors[name]
+        kinds = {tensor.dtype.kind == "f", theirs.values.dtype.kind == "f"}
+        if len(tensor.shape) != 4 or len(kinds) > 1:
+            continue
+        candidates = _candidates(tensor, tensor.read())
+        layouts = {fmt: expected_layout(golden, tensor, fmt) for fmt in _DATA_FORMATS}
+        arrays = [candidates.get(layouts[fmt]) for fmt in _DATA_FORMATS]
+        if any(a is None for a in arrays) or arrays[0] is arrays[1]:
+            continue  # the two layouts are the same sequence here: no evidence
+        fits = {}
+        for fmt, a in zip(_DATA_FORMATS, arrays, strict=True):
+            if theirs.shape is None or tuple(a.shape) == tuple(theirs.shape):
+                fits[fmt] = _fit(a, theirs.values.reshape(-1))
+        if fits and len(set(fits.values())) == len(fits):
+            votes[min(fits, key=lambda f: fits[f])] += 1
+    if votes["NCHW"] == votes["NHWC"]:
+        return own
+    return max(votes, key=lambda f: votes[f])
+
+
+# --- Reports ---------------------------------------------------------------------------------
+
+
+def _fmt_diff(value: float, unit: str) -> str:
+    if unit == "LSB":
+        return f"{value:.0f}" if float(value).is_integer() else f"{value:.3g}"
+    return f"{value:.2e}" if value else "0"
+
+
+def table_rows(report: Report) -> list[list[str]]:
+    first = report.first_divergence
+    rows = []
+    for r in report.results:
+        status = {"ok": "ok", "differs": f"{r.beyond} beyond"}.get(r.status, r.status)
+        if r is first:
+            status += "  <- first divergence"
+        rows.append(
+            [
+                r.name,
+                r.op,
+                "x".join(map(str, r.shape)),
+                r.layout
+                if r.layout == r.expected_layout
+                else f"{r.layout} (not {r.expected_layout})",
+                f"{r.exact}/{r.elements}",
+                _fmt_diff(r.max_diff, r.unit),
+                _fmt_diff(r.mean_diff, r.unit),
+                r.unit,
+                status,
+            ]
+        )
+    return rows
+
+
+HEADERS = ["tensor", "op", "shape", "layout", "exact", "max |d|", "mean |d|", "unit", "status"]
+
+
+def summary(report: Report) -> list[str]:
+    """The verdict, the first diverging tensor with its first bad element, and what was left
+    out, as lines."""
+    ok = sum(r.passed for r in report.results)
+    tol = f"{report.tolerance} LSB, float {report.float_tolerance:g} relative"
+    lines = [f"{ok} of {len(report.results)} tensors within tolerance ({tol})"]
+    first = report.first_divergence
+    if first is not None:
+        lines.append(f"first divergence: {first.name} ({first.op or first.kind}): {_why(first)}")
+        if first.first:
+            e = first.first
+            lines.append(
+                f"  first element beyond tolerance: {e['index']}: golden {e['golden']}, "
+                f"theirs {e['theirs']}"
+            )
+            if e.get("trace"):
+                lines.append(f"  explain it: {e['trace']}")
+    if report.missing:
+        lines.append(
+            f"{len(report.missing)} golden tensors have no file in {report.theirs} (not checked)"
+        )
+    if report.ignored:
+        shown = ", ".join(report.ignored[:5]) + (", ..." if len(report.ignored) > 5 else "")
+        lines.append(f"{len(report.ignored)} files match no golden tensor (ignored): {shown}")
+    return lines
+
+
+def _why(r: TensorResult) -> str:
+    if r.status == "differs":
+        return (
+            f"{r.beyond} of {r.elements} elements beyond tolerance, max |d| "
+            f"{_fmt_diff(r.max_diff, r.unit)} {r.unit}, mean {_fmt_diff(r.mean_diff, r.unit)}"
+        )
+    if r.status == "layout" and r.beyond == 0:
+        return f"{r.note} (the values match once transposed)"
+    return r.note
+
+
+def markdown(report: Report) -> str:
+    head = "\n".join(f"- {line.strip()}" for line in summary(report))
+    table = markdown_table(HEADERS, table_rows(report), text_columns=4)
+    return (
+        f"# verify: {report.theirs} against {report.golden}\n\n{head}\n\n"
+        f"Tensors in execution order; |d| in quantization steps (LSB) for integer tensors, "
+        f"relative to the tensor's largest magnitude for float ones.\n\n{table}\n"
+    )
+
+
+def write_report(report: Report, directory: str | os.PathLike) -> Path:
+    """report.md and report.json into `directory`, both or neither."""
+    with staged_directory(directory) as staging:
+        (staging / "report.md").write_text(markdown(report))
+        (staging / "report.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
+    return Path(directory)
