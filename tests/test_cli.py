@@ -227,6 +227,34 @@ def test_load_image_refuses_a_zero_std():
             ["convert", "--output", "OUT", "--quantize", "float16", "--per-tensor"],
             "--per-tensor applies to --quantize int8",
         ),
+        (
+            ["convert", "--output", "OUT", "--weights", "FIX", "--init-seed", "1"],
+            "--init-seed seeds random weights: it goes with --weights none",
+        ),
+        (
+            ["dump", "CAT", "--output", "OUT", "--weights", "FIX", "--init-seed", "0"],
+            "--init-seed seeds random weights: it goes with --weights none",
+        ),
+        (
+            ["dump", "CAT", "--output", "OUT", "--model", "FIX", "--init-seed", "0"],
+            "--init-seed seeds random weights: it goes with --weights none",
+        ),
+        (
+            ["dump", "CAT", "--output", "OUT", "--model", "FIX", "--quantize", "int8"],
+            "--quantize converts the TF model (--weights); --model is converted",
+        ),
+        (
+            ["dump", "CAT", "--output", "OUT", "--weights", "none", "--calibration-size", "32"],
+            "--calibration-size applies to --quantize (convert the TF model first)",
+        ),
+        (
+            ["dump", "CAT", "--output", "OUT", "--quantize", "none", "--seed", "1"],
+            "--seed applies to --quantize int8 (calibration)",
+        ),
+        (
+            ["dump", "CAT", "--output", "OUT", "--quantize", "float16", "--engine", "reference"],
+            "--engine reference runs integer models: --quantize int8",
+        ),
     ],
 )
 def test_flags_the_chosen_engine_would_ignore_are_refused(tmp_path, capsys, argv, message):
@@ -257,7 +285,9 @@ def test_weights_none_is_random_initialization_everywhere(tmp_path, capsys, monk
     capsys.readouterr()
     from mobilenet_v2.lite.tflite_file import read_metadata
 
-    assert read_metadata(out.read_bytes())["weights"] == "none (random initialization)"
+    record = read_metadata(out.read_bytes())  # convert seeds random weights (0 by default)
+    assert record["weights"] == "none (random initialization, seed 0)"
+    assert record["init_seed"] == 0
     monkeypatch.setenv("MOBILENET_V2_WEIGHTS", "None")  # the variable takes the same word
     assert main(["classify", str(IMAGES / "cat.bmp"), "--top", "1"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1

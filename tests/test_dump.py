@@ -3,6 +3,7 @@ parameters in the header, safe file names, manifests; and the float model's coun
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -210,6 +211,11 @@ def test_float_dump_pairs_with_the_int8_dump(dumped, tmp_path):
     kernel, _ = read_tensor(out / "block_1_expand.folded_kernel.txt")
     q, meta = read_tensor(dumped["channel_first"] / "block_1_expand.folded_kernel.txt")
     assert np.abs(kernel - dequantize(q, meta)).max() < 0.01
+    facts = manifest(out)  # from Python: no command; the weights file by its hash
+    assert facts["command"] is None and facts["command_argv"] is None
+    assert facts["model_sha256"] == hashlib.sha256(FIXTURE_TFLITE.read_bytes()).hexdigest()
+    assert facts["weights"] == str(FIXTURE_TFLITE) and facts["init_seed"] is None
+    assert facts["alpha"] == 1.0 and facts["size"] == 224 and facts["kernels"] == "float32"
     for entry in manifest(out)["tensors"]:  # float32 text round-trips exactly
         if entry["name"] == "Conv1/kernel":
             array, _ = read_tensor(out / entry["files"][0])
@@ -380,3 +386,54 @@ def test_a_softmax_scale_that_would_abort_litert_is_refused(engine, tmp_path, ca
     assert main([*argv, "--engine", engine]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "SOFTMAX: its input scale 7.45e-09 is below 2^-26" in err
+
+
+def test_a_float_dump_of_random_weights_records_their_seed_and_the_command(tmp_path, capsys):
+    """Random weights have no file to hash: the seed is what identifies them, and the same
+    command makes the same set. The preprocessing flags given are recorded as flags, for
+    commands that must feed the model the same way (trace)."""
+    argv = ["dump", str(GRACE_HOPPER), "--output", str(tmp_path / "f"), "--weights", "none"]
+    argv += ["--alpha", "0.35", "--size", "96", "--init-seed", "5", "--format", "npy"]
+    argv += ["--resize", "stretch", "--input-mean", "127.5"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    facts = manifest(tmp_path / "f")
+    assert facts["command_argv"] == ["mobilenet-v2", *argv]
+    assert facts["command"] == "mobilenet-v2 " + " ".join(argv)  # nothing to quote here
+    assert facts["input_flags"] == ["--resize", "stretch", "--input-mean", "127.5"]
+    assert facts["weights"] == "none (random initialization, seed 5)" and facts["init_seed"] == 5
+    assert facts["model_sha256"] is None and facts["calibration"] is None
+    assert facts["alpha"] == 0.35 and facts["size"] == 96
+    assert facts["versions"]["tensorflow"] and facts["versions"]["numpy"] == np.__version__
+    first = np.load(tmp_path / "f" / "block_3_project.folded_kernel.npy")
+    assert main([*argv[:3], str(tmp_path / "g"), *argv[4:]]) == 0
+    assert np.array_equal(np.load(tmp_path / "g" / "block_3_project.folded_kernel.npy"), first)
+
+
+@pytest.mark.shared
+def test_a_litert_dump_records_versions_without_importing_tensorflow(tmp_path):
+    """The manifest names TensorFlow's installed version (from the package metadata), and the
+    LiteRT path still never imports it."""
+    out = tmp_path / "fixture"
+    code = "\n".join(
+        [
+            "import sys",
+            "from mobilenet_v2.analysis.dump import dump_tflite",
+            f"dump_tflite({str(FIXTURE_TFLITE)!r}, {str(GRACE_HOPPER)!r}, {str(out)!r}, "
+            "fmt='npy', resize='stretch')",
+            "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'",
+        ]
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    facts = manifest(out)
+    from importlib.metadata import version
+
+    assert facts["versions"]["tensorflow"] == version("tensorflow")
+    assert facts["versions"]["ai-edge-litert"] == version("ai-edge-litert")
+    assert facts["model_sha256"] == hashlib.sha256(FIXTURE_TFLITE.read_bytes()).hexdigest()
+    assert facts["command"] is None and facts["input_flags"] == ["--resize", "stretch"]
+    # A model from elsewhere records no provenance of ours: null, not guessed.
+    assert facts["alpha"] is None and facts["weights"] is None and facts["size"] == 224

@@ -22,16 +22,23 @@ class Classifier(Protocol):
     def predict(self, images: np.ndarray) -> np.ndarray: ...
 
 
-def weights_label(weights: str | os.PathLike | None) -> str:
-    """How results and manifests name the weights: a path, `imagenet`, or random init."""
-    return "none (random initialization)" if weights is None else str(weights)
+def weights_label(weights: str | os.PathLike | None, init_seed: int | None = None) -> str:
+    """How results and manifests name the weights: a path, `imagenet`, or random init (with
+    its seed, when seeded)."""
+    if weights is not None:
+        return str(weights)
+    seed = "" if init_seed is None else f", seed {init_seed}"
+    return f"none (random initialization{seed})"
 
 
-def load_keras(weights: str | None, alpha: float = 1.0, size: int = 224) -> Classifier:
-    """Our TensorFlow MobileNetV2 (needs the `tf` extra, which `mobilenet_v2.tf` checks)."""
+def load_keras(
+    weights: str | None, alpha: float = 1.0, size: int = 224, init_seed: int | None = None
+) -> Classifier:
+    """Our TensorFlow MobileNetV2 (needs the `tf` extra, which `mobilenet_v2.tf` checks);
+    `init_seed` seeds random weights (`weights=None`)."""
     from mobilenet_v2.tf.classifier import KerasClassifier
 
-    return KerasClassifier(weights, alpha=alpha, size=size)
+    return KerasClassifier(weights, alpha=alpha, size=size, init_seed=init_seed)
 
 
 def model_identity(classifier: Classifier) -> tuple[str, str]:

@@ -72,6 +72,12 @@ def _cpuinfo() -> dict[str, str]:
     return fields
 
 
+def package_versions(packages: tuple[str, ...]) -> dict[str, str | None]:
+    """The installed version of each package, None where it is not installed (read from the
+    installation's metadata: nothing is imported)."""
+    return {name: _version(name) for name in packages}
+
+
 def _version(package: str) -> str | None:
     try:
         return metadata.version(package)

@@ -20,14 +20,23 @@ IEEE 754 bit pattern), for Verilog's `$readmemh`; `c` one header per tensor
 (`c_source.tensor_header`) and an umbrella header including them all. Their manifest entries
 carry what reading them needs: dtype, written shape and layout, element size, byte order,
 scales and zero points.
+
+The manifest also says how to make the set again: the command (`mobilenet-v2 dump ...`, null
+from Python), the preprocessing flags it was given (`input_flags`), the versions of
+mobilenet-v2, LiteRT, TensorFlow and NumPy, the model's SHA-256 and kernels, its width
+(`alpha`) and input `size`, and where its weights came from (`weights`, and `init_seed` for
+seeded random ones; `calibration` for a model we converted).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
+import shlex
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -49,6 +58,7 @@ from mobilenet_v2.analysis.tensor_map import (
     written_layout,
 )
 from mobilenet_v2.errors import MobileNetV2Error
+from mobilenet_v2.machine import package_versions
 from mobilenet_v2.outputs import check_output_dir, staged_directory
 
 # "both" stays txt + npy, as before the test-bench formats came; each other value is one kind.
@@ -66,6 +76,13 @@ FILE_FORMATS = {
 _KINDS = {"both": ("txt", "npy"), "c": ("h",)}
 KERNELS = ("reference", "optimized", "numpy")
 MANIFEST = "manifest.json"
+MODEL_FILE = "model.tflite"  # the model itself, in a golden set that includes it
+# The packages whose versions decide a dump's values (importlib.metadata: none is imported).
+VERSIONED = ("mobilenet-v2", "ai-edge-litert", "tensorflow", "numpy")
+# Preprocessing overrides and the flags that give them (`input_flags` in the manifest).
+_INPUT_FLAGS = {"resize": "--resize", "mean": "--input-mean", "std": "--input-std"}
+# What our conversion records in the model and a dump of it repeats (null where absent).
+_RECORD_FIELDS = ("weights", "init_seed", "alpha", "calibration")
 _FLOAT_FORMATS = {"float16": "%.5g", "float32": "%.9g", "float64": "%.17g"}
 
 
@@ -84,6 +101,8 @@ def dump_tflite(
     fmt: str = "txt",
     data_format: str = "channel_first",
     kernels: str = "reference",
+    command: Sequence[str] | None = None,
+    include_model: bool = False,
     **preprocessing: Any,
 ) -> Path:
     """Run `image` through the model with every tensor preserved, then write them all.
@@ -93,6 +112,10 @@ def dump_tflite(
     listed too; "numpy" this package's NumPy integer reference (`mobilenet_v2.reference`,
     bit-exact with TFLite's reference kernels, no LiteRT). Never XNNPACK: a delegate computes
     intermediates out of the interpreter's view.
+
+    `command`: the command line that made the dump, recorded in the manifest.
+    `include_model`: the model goes into the set too (`MODEL_FILE`), which the manifest then
+    names as its model: the set is complete, and replacing it replaces the model too.
     """
     from mobilenet_v2.analysis.tensor_map import tflite_table
     from mobilenet_v2.classifier import load_for, preprocessing_record
@@ -102,7 +125,9 @@ def dump_tflite(
     _check_options(fmt, data_format, kernels)
     check_output_dir(output)
     if kernels == "numpy":
-        return _dump_reference(model, image, output, fmt, data_format, **preprocessing)
+        return _dump_reference(
+            model, image, output, fmt, data_format, command, include_model, **preprocessing
+        )
     classifier = TFLiteClassifier(
         model, xnnpack=False, reference_kernels=kernels == "reference", preserve_all_tensors=True
     )
@@ -139,12 +164,15 @@ def dump_tflite(
     info = {
         "engine": "litert",
         "kernels": kernels,
-        "model": str(classifier.path),
+        "model": str(Path(output) / MODEL_FILE) if include_model else str(classifier.path),
         "image": str(image),
         "preprocessing": preprocessing_record(classifier, preprocessing),
         "metadata_notes": list(classifier.notes),  # e.g. none found: defaults used
+        **provenance(command, preprocessing),
+        **_tflite_facts(classifier.raw, classifier.input_size),
     }
-    return write_dump(output, table, arrays, info, fmt, data_format)
+    files = {MODEL_FILE: classifier.raw} if include_model else {}
+    return write_dump(output, table, arrays, info, fmt, data_format, files)
 
 
 def _dump_reference(
@@ -153,26 +181,67 @@ def _dump_reference(
     output: str | os.PathLike,
     fmt: str,
     data_format: str,
+    command: Sequence[str] | None,
+    include_model: bool,
     **preprocessing: Any,
 ) -> Path:
     """The same files from `mobilenet_v2.reference`, the NumPy integer kernels."""
     from mobilenet_v2.analysis.tensor_map import tflite_table
     from mobilenet_v2.classifier import load_for, preprocessing_record
+    from mobilenet_v2.lite.tflite_file import read_model_bytes
     from mobilenet_v2.reference import ReferenceInterpreter
 
     reference = ReferenceInterpreter(model)
+    raw = read_model_bytes(reference.path)
     x = load_for(reference, image, **preprocessing)
     values = reference.run(reference.quantize_input(x[None]))
     table = tflite_table(reference.model)
+    size = tuple(int(d) for d in reference.input_tensor.shape[1:3])
     info = {
         "engine": "numpy-reference",
         "kernels": "mobilenet_v2.reference",
-        "model": str(reference.path),
+        "model": str(Path(output) / MODEL_FILE) if include_model else str(reference.path),
         "image": str(image),
         "preprocessing": preprocessing_record(reference, preprocessing),
         "metadata_notes": list(reference.notes),
+        **provenance(command, preprocessing),
+        **_tflite_facts(raw, size),
     }
-    return write_dump(output, table, dict(values), info, fmt, data_format)
+    files = {MODEL_FILE: raw} if include_model else {}
+    return write_dump(output, table, dict(values), info, fmt, data_format, files)
+
+
+def provenance(command: Sequence[str] | None, preprocessing: dict[str, Any]) -> dict[str, Any]:
+    """How a dump was made: the command (argv, and as one shell-quoted line), the
+    preprocessing overrides as the flags that give them (what a command reproducing one of
+    its tensors, such as `trace`, must be given too), and the versions that decide the
+    values."""
+    flags: list[str] = []
+    for key, flag in _INPUT_FLAGS.items():
+        value = preprocessing.get(key)
+        if value is not None:
+            flags += [flag, value if isinstance(value, str) else repr(float(value))]
+    return {
+        "command": None if command is None else shlex.join(command),
+        "command_argv": None if command is None else list(command),
+        "input_flags": flags,
+        "versions": package_versions(VERSIONED),
+    }
+
+
+def _tflite_facts(raw: bytes, input_size: tuple[int, ...]) -> dict[str, Any]:
+    """The model's SHA-256 and size, and what our conversion recorded in it (weights, init
+    seed, width, calibration); null where a model from elsewhere records nothing."""
+    from mobilenet_v2.lite.tflite_file import read_metadata
+
+    record = read_metadata(raw)
+    record = record if isinstance(record, dict) else {}
+    rows, cols = input_size[0], input_size[-1]
+    return {
+        "model_sha256": hashlib.sha256(raw).hexdigest(),
+        "size": rows if rows == cols else [rows, cols],
+        **{key: record.get(key) for key in _RECORD_FIELDS},
+    }
 
 
 def dump_keras(
@@ -183,30 +252,41 @@ def dump_keras(
     size: int = 224,
     fmt: str = "txt",
     data_format: str = "channel_first",
+    init_seed: int | None = None,
+    command: Sequence[str] | None = None,
     **preprocessing: Any,
 ) -> Path:
     """Every layer's output and weights of the float model, plus what pairs with the TFLite
     files: `<conv>.folded_kernel` / `.folded_bias` (BN folded in, as the converter does) and
-    `predictions_logits` (the classifier before its softmax)."""
+    `predictions_logits` (the classifier before its softmax). `init_seed`: seeded random
+    weights (`weights=None`); `command`: as for `dump_tflite`."""
     from mobilenet_v2.classifier import (
         load_for,
         load_keras,
         preprocessing_record,
         weights_label,
     )
+    from mobilenet_v2.results import file_sha256
 
     _check_options(fmt, data_format, "reference")
     check_output_dir(output)
-    classifier = load_keras(weights, alpha, size)
+    classifier = load_keras(weights, alpha, size, init_seed)
     x = load_for(classifier, image, **preprocessing)
     table, arrays = keras_tensors(classifier.model, x[None])
+    weights_file = classifier.weights_file
     info = {
         "engine": "tensorflow",
         "kernels": "float32",
-        "weights": weights_label(weights),
-        "alpha": alpha,
         "image": str(image),
         "preprocessing": preprocessing_record(classifier, preprocessing),
+        **provenance(command, preprocessing),
+        # Random weights have no file: their seed (null: unseeded) is what identifies them.
+        "model_sha256": None if weights_file is None else file_sha256(weights_file),
+        "size": size,
+        "weights": weights_label(weights, init_seed),
+        "init_seed": init_seed,
+        "alpha": alpha,
+        "calibration": None,
     }
     return write_dump(output, table, arrays, info, fmt, data_format)
 
@@ -303,9 +383,11 @@ def write_dump(
     info: dict[str, Any],
     fmt: str = "txt",
     data_format: str = "channel_first",
+    files: dict[str, bytes] | None = None,
 ) -> Path:
     """Write every tensor and the manifests into a staging directory beside `output`, then
-    move them in: an error leaves `output` as it was."""
+    move them in: an error leaves `output` as it was. `files`: more files of the set (name:
+    content), listed in the manifest's `files`."""
     out = Path(output)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -325,10 +407,16 @@ def write_dump(
         by_index = {e["index"]: e for e in entries}
         manifest = {**info, "data_format": data_format, "format": fmt}
         manifest["file_formats"] = {k: FILE_FORMATS[k] for k in kinds}
+        whole = []  # files of the whole dump, beside each tensor's
         if fmt == "c":
             headers = [f for e in entries for f in e["files"]]
             _inside(staging, umbrella).write_text(umbrella_header(umbrella, headers))
-            manifest["files"] = [umbrella]  # files of the whole dump, beside each tensor's
+            whole.append(umbrella)
+        for name, content in (files or {}).items():
+            _inside(staging, name).write_bytes(content)
+            whole.append(name)
+        if whole:
+            manifest["files"] = whole
         manifest["totals"] = table.totals
         manifest["ops"] = table.to_json()["ops"]
         manifest["tensors"] = entries

@@ -72,8 +72,10 @@ def main(
     """Run one command. A wrapper script passes its own `prog` for the messages and, in
     `spellings`, its own names for our flags (`{"--calibration-dir": "--calibration_dir"}`),
     so that every hint names a flag the user can actually type."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(prog).parse_args(argv)
     args.prog = prog
+    args.argv = argv  # as typed: what a golden set records to be made again
     try:
         return args.run(args)
     except UsageError as exc:

@@ -7,13 +7,14 @@ import json
 from pathlib import Path
 
 from mobilenet_v2.cli.parser import (
+    input_size,
     non_negative_int,
-    positive_float,
     positive_int,
     refuse_tf_model_flags,
     refuse_xnnpack,
     thread_count,
     weights_arg,
+    width_multiplier,
 )
 from mobilenet_v2.errors import MobileNetV2Error
 
@@ -26,8 +27,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     bench.add_argument("models", nargs="*", metavar="MODEL.tflite")
     bench.add_argument("--weights", default=None, help="also benchmark the TF float model")
-    bench.add_argument("--alpha", type=positive_float, default=None, help="TF model (1.0)")
-    bench.add_argument("--size", type=positive_int, default=None, help="TF model (224)")
+    bench.add_argument("--alpha", type=width_multiplier, default=None, help="TF model (1.0)")
+    bench.add_argument("--size", type=input_size, default=None, help="TF model (224)")
     bench.add_argument("--num-threads", type=thread_count, default=None)
     bench.add_argument(
         "--xnnpack",

@@ -21,6 +21,7 @@ from mobilenet_v2.cli.parser import (
     add_input_flags,
     add_model_flags,
     check_engine_flags,
+    input_size,
     load_classifiers,
     model_paths,
     positive_int,
@@ -50,9 +51,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     classify.add_argument("inputs", nargs="+", metavar="IMAGE|DIR|GLOB|URL")
     add_model_flags(classify)
-    classify.add_argument(
-        "--size", type=positive_int, default=None, help="TF model input size (224)"
-    )
+    classify.add_argument("--size", type=input_size, default=None, help="TF model input size (224)")
     add_input_flags(classify)
     add_engine_flags(classify)
     classify.add_argument("--top", type=positive_int, default=5, help="classes per image (5)")

@@ -10,10 +10,10 @@ from mobilenet_v2.cli.parser import (
     add_input_flags,
     input_overrides,
     non_negative_int,
-    positive_float,
     positive_int,
     refuse,
     weights_arg,
+    width_multiplier,
 )
 from mobilenet_v2.preprocess import list_images
 
@@ -28,7 +28,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     compare.add_argument("inputs", nargs="+", metavar="IMAGE|DIR")
     compare.add_argument("--model", required=True, metavar="INT8.tflite")
     compare.add_argument("--weights", default=None, help="float weights (as classify)")
-    compare.add_argument("--alpha", type=positive_float, default=1.0)
+    compare.add_argument("--alpha", type=width_multiplier, default=1.0)
     compare.add_argument("--report", required=True, metavar="DIR")
     compare.add_argument("--kernels", choices=LITERT_KERNELS, default="reference")
     compare.add_argument(

@@ -6,17 +6,19 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 from tqdm import tqdm
 
 from mobilenet_v2.calibration import CALIBRATION_SIZE, MIN_CALIBRATION_IMAGES
 from mobilenet_v2.cli.parser import (
     UsageError,
+    input_size,
     non_negative_int,
-    positive_float,
     positive_int,
     refuse,
     weights_arg,
+    width_multiplier,
 )
 from mobilenet_v2.lite.tflite_file import IO_TYPES, QUANTIZATIONS
 from mobilenet_v2.preprocess import RESIZE_MODES
@@ -30,47 +32,10 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     convert.add_argument("--output", required=True, metavar="PATH")
     convert.add_argument("--weights", default=None, help="as for classify")
-    convert.add_argument("--alpha", type=positive_float, default=1.0, help="width (1.0)")
-    convert.add_argument("--size", type=positive_int, default=224, help="input size (224)")
-    convert.add_argument(
-        "--quantize", choices=QUANTIZATIONS, default="int8", help="weights and activations (int8)"
-    )
-    convert.add_argument(
-        "--io-type",
-        choices=IO_TYPES,
-        default=None,
-        help="input/output type (int8 for --quantize int8, else float32). MediaPipe Tasks "
-        "and most apps take uint8, not int8, input tensors: use --io-type uint8 for them",
-    )
-    convert.add_argument(
-        "--per-tensor",
-        action="store_true",
-        help="int8 weights with one scale per tensor, not per output channel, for "
-        "accelerators without per-channel support. Post-training, this leaves MobileNetV2 "
-        "about 12%% top-1 (README): such targets need quantization-aware trained weights",
-    )
-    convert.add_argument(
-        "--calibration-dir",
-        default=None,
-        metavar="DIR",
-        help="images to calibrate int8 on (default: imagenette2-160 val)",
-    )
-    convert.add_argument(
-        "--calibration-size",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help=f"images drawn from DIR ({CALIBRATION_SIZE}); with fewer readable ones a warning, "
-        f"and below {MIN_CALIBRATION_IMAGES} a refusal unless --force",
-    )
-    convert.add_argument(
-        "--seed", type=non_negative_int, default=None, metavar="K", help="calibration draw (0)"
-    )
-    convert.add_argument(
-        "--force",
-        action="store_true",
-        help=f"calibrate on fewer than {MIN_CALIBRATION_IMAGES} images when DIR has no more",
-    )
+    add_init_seed_flag(convert)
+    convert.add_argument("--alpha", type=width_multiplier, default=1.0, help="width (1.0)")
+    convert.add_argument("--size", type=input_size, default=224, help="input size (224)")
+    add_conversion_flags(convert, quantize="int8")
     convert.add_argument(
         "--resize",
         choices=RESIZE_MODES,
@@ -81,16 +46,95 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return convert
 
 
-def run(args: argparse.Namespace) -> int:
-    from mobilenet_v2.tf.convert import convert_file
+def add_init_seed_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--init-seed",
+        type=non_negative_int,
+        default=None,
+        metavar="K",
+        help="with --weights none: seeded random weights, the same for K on every run and "
+        "platform, with non-trivial batch norm; recorded (0)",
+    )
 
+
+def init_seed(args: argparse.Namespace) -> int | None:
+    """The seed of random weights (0 unless given); a seed for real weights is refused."""
+    if weights_arg(args.weights) is not None:
+        refuse(args, ("--init-seed",), "seeds random weights: it goes with --weights none")
+        return None
+    return args.init_seed or 0
+
+
+def add_conversion_flags(parser: argparse.ArgumentParser, quantize: str | None) -> None:
+    """How the TF model is converted: `convert`'s flags, which `dump` takes too (with
+    `quantize=None`: no conversion unless --quantize is given)."""
+    parser.add_argument(
+        "--quantize",
+        choices=QUANTIZATIONS,
+        default=quantize,
+        help="weights and activations (int8)"
+        if quantize
+        else "convert the TF model first (as `convert` does), write it into DIR as "
+        "model.tflite and dump it: a golden set with its model",
+    )
+    parser.add_argument(
+        "--io-type",
+        choices=IO_TYPES,
+        default=None,
+        help="input/output type (int8 for --quantize int8, else float32). MediaPipe Tasks "
+        "and most apps take uint8, not int8, input tensors: use --io-type uint8 for them",
+    )
+    parser.add_argument(
+        "--per-tensor",
+        action="store_true",
+        help="int8 weights with one scale per tensor, not per output channel, for "
+        "accelerators without per-channel support. Post-training, this leaves MobileNetV2 "
+        "about 12%% top-1 (README): such targets need quantization-aware trained weights",
+    )
+    parser.add_argument(
+        "--calibration-dir",
+        default=None,
+        metavar="DIR",
+        help="images to calibrate int8 on (default: imagenette2-160 val)",
+    )
+    parser.add_argument(
+        "--calibration-size",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"images drawn from DIR ({CALIBRATION_SIZE}); with fewer readable ones a warning, "
+        f"and below {MIN_CALIBRATION_IMAGES} a refusal unless --force",
+    )
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=None, metavar="K", help="calibration draw (0)"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help=f"calibrate on fewer than {MIN_CALIBRATION_IMAGES} images when DIR has no more",
+    )
+
+
+# The flags of add_conversion_flags beside --quantize.
+CONVERSION_FLAGS = (
+    "--io-type",
+    "--per-tensor",
+    "--calibration-dir",
+    "--calibration-size",
+    "--seed",
+    "--force",
+)
+
+
+def conversion_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`convert_file`'s keyword arguments from the flags of `add_conversion_flags`, after
+    refusing those that the chosen quantization ignores."""
     if args.quantize != "int8":
         refuse(
             args,
             ("--calibration-dir", "--calibration-size", "--seed", "--force", "--per-tensor"),
             "applies to --quantize int8 (calibration)",
         )
-    start = time.perf_counter()
     io_type = args.io_type or ("int8" if args.quantize == "int8" else "float32")
     if io_type != "float32" and args.quantize != "int8":
         raise UsageError(f"--io-type {io_type} needs --quantize int8 (integer I/O)")
@@ -100,25 +144,32 @@ def run(args: argparse.Namespace) -> int:
             "12% top-1 (README): per-tensor targets need quantization-aware trained weights",
             file=sys.stderr,
         )
-    path = convert_file(
-        args.output,
-        weights=weights_arg(args.weights),
-        alpha=args.alpha,
-        size=args.size,
-        quantize=args.quantize,
-        io_type=io_type,
-        calibration_dir=args.calibration_dir,
-        calibration_size=args.calibration_size or CALIBRATION_SIZE,
-        seed=args.seed or 0,
-        preprocessing={"resize": args.resize},
-        force=args.force,
-        per_tensor=args.per_tensor,
-        warn=lambda message: tqdm.write(f"{args.prog}: warning: {message}", file=sys.stderr),
-    )
+    return {
+        "alpha": args.alpha or 1.0,
+        "size": args.size or 224,
+        "quantize": args.quantize,
+        "io_type": io_type,
+        "calibration_dir": args.calibration_dir,
+        "calibration_size": args.calibration_size or CALIBRATION_SIZE,
+        "seed": args.seed or 0,
+        "preprocessing": {"resize": args.resize or "crop"},
+        "force": args.force,
+        "per_tensor": args.per_tensor,
+        "init_seed": init_seed(args),
+        "warn": lambda message: tqdm.write(f"{args.prog}: warning: {message}", file=sys.stderr),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from mobilenet_v2.tf.convert import convert_file
+
+    options = conversion_options(args)
+    start = time.perf_counter()
+    path = convert_file(args.output, weights_arg(args.weights), **options)
     print(
         f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, "
         f"{'float32' if args.quantize == 'none' else args.quantize}"
         f"{' per-tensor' if args.per_tensor else ''}, "
-        f"{io_type} I/O) in {time.perf_counter() - start:.1f} s"
+        f"{options['io_type']} I/O) in {time.perf_counter() - start:.1f} s"
     )
     return 0

@@ -1,24 +1,37 @@
-"""`mobilenet-v2 dump`: every tensor of one inference, the golden reference files."""
+"""`mobilenet-v2 dump`: every tensor of one inference, the golden reference files; with
+--quantize, the TF model converted first and put into the set (a configuration's INT8
+golden set in one command)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import tempfile
+from pathlib import Path
 
 from mobilenet_v2.analysis.dump import FORMATS
 from mobilenet_v2.analysis.tensor_map import DATA_FORMATS
+from mobilenet_v2.cli.convert import (
+    CONVERSION_FLAGS,
+    add_conversion_flags,
+    add_init_seed_flag,
+    conversion_options,
+    init_seed,
+)
 from mobilenet_v2.cli.parser import (
     LITERT_KERNELS,
+    PROG,
     UsageError,
     add_input_flags,
     input_overrides,
-    positive_float,
-    positive_int,
+    input_size,
     refuse,
     refuse_tf_model_flags,
     weights_arg,
+    width_multiplier,
 )
+from mobilenet_v2.outputs import check_output_dir
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,14 +41,17 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Every tensor of one run: TFLite (--model, all interpreter tensors) or the "
         "float TF model (every layer output and weight), as text and/or .npy, or for test "
         "benches as raw little-endian .bin, $readmemh .hex or C headers, with manifest.json "
-        "and manifest.csv.",
+        "and manifest.csv. With --quantize, the TF model is converted first (as `convert` "
+        "does) and the set holds the model too (model.tflite).",
     )
     dump.add_argument("image", metavar="IMAGE")
     dump.add_argument("--output", required=True, metavar="DIR")
     dump.add_argument("--model", default=None, metavar="M.tflite", help="dump a TFLite model")
     dump.add_argument("--weights", default=None, help="dump the float TF model (as classify)")
-    dump.add_argument("--alpha", type=positive_float, default=None, help="TF model (1.0)")
-    dump.add_argument("--size", type=positive_int, default=None, help="TF model input (224)")
+    add_init_seed_flag(dump)
+    dump.add_argument("--alpha", type=width_multiplier, default=None, help="TF model (1.0)")
+    dump.add_argument("--size", type=input_size, default=None, help="TF model input (224)")
+    add_conversion_flags(dump, quantize=None)
     dump.add_argument(
         "--format",
         choices=FORMATS,
@@ -71,24 +87,61 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from mobilenet_v2.analysis import dump
 
+    converts = args.quantize is not None
     if args.model and args.weights:
         raise UsageError("give --model (TFLite) or --weights (TF model), not both")
-    if args.engine == "reference" and not args.model:
+    if args.model and converts:
+        raise UsageError("--quantize converts the TF model (--weights); --model is converted")
+    if args.engine == "reference" and args.quantize not in (None, "int8"):
+        raise UsageError("--engine reference runs integer models: --quantize int8")
+    if args.engine == "reference" and not (args.model or converts):
         raise UsageError("--engine reference runs a quantized --model M.tflite")
-    if args.engine == "reference" or not args.model:
+    if args.engine == "reference" or not (args.model or converts):
         refuse(args, ("--kernels",), "chooses LiteRT's kernels (--model, --engine litert)")
-    common = {"fmt": args.format, "data_format": args.data_format, **input_overrides(args)}
+    if not converts:
+        refuse(args, CONVERSION_FLAGS, "applies to --quantize (convert the TF model first)")
+    # The exact command, as `mobilenet-v2` takes it (a wrapper script passes us its own
+    # translation of what the user typed: this is the command that makes the set again).
+    command = [PROG, *getattr(args, "argv", ())]
+    common = {
+        "fmt": args.format,
+        "data_format": args.data_format,
+        "command": command,
+        **input_overrides(args),
+    }
+    kernels = "numpy" if args.engine == "reference" else args.kernels or "reference"
     if args.model:
         refuse_tf_model_flags(args)
-        kernels = "numpy" if args.engine == "reference" else args.kernels or "reference"
+        refuse(args, ("--init-seed",), "seeds random weights: it goes with --weights none")
         out = dump.dump_tflite(args.model, args.image, args.output, kernels=kernels, **common)
+    elif converts:
+        out = _convert_and_dump(args, kernels, common)
     else:
+        seed = init_seed(args)
         weights = weights_arg(args.weights)
         size = args.size or 224
-        out = dump.dump_keras(weights, args.image, args.output, args.alpha or 1.0, size, **common)
+        out = dump.dump_keras(
+            weights, args.image, args.output, args.alpha or 1.0, size, init_seed=seed, **common
+        )
     manifest = json.loads((out / dump.MANIFEST).read_text())
     for note in manifest.get("metadata_notes", ()):
         print(f"{args.prog}: note: {note}", file=sys.stderr)
     files = sum(len(t["files"]) for t in manifest["tensors"])
-    print(f"wrote {len(manifest['tensors'])} tensors ({files} files) and manifests to {out}")
+    model = f", {dump.MODEL_FILE}" if converts else ""
+    print(f"wrote {len(manifest['tensors'])} tensors ({files} files){model} and manifests to {out}")
     return 0
+
+
+def _convert_and_dump(args: argparse.Namespace, kernels: str, common: dict) -> Path:
+    """Convert as `convert` does, then dump that model into a set that includes it: the
+    conversion goes to a temporary file, and the set is written whole or not at all."""
+    from mobilenet_v2.analysis import dump
+    from mobilenet_v2.tf.convert import convert_file
+
+    options = conversion_options(args)
+    check_output_dir(args.output)  # before the slow conversion, not after
+    with tempfile.TemporaryDirectory(prefix="mobilenet-v2-dump.") as tmp:
+        model = convert_file(Path(tmp) / dump.MODEL_FILE, weights_arg(args.weights), **options)
+        return dump.dump_tflite(
+            model, args.image, args.output, kernels=kernels, include_model=True, **common
+        )

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from mobilenet_v2.cli.parser import (
     UsageError,
-    positive_float,
+    input_size,
     positive_int,
     refuse,
     weights_arg,
+    width_multiplier,
 )
 from mobilenet_v2.labels import imagenet_classes
 from mobilenet_v2.outputs import SAVED_MODEL_FILE, check_new_directory
@@ -52,8 +53,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--model", default=None, metavar="M.tflite", help="the .tflite model (--c-array)"
     )
     export.add_argument("--weights", default=None, help="as for classify")
-    export.add_argument("--alpha", type=positive_float, default=None, help="width (1.0)")
-    export.add_argument("--size", type=positive_int, default=None, help="input size (224)")
+    export.add_argument("--alpha", type=width_multiplier, default=None, help="width (1.0)")
+    export.add_argument("--size", type=input_size, default=None, help="input size (224)")
     export.add_argument(
         "--top", type=positive_int, default=None, metavar="K", help="classes per image (5)"
     )

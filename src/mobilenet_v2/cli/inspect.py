@@ -7,7 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from mobilenet_v2.cli.parser import positive_float, positive_int, refuse_tf_model_flags, weights_arg
+from mobilenet_v2.cli.parser import (
+    input_size,
+    refuse_tf_model_flags,
+    weights_arg,
+    width_multiplier,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -20,8 +25,10 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     inspect.add_argument(
         "model", metavar="MODEL", help="a .tflite, a weights file, 'imagenet' or 'none'"
     )
-    inspect.add_argument("--alpha", type=positive_float, default=None, help="TF model width (1.0)")
-    inspect.add_argument("--size", type=positive_int, default=None, help="TF model input (224)")
+    inspect.add_argument(
+        "--alpha", type=width_multiplier, default=None, help="TF model width (1.0)"
+    )
+    inspect.add_argument("--size", type=input_size, default=None, help="TF model input (224)")
     inspect.add_argument("--xlsx", metavar="PATH", help="write the map as an Excel workbook")
     inspect.add_argument("--csv", metavar="PATH", help="write one row per op and tensor")
     inspect.add_argument("--diagram", metavar="PATH", help="draw the network (.png or .svg)")

@@ -19,6 +19,12 @@ from mobilenet_v2.preprocess import RESIZE_MODES, check_normalization
 PROG = "mobilenet-v2"
 LITERT_KERNELS = ("reference", "optimized")
 MAX_THREADS = 256
+# Bounds of --alpha and --size, so that a mistyped value gets a one-line error rather than a
+# process killed for memory (or, for a huge alpha, channel counts TensorFlow cannot hold).
+# The float model's dump keeps about 1.6 kB per input pixel at alpha 1 (2048: 6.5 GB), and
+# its weights grow with alpha squared (10: 1.4 GB); the paper's table ends at 1.4 and 224.
+MAX_ALPHA = 10.0
+MAX_SIZE = 2048
 
 
 def default_weights() -> str:
@@ -70,6 +76,22 @@ def positive_float(text: str) -> float:
     value = _finite_float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def width_multiplier(text: str) -> float:
+    """--alpha: a positive number up to MAX_ALPHA."""
+    value = positive_float(text)
+    if value > MAX_ALPHA:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_ALPHA:g}, got {text}")
+    return value
+
+
+def input_size(text: str) -> int:
+    """--size: a positive integer up to MAX_SIZE (the model itself refuses below 32)."""
+    value = positive_int(text)
+    if value > MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SIZE}, got {text}")
     return value
 
 
@@ -132,7 +154,7 @@ def add_model_flags(parser: argparse.ArgumentParser, several: bool = False) -> N
         "initialization) (default: $MOBILENET_V2_WEIGHTS or imagenet)",
     )
     parser.add_argument(
-        "--alpha", type=positive_float, default=None, help="TF model width multiplier (1.0)"
+        "--alpha", type=width_multiplier, default=None, help="TF model width multiplier (1.0)"
     )
     parser.add_argument(
         "--model",

@@ -290,8 +290,12 @@ def with_standard_metadata(
     # MediaPipe's populator writes them): readers open the model file as a zip.
     out = io.BytesIO(bytes(builder.Output()))
     out.seek(0, io.SEEK_END)
+    # A fixed date (zip's earliest) rather than the clock: the same conversion gives the
+    # same bytes, so a golden set's model_sha256 identifies its model.
+    entry = zipfile.ZipInfo(LABEL_FILE, date_time=(1980, 1, 1, 0, 0, 0))
+    entry.external_attr = 0o644 << 16  # rw-r--r--, as for any file we write
     with zipfile.ZipFile(out, "a", zipfile.ZIP_STORED) as archive:
-        archive.writestr(LABEL_FILE, "\n".join(labels) + "\n")
+        archive.writestr(entry, "\n".join(labels) + "\n")
     return out.getvalue()
 
 

@@ -138,9 +138,11 @@ def convert_file(
     force: bool = False,
     warn: Callable[[str], None] | None = None,
     per_tensor: bool = False,
+    init_seed: int | None = None,
 ) -> Path:
     """Build, calibrate, convert and write; the file embeds its preprocessing and labels.
-    `force` and `warn`: as for `calibration_images`."""
+    `force` and `warn`: as for `calibration_images`; `init_seed`: seeded random weights
+    (`weights=None`), recorded in the file."""
     from mobilenet_v2.tf.model import MobileNetV2
 
     check_writable(output)
@@ -153,12 +155,15 @@ def convert_file(
         source = calibration_dir or imagenette_validation_dir()
         extra = {"warn": warn} if warn else {}
         calibration = calibration_images(source, calibration_size, seed, prep, force=force, **extra)
-    model = MobileNetV2(input_shape=(size, size, 3), alpha=alpha, weights=weights)
+    model = MobileNetV2(
+        input_shape=(size, size, 3), alpha=alpha, weights=weights, init_seed=init_seed
+    )
     data = convert(model, quantize, io_type, calibration, per_tensor)
     record = metadata_record(
         {k: prep[k] for k in ("mean", "std", "resize", "crop_fraction")},
         alpha=alpha,
-        weights=weights_label(weights),
+        weights=weights_label(weights, init_seed),
+        init_seed=init_seed,
         quantize=quantize,
         io_type=io_type,
         per_tensor=per_tensor,

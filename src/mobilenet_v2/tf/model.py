@@ -65,6 +65,7 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
     kernel_initializer: Any = "glorot_uniform",
     bias_initializer: Any = "zeros",
     name: str | None = None,
+    init_seed: int | None = None,
 ) -> keras.Model:
     """Build MobileNetV2, optionally with weights.
 
@@ -72,6 +73,10 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
     from the Keras cache or downloaded; `$MOBILENET_V2_WEIGHTS` replaces it with a file of
     yours), or a path to a legacy Keras `.h5`, a `.weights.h5`/`.keras` of this package or of
     `keras.applications`, or a `.tflite` MobileNetV2 classifier (float or quantized).
+
+    `init_seed` (with `weights=None` only): seeded random weights instead of Keras'
+    unseeded initializers, the same for a seed on every run and platform
+    (`weights.seeded_initialization`: non-trivial batch norm, for golden tensors).
     """
     data_format = layers.normalize_data_format(data_format)
     if weights == "imagenet" and os.environ.get(WEIGHTS_ENV):
@@ -84,6 +89,16 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
             "`imagenet` (pre-training on ImageNet), or the path to the weights file to be "
             f"loaded. Received `weights={weights}`"
         )
+    if init_seed is not None:
+        if weights is not None:
+            raise InvalidArgumentError(
+                "`init_seed` seeds random initialization (`weights=None`); Received "
+                f"`weights={weights}`"
+            )
+        if isinstance(init_seed, bool) or not isinstance(init_seed, int) or init_seed < 0:
+            raise InvalidArgumentError(
+                f"`init_seed` must be a non-negative integer. Received `init_seed={init_seed}`"
+            )
     if weights not in ("imagenet", None):
         weights_io.check_readable(weights)
     if weights == "imagenet" and include_top and classes != 1000:
@@ -156,8 +171,12 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
         weights = weights_io.imagenet_weights_path(alpha, rows, include_top)
     if weights is not None:
         weights_io.load_weights(model, weights)
-    # Which file the weights came from (None: random), for results that name it by hash.
+    elif init_seed is not None:
+        weights_io.seeded_initialization(model, init_seed)
+    # Which file the weights came from (None: random), for results that name it by hash,
+    # and the seed of random ones (None: unseeded, or real weights).
     model.loaded_weights_file = None if weights is None else str(weights)
+    model.init_seed = init_seed
     return model
 
 
