@@ -9,6 +9,7 @@ rounding difference everywhere, another engine's kernels.
 from __future__ import annotations
 
 import json
+import platform
 import shlex
 import shutil
 
@@ -70,17 +71,21 @@ SLOW_FORMAT_LAYOUTS = [
 
 @pytest.mark.parametrize(("fmt", "data_format"), FORMAT_LAYOUTS + SLOW_FORMAT_LAYOUTS)
 def test_a_dump_verifies_against_itself_with_zero_difference(
-    fmt, data_format, int8_model, tmp_path, capsys
+    fmt, data_format, golden, int8_model, tmp_path, capsys
 ):
-    golden = dump_tflite(int8_model, GRACE_HOPPER, tmp_path / "g", fmt=fmt, data_format=data_format)
-    written = [t for t in json.loads((golden / "manifest.json").read_text())["tensors"]]
+    """Against itself, and against the .npy NCHW dump of the same run: the second reads the
+    two sides with different readers, so a byte-order or parsing mistake would show."""
+    dumped = dump_tflite(int8_model, GRACE_HOPPER, tmp_path / "g", fmt=fmt, data_format=data_format)
+    written = [t for t in json.loads((dumped / "manifest.json").read_text())["tensors"]]
     written = [t for t in written if t["files"]]
-    assert main(["verify", str(golden), str(golden), "--report", str(tmp_path / "r")]) == 0
+    assert main(["verify", str(dumped), str(dumped), "--report", str(tmp_path / "r")]) == 0
     assert f"{len(written)} of {len(written)} tensors within tolerance" in capsys.readouterr().out
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert len(report["tensors"]) == len(written) > 150
     assert all(r["exact"] == r["elements"] and r["max_diff"] == 0 for r in report["tensors"])
     assert report["layout"] == ("NCHW" if data_format == "channel_first" else "NHWC")
+    across = verify(golden, dumped)
+    assert across.passed and len(across.results) == len(written)
 
 
 def test_channel_last_tensors_verify_against_a_channel_first_dump(golden, golden_nhwc):
@@ -125,21 +130,26 @@ def test_one_wrong_value_is_the_first_divergence_with_its_index(golden, tmp_path
     assert f"= {expected} (matches the tensor)" in trace
 
 
-@pytest.mark.parametrize("fmt", ["npy", "bin"])
-def test_one_layer_stored_nhwc_in_an_nchw_set_is_a_layout_mismatch(fmt, golden, tmp_path):
-    """With npy the shape already tells; a raw .bin has no shape, so the values must."""
+@pytest.mark.parametrize(
+    ("fmt", "layout"), [("npy", "NHWC"), ("bin", "NHWC"), ("bin", "NCWH"), ("bin", "NWHC")]
+)
+def test_one_layer_stored_transposed_in_an_nchw_set_is_a_layout_mismatch(
+    fmt, layout, golden, tmp_path
+):
+    """With npy the shape already tells; a raw .bin has no shape, so the values must (the
+    layer is square: NCWH has NCHW's shape)."""
     theirs = theirs_from(golden, tmp_path)
     values = np.load(theirs / f"{LAYER}.npy")
-    nhwc = np.ascontiguousarray(values.transpose(0, 2, 3, 1))
+    transposed = np.ascontiguousarray(values.transpose(["NCHW".index(a) for a in layout]))
     if fmt == "npy":
-        np.save(theirs / f"{LAYER}.npy", nhwc)
+        np.save(theirs / f"{LAYER}.npy", transposed)
     else:
         (theirs / f"{LAYER}.npy").unlink()
-        (theirs / f"{LAYER}.bin").write_bytes(nhwc.tobytes())
+        (theirs / f"{LAYER}.bin").write_bytes(transposed.tobytes())
     report = verify(golden, theirs)
     assert report.layout == "NCHW"  # the rest of the set says so
     bad = row(report, LAYER)
-    assert (bad.status, bad.layout, bad.expected_layout) == ("layout", "NHWC", "NCHW")
+    assert (bad.status, bad.layout, bad.expected_layout) == ("layout", layout, "NCHW")
     assert bad.beyond == 0  # reported as a transpose, not as garbage values
     assert report.first_divergence is bad
 
@@ -158,6 +168,10 @@ def test_off_by_one_everywhere_in_one_layer_is_counted_in_lsb(golden, tmp_path, 
     assert "(1 LSB," in capsys.readouterr().out
 
 
+@pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64"),
+    reason="measured on x86 (AMD EPYC, Intel Xeon); other CPUs' optimized kernels differ elsewhere",
+)
 def test_optimized_kernels_first_diverge_where_docs_reference_says(tmp_path):
     """docs/reference.md: LiteRT's optimized kernels first differ from the reference kernels
     at op 2, the first 1x1 projection, by one step (measured on AMD EPYC and Intel Xeon;
@@ -184,7 +198,7 @@ def test_hand_written_files_in_each_format(golden, tmp_path):
         "c": "/* from our RTL */\nconst int32_t bias[] = {"
         + ", ".join(str(v) if v != -(2**31) else "(-2147483647 - 1)" for v in values.tolist())
         + ",};\n",
-        "txt": "\n".join(map(str, values)) + "\n",
+        "txt": "# from our RTL simulation\n" + "\n".join(map(str, values)) + "\n",
         "hex": "// bias\n" + "\n".join(f"{int(v) & 0xFFFFFFFF:x}" for v in values) + "\n",
     }
     for fmt, text in files.items():
@@ -192,6 +206,14 @@ def test_hand_written_files_in_each_format(golden, tmp_path):
         path.write_text(text)
         report = verify(golden, path, fmt=fmt, tensor=name)
         assert report.passed and row(report, name).exact == values.size, fmt
+    # Multi-dimensional, qualifiers and attributes, hex bit patterns (two's complement)
+    path = tmp_path / "mine2.h"
+    rows = ", ".join(
+        "{" + ", ".join(f"0x{int(v) & 0xFFFFFFFF:08x}" for v in r) + "}"
+        for r in values.reshape(4, -1)
+    )
+    path.write_text(f"int32_t const bias[4][6] __attribute__((aligned(16))) = {{{rows}}};\n")
+    assert verify(golden, path, tensor=name).passed
     path = tmp_path / "dump_0042.raw"
     path.write_bytes(values.astype("<i4").tobytes())
     assert verify(golden, path, fmt="bin", tensor=name).passed
@@ -214,6 +236,13 @@ def test_float_tensors_are_compared_relative_to_their_magnitude(
     np.save(theirs / f"{name}.npy", nudged)
     far = row(verify(golden, theirs), name)
     assert far.status == "differs" and far.beyond == 1 and far.max_diff > 1e-4
+    nudged.flat[1] = np.nan  # a NaN is infinitely far, and the report stays strict JSON
+    np.save(theirs / f"{name}.npy", nudged)
+    assert main(["verify", str(golden), str(theirs), "--report", str(tmp_path / "r")]) == 1
+    text = (tmp_path / "r" / "report.json").read_text()
+    data = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in report.json"))
+    nan_row = next(r for r in data["tensors"] if r["name"] == name)
+    assert nan_row["max_diff"] == "inf" and nan_row["beyond"] == 2
 
 
 def test_report_directory(golden, tmp_path, capsys):
@@ -257,6 +286,21 @@ def _bad(tmp_path, golden, case):
     if case == "not_npy":
         (theirs / f"{LAYER}.npy").write_text("1 2 3\n")
         return [str(golden), str(theirs)]
+    if case == "empty_npy":
+        (theirs / f"{LAYER}.npy").write_bytes(b"")
+        return [str(golden), str(theirs)]
+    if case == "out_of_range":  # an int8 layer holding 300: an unsaturated accumulator
+        values = np.load(theirs / f"{LAYER}.npy").astype(np.int64)
+        values[0, 1, 2, 3] = 300
+        (theirs / f"{LAYER}.txt").write_text(" ".join(map(str, values.reshape(-1).tolist())))
+        (theirs / f"{LAYER}.npy").unlink()
+        return [str(golden), str(theirs)]
+    if case == "two_files":
+        (theirs / f"{LAYER}.bin").write_bytes(np.load(theirs / f"{LAYER}.npy").tobytes())
+        return [str(golden), str(theirs)]
+    if case == "index_named":  # "3" is a tensor index: a file must be named by its stem
+        (theirs / "3.npy").write_bytes((theirs / f"{LAYER}.npy").read_bytes())
+        return [str(golden), str(theirs / "3.npy")]
     raise AssertionError(case)
 
 
@@ -269,6 +313,10 @@ def _bad(tmp_path, golden, case):
         ("nothing_matches", "no file is named like a tensor of"),
         ("unknown_tensor", "no tensor named 'block_3_expand_rel' (did you mean"),
         ("not_npy", "cannot read as npy"),
+        ("empty_npy", "cannot read as npy"),
+        ("out_of_range", "value 300 is outside int8 [-128, 127]"),
+        ("two_files", "block_3_expand_relu.bin and block_3_expand_relu.npy are both tensor"),
+        ("index_named", "no tensor of"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(case, message, golden, tmp_path, capsys):
@@ -278,3 +326,21 @@ def test_bad_input_is_one_line_and_exit_1(case, message, golden, tmp_path, capsy
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1 and message in captured.err, captured.err
     assert "Traceback" not in captured.err and not report.exists()
+
+
+def test_a_dump_of_another_preprocessing_is_named_as_the_cause(golden, int8_model, tmp_path):
+    """THEIRS made by `dump --resize stretch` (as tflite_inference.py --save_to does): the
+    input already differs, and the report says why before anyone debugs a kernel."""
+    theirs = dump_tflite(int8_model, GRACE_HOPPER, tmp_path / "s", fmt="npy", resize="stretch")
+    report = verify(golden, theirs)
+    assert report.first_divergence.name == "input_layer"
+    assert any("another preprocessing" in note for note in report.notes)
+
+
+def test_unsigned_bytes_for_a_signed_tensor_are_read_as_twos_complement(golden, tmp_path):
+    """A test bench's `uint8_t` dump of an int8 layer: the same bytes, so the same values."""
+    values = np.load(golden / f"{LAYER}.npy")
+    path = tmp_path / f"{LAYER}.h"
+    text = ", ".join(str(v) for v in values.reshape(-1).view(np.uint8).tolist())
+    path.write_text(f"const uint8_t out[{values.size}] = {{{text}}};\n")
+    assert verify(golden, path).passed

@@ -164,8 +164,11 @@ def dump_tflite(
     info = {
         "engine": "litert",
         "kernels": kernels,
-        "model": str(Path(output) / MODEL_FILE) if include_model else str(classifier.path),
-        "image": str(image),
+        # Absolute, so that commands built from the manifest (verify's trace) work anywhere.
+        "model": str(Path(output).resolve() / MODEL_FILE)
+        if include_model
+        else str(classifier.path.resolve()),
+        "image": str(Path(image).resolve()),
         "preprocessing": preprocessing_record(classifier, preprocessing),
         "metadata_notes": list(classifier.notes),  # e.g. none found: defaults used
         **provenance(command, preprocessing),
@@ -200,8 +203,10 @@ def _dump_reference(
     info = {
         "engine": "numpy-reference",
         "kernels": "mobilenet_v2.reference",
-        "model": str(Path(output) / MODEL_FILE) if include_model else str(reference.path),
-        "image": str(image),
+        "model": str(Path(output).resolve() / MODEL_FILE)
+        if include_model
+        else str(reference.path.resolve()),
+        "image": str(Path(image).resolve()),
         "preprocessing": preprocessing_record(reference, preprocessing),
         "metadata_notes": list(reference.notes),
         **provenance(command, preprocessing),
@@ -277,7 +282,7 @@ def dump_keras(
     info = {
         "engine": "tensorflow",
         "kernels": "float32",
-        "image": str(image),
+        "image": str(Path(image).resolve()),
         "preprocessing": preprocessing_record(classifier, preprocessing),
         **provenance(command, preprocessing),
         # Random weights have no file: their seed (null: unseeded) is what identifies them.
@@ -590,11 +595,16 @@ def read_tensor(path: str | os.PathLike) -> DumpedTensor:
     meta: dict[str, Any] = {}
     lines = text.split("\n")
     body = 0
-    for body, line in enumerate(lines):  # noqa: B007 (body is used after the loop)
+    for body, line in enumerate(lines):
         if not line.startswith("# "):
             break
         key, _, value = line[2:].partition(": ")
-        meta[key] = json.loads(value)
+        try:
+            meta[key] = json.loads(value)
+        except ValueError:
+            raise MobileNetV2Error(
+                f"{path}: not a tensor dump file (line {body + 1} is no '# key: <JSON>')"
+            ) from None
     else:
         body = len(lines)
     try:
@@ -606,17 +616,28 @@ def read_tensor(path: str | os.PathLike) -> DumpedTensor:
         raise MobileNetV2Error(f"{path}: not a tensor dump file ({exc})") from None
 
 
-def _parse_values(text: str, dtype: np.dtype) -> np.ndarray:
-    """Whitespace-separated numbers as `dtype`, exactly: NumPy's C parser (fast), and the
-    string conversion where it stops early (it reads `1.5` as an int64 1, then gives up)."""
-    wide = np.float64 if dtype.kind == "f" else np.int64
+def parse_numbers(text: str, dtype: np.dtype, sep: str = " ") -> np.ndarray | None:
+    """Numbers separated by `sep` (" ": any whitespace) as int64 or float64 (by `dtype`'s
+    kind), with NumPy's C parser; None where it stops early (a `1.5` among integers, a C
+    spelling such as `1.5f`), for the caller's slower path."""
+    wide = np.float64 if np.dtype(dtype).kind == "f" else np.int64
+    if not text.strip():
+        return np.zeros(0, wide)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "could not be read to its end": not all numbers
         try:
-            return np.fromstring(text, dtype=wide, sep=" ").astype(dtype)
+            return np.fromstring(text, dtype=wide, sep=sep)
         except (ValueError, DeprecationWarning):
-            pass
-    return np.array(text.split(), dtype=wide).astype(dtype)
+            return None
+
+
+def _parse_values(text: str, dtype: np.dtype) -> np.ndarray:
+    """Whitespace-separated numbers as `dtype`, exactly."""
+    values = parse_numbers(text, dtype)
+    if values is None:
+        wide = np.float64 if dtype.kind == "f" else np.int64
+        values = np.array(text.split(), dtype=wide)
+    return values.astype(dtype)
 
 
 def _manifest_entry(path: Path) -> dict[str, Any]:

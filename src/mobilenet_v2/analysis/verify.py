@@ -13,18 +13,17 @@ tensor's largest magnitude for float ones, and the first element beyond the tole
 its (n, c, h, w) index and the `trace` command that explains it. Rows come in execution
 order; the first failing one is the layer to debug, later ones inherit its error.
 
-No TensorFlow, no LiteRT: NumPy only, so that it runs wherever the user's kernels are tested.
+No TensorFlow: it runs in the LiteRT-only install, wherever the user's kernels are tested.
 """
 
 from __future__ import annotations
 
-import contextlib
+import difflib
 import itertools
 import json
 import os
 import re
 import shlex
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from mobilenet_v2.analysis.c_source import C_TYPES
-from mobilenet_v2.analysis.dump import MANIFEST, read_tensor
+from mobilenet_v2.analysis.dump import MANIFEST, MODEL_FILE, parse_numbers, read_tensor
 from mobilenet_v2.analysis.tensor_map import written_layout
 from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.outputs import markdown_table, staged_directory
@@ -130,6 +129,7 @@ class Report:
     tolerance: int
     float_tolerance: float
     results: list[TensorResult]
+    notes: list[str] = field(default_factory=list)  # e.g. THEIRS is a dump of another run
     missing: list[str] = field(default_factory=list)  # golden tensors they have no file for
     ignored: list[str] = field(default_factory=list)  # their files named like no tensor
 
@@ -217,12 +217,16 @@ def read_file(path: Path, fmt: str, golden: GoldenTensor) -> tuple[np.ndarray, t
         if fmt == "bin":
             return _read_bin(path, golden), None
         text = path.read_text()
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, EOFError, UnicodeDecodeError) as exc:
         raise VerifyError(f"{path}: cannot read as {fmt} ({_reason(exc)})") from None
     if fmt == "txt":
-        if text.startswith("# "):  # our own text format: its header has dtype and shape
+        head = [line for line in text.split("\n", 40) if line.startswith("# ")]
+        if any(h.startswith("# type: ") for h in head) and any(
+            h.startswith("# shape: ") for h in head
+        ):  # our own text format: its header has dtype and shape
             array = read_tensor(path).array
             return array, tuple(array.shape)
+        text = "\n".join(line.split("#")[0] for line in text.splitlines())  # comments
         return _values(path, text, golden), None
     if fmt == "hex":
         return _read_hex(path, text, golden), None
@@ -251,24 +255,32 @@ def _read_bin(path: Path, golden: GoldenTensor) -> np.ndarray:
 
 
 def _read_hex(path: Path, text: str, golden: GoldenTensor) -> np.ndarray:
-    """One value per line, two's complement (floats: IEEE 754 bits); `//` comments allowed."""
+    """One value per line, two's complement (floats: IEEE 754 bits), as `$readmemh` reads:
+    `//` and `/* */` comments, `_` separators and a `0x` prefix allowed; `@address` lines
+    are not (the golden tensor is one contiguous block)."""
     size = golden.dtype.itemsize
-    if "//" in text:
-        text = "\n".join(line.split("//")[0] for line in text.splitlines())
-    tokens = text.split()
+    text = re.sub(r"/\*.*?\*/|//[^\n]*", " ", text, flags=re.S)
+    tokens = text.replace("_", "").split()
+    if any(t.startswith("@") for t in tokens):
+        raise VerifyError(f"{path}: @address lines are not supported: one value per line")
     if len(tokens) != int(np.prod(golden.shape)):
         raise _wrong_size(path, golden, f"{len(tokens)} values")
-    if max(map(len, tokens), default=0) > 2 * size:
-        raise VerifyError(f"{path}: hex values wider than {size} byte(s) ({golden.dtype})")
     digits = "".join(tokens)
-    if len(digits) != 2 * size * len(tokens):  # not all zero-padded: pad them
-        digits = "".join(t.zfill(2 * size) for t in tokens)
-    try:  # all digits at once: each value's big-endian bytes
-        data = bytes.fromhex(digits)
+    if len(digits) == 2 * size * len(tokens):  # ours: every value zero-padded to its width
+        try:
+            data = bytes.fromhex(digits)  # all at once: each value's big-endian bytes
+            return np.frombuffer(data, f">u{size}").astype(f"<u{size}").view(golden.dtype)
+        except ValueError:
+            pass
+    try:
+        values = [int(t, 16) for t in tokens]
     except ValueError:
-        bad = next(t for t in tokens if not re.fullmatch(r"[0-9a-fA-F]+", t))
+        bad = next(t for t in tokens if not re.fullmatch(r"(0[xX])?[0-9a-fA-F]+", t))
         raise VerifyError(f"{path}: {bad!r} is not a hex value") from None
-    return np.frombuffer(data, f">u{size}").astype(f"<u{size}").view(golden.dtype)
+    if values and max(values) >= 1 << (8 * size):
+        wide = next(t for t, v in zip(tokens, values, strict=True) if v >= 1 << (8 * size))
+        raise VerifyError(f"{path}: {wide!r} is wider than {size} byte(s) ({golden.dtype})")
+    return np.array(values, dtype=f"<u{size}").view(golden.dtype)
 
 
 def _values(
@@ -276,18 +288,12 @@ def _values(
 ) -> np.ndarray:
     """Numbers separated by `sep` (" ": any whitespace) as `dtype` (the golden tensor's by
     default): NumPy's C parser first, then one by one for C spellings (`INT64_C(...)`,
-    `(NAN)`) and hex literals."""
+    `(NAN)`, `1.5f`) and hex literals. An integer outside `dtype`'s range is an error, not
+    a silent wrap: an unsaturated accumulator is what such a value usually means."""
     dtype = np.dtype(dtype or golden.dtype)
     text = text.strip().rstrip(sep.strip() or " ")  # a trailing comma
-    wide = np.float64 if dtype.kind == "f" else np.int64
-    plain = text
-    if dtype.kind == "f" and not re.search(r"[^0-9eE.+\-fF,\s]", text):
-        plain = re.sub("[fF]", "", text)  # 1.5f
-    values = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # "could not be read to its end": the slow path
-        with contextlib.suppress(ValueError, DeprecationWarning):
-            values = np.fromstring(plain, dtype=wide, sep=sep) if plain else np.zeros(0, wide)
+    values = parse_numbers(text, dtype, sep)
+    hex_literals = False
     if values is None:
         tokens = text.split(sep) if sep.strip() else text.split()
         try:
@@ -295,17 +301,35 @@ def _values(
             if dtype.kind == "f":
                 values = np.array(literals, dtype=np.float64)
             else:
-                values = np.array([int(t, 0) for t in literals], dtype=np.int64)
+                numbers = [int(t, 0) for t in literals]
+                hex_literals = any(t.lstrip("-").lower().startswith("0x") for t in literals)
+                values = np.array(numbers, dtype=object if hex_literals else np.int64)
         except (ValueError, OverflowError):
             raise VerifyError(f"{path}: not a list of {dtype} values") from None
     if values.size != int(np.prod(golden.shape)):
         raise _wrong_size(path, golden, f"{values.size} values")
+    if dtype.kind in "iu" and values.size:
+        info = np.iinfo(dtype)
+        low, high = int(values.min()), int(values.max())
+        if hex_literals and low >= 0 and high < 1 << info.bits:
+            # 0xffffc3d1 for an int32: a bit pattern, two's complement as in C
+            return np.array(values.tolist(), np.uint64).astype(f"u{dtype.itemsize}").view(dtype)
+        if low < info.min or high > info.max:
+            bad = low if low < info.min else high
+            raise VerifyError(
+                f"{path}: value {bad} is outside {dtype} [{info.min}, {info.max}] "
+                "(an unsaturated result?)"
+            )
     return values.astype(dtype)
 
 
 _C_NAMES = {c: name for name, c in reversed(C_TYPES.items())}  # int8_t -> int8, uint16_t ->..
-_C_ARRAY = re.compile(
-    r"(?:static\s+)?(?:const\s+)?(\w+)\s+(\w+)\s*\[[^\]]*\]\s*=\s*\{([^}]*)\}", re.S
+_C_ARRAY = re.compile(r"(\w+)\s+(\w+)\s*((?:\[[^\]]*\]\s*)+)=\s*\{(.*?)\}\s*;", re.S)
+# What may stand around a declaration without changing its values.
+_C_QUALIFIERS = re.compile(
+    r"\b(?:static|const|volatile|extern|constexpr)\b|\balignas\s*\([^)]*\)"
+    r"|__attribute__\s*\(\((?:[^()]|\([^()]*\))*\)\)|__declspec\s*\([^)]*\)",
+    re.S,
 )
 
 
@@ -313,17 +337,35 @@ def _read_c(path: Path, text: str, golden: GoldenTensor) -> tuple[np.ndarray, tu
     """A C header with one tensor: its array (the one that is not NAME_SHAPE, NAME_SCALES or
     NAME_ZERO_POINTS), in its own C type, and NAME_SHAPE where there is one."""
     text = re.sub(r"/\*.*?\*/|//[^\n]*", " ", text, flags=re.S)
-    arrays = {name: (ctype, body) for ctype, name, body in _C_ARRAY.findall(text)}
+    text = _C_QUALIFIERS.sub(" ", text)
+    arrays = {
+        name: (ctype, body.replace("{", " ").replace("}", " "))  # int8_t a[2][3] = {{..}, {..}}
+        for ctype, name, _, body in _C_ARRAY.findall(text)
+    }
     names = [n for n in arrays if not n.endswith(("_SHAPE", "_SCALES", "_ZERO_POINTS"))]
     if len(names) != 1:
         found = ", ".join(names) or "none"
         raise VerifyError(f"{path}: expected one tensor array in the header, found {found}")
     name = names[0]
     ctype, body = arrays[name]
-    dtype = np.dtype(_C_NAMES.get(ctype, "") or golden.dtype)
+    if ctype not in _C_NAMES:
+        raise VerifyError(
+            f"{path}: array {name} has type {ctype!r}; expected one of "
+            f"{', '.join(sorted(_C_NAMES))}"
+        )
+    dtype = np.dtype(_C_NAMES[ctype])
     if ctype == "uint16_t" and golden.dtype == np.float16:
         dtype = np.dtype(np.uint16)  # float16 travels as its bit patterns
+    same_width = dtype.itemsize == golden.dtype.itemsize and dtype != golden.dtype
+    if same_width and {dtype.kind, golden.dtype.kind} == {"i", "u"}:
+        # uint8_t bytes for an int8 tensor (or the reverse): a test bench's two's-complement
+        # bytes, read as the tensor's type, as .bin and .hex files are
+        dtype, view = np.dtype(dtype), golden.dtype
+    else:
+        view = None
     array = _values(path, body, golden, dtype, sep=",")
+    if view is not None:
+        array = array.view(view)
     if dtype == np.uint16 and golden.dtype == np.float16:
         array = array.view(np.float16)
     shape = None
@@ -404,9 +446,11 @@ def _difference(golden: np.ndarray, theirs: np.ndarray) -> np.ndarray:
 
 
 def _fit(golden: np.ndarray, theirs_flat: np.ndarray) -> float:
-    """How far their values are from `golden` read in the same order: mean |difference|."""
+    """How far their values are from `golden` read in the same order: mean |difference|
+    over the comparable (not NaN) elements."""
     d = np.abs(_difference(golden.reshape(-1), theirs_flat))
-    return float(np.nanmean(d)) if d.size else 0.0
+    d = d[~np.isnan(d)] if d.dtype.kind == "f" else d
+    return float(np.mean(d)) if d.size else 0.0
 
 
 def best_layout(
@@ -514,9 +558,10 @@ def _measure(
     beyond = ~(scaled <= limit)  # NaN against a number counts as beyond
     result.beyond = int(np.count_nonzero(beyond))
     if scaled.size:
-        finite = scaled[np.isfinite(scaled)]
-        result.max_diff = float(np.max(scaled)) if finite.size == scaled.size else float("inf")
-        result.mean_diff = float(np.mean(finite)) if finite.size else float("inf")
+        # NaN against a number (a NaN difference) counts as infinitely far, in both figures
+        scaled = np.where(np.isnan(scaled), np.inf, scaled)
+        result.max_diff = float(np.max(scaled))
+        result.mean_diff = float(np.mean(scaled)) if np.isfinite(scaled).all() else float("inf")
     if result.beyond and result.status == "ok":
         result.status = "differs"
     if result.beyond:
@@ -561,7 +606,10 @@ def trace_command(golden: Golden, tensor: GoldenTensor, nchw: list[int] | None) 
         return None
     if tensor.entry.get("kind") not in ("activation", "output") or tensor.dtype.kind == "f":
         return None
-    argv = ["mobilenet-v2", "trace", manifest["model"], manifest["image"]]
+    model = manifest["model"]
+    if MODEL_FILE in manifest.get("files", ()):  # a set that carries its model: wherever it is
+        model = str((golden.directory / MODEL_FILE).resolve())
+    argv = ["mobilenet-v2", "trace", model, manifest["image"]]
     argv += ["--tensor", tensor.name, "--index", ",".join(map(str, nchw))]
     argv += list(manifest.get("input_flags") or ())
     return shlex.join(argv)
@@ -575,10 +623,16 @@ def their_files(
 ) -> tuple[dict[str, tuple[Path, str]], list[str]]:
     """Their files by golden tensor name, with the format each is read as, and the names of
     their files that match no tensor."""
+    if tensor is not None and not theirs.exists():
+        raise VerifyError(f"{theirs}: no such file")
     if theirs.is_file():
-        name = tensor or theirs.stem
-        match = find_golden(golden, name)
-        kind = fmt if fmt != "auto" else EXTENSIONS.get(theirs.suffix)
+        if tensor is None and theirs.stem not in golden.tensors:
+            raise VerifyError(
+                f"{theirs}: no tensor of {golden.directory} is named {theirs.stem!r}; "
+                "give --tensor NAME"
+            )
+        match = find_golden(golden, tensor or theirs.stem)
+        kind = fmt if fmt != "auto" else EXTENSIONS.get(theirs.suffix.lower())
         if kind is None:
             raise VerifyError(
                 f"{theirs}: cannot tell the format from the extension {theirs.suffix!r}; "
@@ -591,18 +645,32 @@ def their_files(
         raise VerifyError(f"{theirs}: no such file or directory")
     found: dict[str, tuple[Path, str]] = {}
     ignored = []
+    same_tensor = _files_per_tensor(theirs)
     suffixes = list(EXTENSIONS) if fmt == "auto" else [_SUFFIX[fmt]]
     for path in sorted(theirs.iterdir()):
-        if path.suffix not in suffixes or not path.is_file():
+        suffix = path.suffix.lower()
+        if suffix not in suffixes or not path.is_file():
+            if suffix in EXTENSIONS and path.stem in golden.tensors:
+                ignored.append(path.name)  # a tensor file in another format than --format
             continue
         if path.stem not in golden.tensors:
-            if path.name != MANIFEST and not _umbrella(path, golden):
+            if not _umbrella(path):
                 ignored.append(path.name)
             continue
-        kind = EXTENSIONS[path.suffix]
         earlier = found.get(path.stem)
-        if earlier is None or suffixes.index(path.suffix) < suffixes.index(earlier[0].suffix):
-            found[path.stem] = (path, kind)
+        if earlier is not None and {earlier[0].name, path.name} <= same_tensor.get(
+            path.stem, set()
+        ):
+            # a `--format both` dump: its manifest says both files hold the same tensor
+            if list(EXTENSIONS).index(suffix) < list(EXTENSIONS).index(earlier[0].suffix.lower()):
+                found[path.stem] = (path, EXTENSIONS[suffix])
+            continue
+        if earlier is not None:  # which one is theirs? never pick silently
+            raise VerifyError(
+                f"{theirs}: {earlier[0].name} and {path.name} are both tensor {path.stem}; "
+                "give --format to choose"
+            )
+        found[path.stem] = (path, EXTENSIONS[suffix])
     if not found:
         example = next(iter(golden.tensors), "Conv1_relu")
         raise VerifyError(
@@ -612,8 +680,19 @@ def their_files(
     return found, ignored
 
 
-def _umbrella(path: Path, golden: Golden) -> bool:
-    return path.name in golden.manifest.get("files", ())
+def _files_per_tensor(directory: Path) -> dict[str, set[str]]:
+    """When `directory` is one of our dumps: each tensor's files (by stem), from its
+    manifest; else nothing."""
+    try:
+        entries = json.loads((directory / MANIFEST).read_text())["tensors"]
+        return {Path(e["files"][0]).stem: set(e["files"]) for e in entries if e["files"]}
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return {}
+
+
+def _umbrella(path: Path) -> bool:
+    """A header that only includes others (dump's tensors.h): no tensor, nothing ignored."""
+    return path.suffix.lower() == ".h" and "{" not in path.read_text(errors="replace")
 
 
 def find_golden(golden: Golden, name: str) -> GoldenTensor:
@@ -623,8 +702,6 @@ def find_golden(golden: Golden, name: str) -> GoldenTensor:
     for t in golden.tensors.values():
         if name in (t.entry.get("name"), str(t.entry.get("index"))):
             return t
-    import difflib
-
     close = difflib.get_close_matches(name, list(golden.tensors), n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise VerifyError(f"{golden.directory}: no tensor named {name!r}{hint}")
@@ -665,8 +742,10 @@ def verify(
             results.append(
                 compare_tensor(golden, t, loaded[name], expected, tolerance, float_tolerance)
             )
-    missing = [name for name in golden.tensors if name not in loaded]
+    # One file checks one tensor: the others are not "missing".
+    missing = [] if theirs.is_file() else [n for n in golden.tensors if n not in loaded]
     return Report(
+        notes=_provenance_notes(golden, theirs),
         golden=str(golden.directory),
         theirs=str(theirs),
         layout=layout,
@@ -676,6 +755,32 @@ def verify(
         missing=missing,
         ignored=ignored,
     )
+
+
+def _provenance_notes(golden: Golden, theirs: Path) -> list[str]:
+    """When THEIRS is itself a dump (it has a manifest): the differences in model, image and
+    preprocessing that make its tensors differ for reasons other than the kernels."""
+    path = (theirs if theirs.is_dir() else theirs.parent) / MANIFEST
+    if path == golden.directory / MANIFEST or not path.is_file():
+        return []
+    try:
+        other = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    ours = golden.manifest
+    notes = []
+    for key, what in (
+        ("model_sha256", "model"),
+        ("image", "image"),
+        ("preprocessing", "preprocessing"),
+    ):
+        if ours.get(key) is not None and other.get(key) is not None and ours[key] != other[key]:
+            if key == "image" and Path(ours[key]).name == Path(other[key]).name:
+                continue
+            notes.append(
+                f"THEIRS was dumped with another {what} ({key}: {other[key]}, ours: {ours[key]})"
+            )
+    return notes
 
 
 def _vote(golden: Golden, loaded: dict[str, _Theirs]) -> str:
@@ -741,7 +846,17 @@ def table_rows(report: Report) -> list[list[str]]:
     return rows
 
 
-HEADERS = ["tensor", "op", "shape", "layout", "exact", "max |d|", "mean |d|", "unit", "status"]
+HEADERS = [
+    "tensor",
+    "op",
+    "golden shape",
+    "layout",
+    "exact",
+    "max |d|",
+    "mean |d|",
+    "unit",
+    "status",
+]
 
 
 def summary(report: Report) -> list[str]:
@@ -750,6 +865,7 @@ def summary(report: Report) -> list[str]:
     ok = sum(r.passed for r in report.results)
     tol = f"{report.tolerance} LSB, float {report.float_tolerance:g} relative"
     lines = [f"{ok} of {len(report.results)} tensors within tolerance ({tol})"]
+    lines += [f"note: {note}" for note in report.notes]
     first = report.first_divergence
     if first is not None:
         lines.append(f"first divergence: {first.name} ({first.op or first.kind}): {_why(first)}")
@@ -796,5 +912,17 @@ def write_report(report: Report, directory: str | os.PathLike) -> Path:
     """report.md and report.json into `directory`, both or neither."""
     with staged_directory(directory) as staging:
         (staging / "report.md").write_text(markdown(report))
-        (staging / "report.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
+        data = _json_safe(report.to_json())
+        (staging / "report.json").write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
     return Path(directory)
+
+
+def _json_safe(value: Any) -> Any:
+    """`value` with NaN and infinities as the strings "nan", "inf", "-inf": strict JSON."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value

@@ -72,6 +72,13 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    value = _finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
 def positive_float(text: str) -> float:
     value = _finite_float(text)
     if value <= 0:

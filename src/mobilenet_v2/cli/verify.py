@@ -5,14 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from mobilenet_v2.cli.parser import non_negative_int
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+from mobilenet_v2.cli.parser import non_negative_float, non_negative_int
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -56,7 +49,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     verify.add_argument(
         "--float-tolerance",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=DEFAULT_FLOAT_TOLERANCE,
         metavar="R",
         help="allowed |difference| of float tensors relative to the tensor's largest "
