@@ -95,6 +95,10 @@ class Golden:
     def data_format(self) -> str:
         return self.manifest.get("data_format", "channel_first")
 
+    @property
+    def op_types(self) -> dict[int, str]:
+        return {op["index"]: op["type"] for op in self.manifest.get("ops", ())}
+
 
 @dataclass
 class TensorResult:
@@ -489,9 +493,14 @@ def compare_tensor(
     array = tensor.read()
     entry = tensor.entry
     op = entry.get("op")
+    if op:
+        where = f"{op['index']} {op['type']}"
+    else:  # a weight, a bias or the model input: the op that reads it first
+        reader = golden.op_types.get(tensor.order[0])
+        where = f"{tensor.order[0]} {reader} (input)" if reader else ""
     result = TensorResult(
         name=tensor.name,
-        op=f"{op['index']} {op['type']}" if op else "",
+        op=where,
         kind=entry.get("kind", ""),
         dtype=str(tensor.dtype),
         shape=list(tensor.shape),
