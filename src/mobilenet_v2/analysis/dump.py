@@ -164,10 +164,7 @@ def dump_tflite(
     info = {
         "engine": "litert",
         "kernels": kernels,
-        # Absolute, so that commands built from the manifest (verify's trace) work anywhere.
-        "model": str(Path(output).resolve() / MODEL_FILE)
-        if include_model
-        else str(classifier.path.resolve()),
+        "model": _model_path(output, classifier.path, include_model),
         "image": str(Path(image).resolve()),
         "preprocessing": preprocessing_record(classifier, preprocessing),
         "metadata_notes": list(classifier.notes),  # e.g. none found: defaults used
@@ -191,11 +188,10 @@ def _dump_reference(
     """The same files from `mobilenet_v2.reference`, the NumPy integer kernels."""
     from mobilenet_v2.analysis.tensor_map import tflite_table
     from mobilenet_v2.classifier import load_for, preprocessing_record
-    from mobilenet_v2.lite.tflite_file import read_model_bytes
     from mobilenet_v2.reference import ReferenceInterpreter
 
     reference = ReferenceInterpreter(model)
-    raw = read_model_bytes(reference.path)
+    raw = reference.raw
     x = load_for(reference, image, **preprocessing)
     values = reference.run(reference.quantize_input(x[None]))
     table = tflite_table(reference.model)
@@ -203,9 +199,7 @@ def _dump_reference(
     info = {
         "engine": "numpy-reference",
         "kernels": "mobilenet_v2.reference",
-        "model": str(Path(output).resolve() / MODEL_FILE)
-        if include_model
-        else str(reference.path.resolve()),
+        "model": _model_path(output, reference.path, include_model),
         "image": str(Path(image).resolve()),
         "preprocessing": preprocessing_record(reference, preprocessing),
         "metadata_notes": list(reference.notes),
@@ -214,6 +208,12 @@ def _dump_reference(
     }
     files = {MODEL_FILE: raw} if include_model else {}
     return write_dump(output, table, dict(values), info, fmt, data_format, files)
+
+
+def _model_path(output: str | os.PathLike, model: Path, include_model: bool) -> str:
+    """The manifest's model: the set's own copy when it carries one; absolute, so that
+    commands built from the manifest (verify's trace) work from anywhere."""
+    return str(Path(output).resolve() / MODEL_FILE if include_model else model.resolve())
 
 
 def provenance(command: Sequence[str] | None, preprocessing: dict[str, Any]) -> dict[str, Any]:
@@ -592,6 +592,12 @@ def read_tensor(path: str | os.PathLike) -> DumpedTensor:
         text = path.read_text()
     except (OSError, ValueError) as exc:
         raise MobileNetV2Error(f"{path}: cannot read tensor file ({exc})") from None
+    return parse_tensor_text(text, path)
+
+
+def parse_tensor_text(text: str, path: str | os.PathLike) -> DumpedTensor:
+    """A text dump file's contents (`# key: <JSON>` header, then the values) as its exact
+    array and header; `path` names the file in errors."""
     meta: dict[str, Any] = {}
     lines = text.split("\n")
     body = 0

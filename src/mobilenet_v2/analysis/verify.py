@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from mobilenet_v2.analysis.c_source import C_TYPES
-from mobilenet_v2.analysis.dump import MANIFEST, MODEL_FILE, parse_numbers, read_tensor
+from mobilenet_v2.analysis.dump import MANIFEST, MODEL_FILE, parse_numbers, parse_tensor_text
 from mobilenet_v2.analysis.tensor_map import written_layout
 from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.outputs import markdown_table, staged_directory
@@ -228,7 +228,7 @@ def read_file(path: Path, fmt: str, golden: GoldenTensor) -> tuple[np.ndarray, t
         if any(h.startswith("# type: ") for h in head) and any(
             h.startswith("# shape: ") for h in head
         ):  # our own text format: its header has dtype and shape
-            array = read_tensor(path).array
+            array = parse_tensor_text(text, path).array  # already read: not again
             return array, tuple(array.shape)
         text = "\n".join(line.split("#")[0] for line in text.splitlines())  # comments
         return _values(path, text, golden), None

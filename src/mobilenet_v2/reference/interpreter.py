@@ -96,6 +96,7 @@ class ReferenceInterpreter:
         else:
             path = Path(model)
             raw = read_model_bytes(path)
+        self.raw = raw  # the file's bytes, as TFLiteClassifier keeps them (SHA-256, copies)
         self.model = parse_tflite(raw, path)
         self.path = path
         if len(self.model.inputs) != 1 or len(self.input_tensor.shape) != 4:
