@@ -27,8 +27,11 @@ def weights_label(weights: str | os.PathLike | None) -> str:
     return "none (random initialization)" if weights is None else str(weights)
 
 
-def load_keras(weights: str | None, alpha: float = 1.0, size: int = 224) -> Classifier:
-    """Our TensorFlow MobileNetV2 (needs the `tf` extra, which `mobilenet_v2.tf` checks)."""
+def load_keras(
+    weights: str | None, alpha: float | None = 1.0, size: int | None = 224
+) -> Classifier:
+    """Our TensorFlow MobileNetV2 (needs the `tf` extra, which `mobilenet_v2.tf` checks).
+    `alpha`/`size` None: the trained model's own (its `.keras` record), else 1.0/224."""
     from mobilenet_v2.tf.classifier import KerasClassifier
 
     return KerasClassifier(weights, alpha=alpha, size=size)

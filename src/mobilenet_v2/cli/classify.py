@@ -298,5 +298,6 @@ def _print_result(path: Path, top: list, as_json: bool, with_header: bool) -> No
     if with_header:
         print(f"{path}:")
     for synset, name, score in top:
-        print(f"{synset} {name} {score:.3f}")
+        # A user's class has no synset: its label is printed once.
+        print(f"{name} {score:.3f}" if synset == name else f"{synset} {name} {score:.3f}")
     sys.stdout.flush()
