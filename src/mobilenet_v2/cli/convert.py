@@ -30,8 +30,12 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     convert.add_argument("--output", required=True, metavar="PATH")
     convert.add_argument("--weights", default=None, help="as for classify")
-    convert.add_argument("--alpha", type=positive_float, default=1.0, help="width (1.0)")
-    convert.add_argument("--size", type=positive_int, default=224, help="input size (224)")
+    convert.add_argument(
+        "--alpha", type=positive_float, default=None, help="width (1.0; a trained model's own)"
+    )
+    convert.add_argument(
+        "--size", type=positive_int, default=None, help="input size (224; a trained model's own)"
+    )
     convert.add_argument(
         "--quantize", choices=QUANTIZATIONS, default="int8", help="weights and activations (int8)"
     )
