@@ -181,6 +181,15 @@ def train(
     from mobilenet_v2.tf import pipeline
 
     keras = pipeline.keras
+    # The model first: a weights file that cannot load fails before any image is decoded.
+    keras.utils.set_random_seed(seed)  # before the head's weights and the dropout masks
+    model = pipeline.build_model(len(labels), weights, alpha, size, dropout)
+    layer_names = [layer.name for layer in model.layers]
+    if fine_tune_epochs and fine_tune_from not in layer_names:
+        raise InvalidArgumentError(
+            f"--fine-tune-from {fine_tune_from}: no such layer (e.g. block_13_expand, Conv_1; "
+            "`mobilenet-v2 inspect` lists them)"
+        )
     train_images = pipeline.decoded(train_files, size, training=True)
     val_images = pipeline.decoded(val_files, size, training=False)
     for part in (train_images, val_images):
@@ -195,14 +204,6 @@ def train(
         + (f" ({skipped} unreadable skipped)" if skipped else "")
     )
 
-    keras.utils.set_random_seed(seed)  # before the head's weights and the dropout masks
-    model = pipeline.build_model(len(labels), weights, alpha, size, dropout)
-    layer_names = [layer.name for layer in model.layers]
-    if fine_tune_epochs and fine_tune_from not in layer_names:
-        raise InvalidArgumentError(
-            f"--fine-tune-from {fine_tune_from}: no such layer (e.g. block_13_expand, Conv_1; "
-            "`mobilenet-v2 inspect` lists them)"
-        )
     if pipeline.has_folded_batch_norm(weights):
         pipeline.recalibrate(model, train_images, batch_size)
 
