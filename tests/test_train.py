@@ -96,11 +96,12 @@ def test_training_learns_the_five_classes(trained):
     result, _ = trained
     assert result.labels == LABELS
     history = result.history
-    assert history["phase"] == [1] * len(history["phase"][: history["phase"].count(1)]) + [2]
+    assert history["phase"][-1] == 2 and history["phase"].count(2) == 1  # one fine-tuning epoch
     assert history["loss"][-1] < history["loss"][0] / 2
-    # Measured: 28 validation images, 24 right (85.7 %) on a 2-core Xeon; the fixture's
-    # features at 96 px are weaker than at 224 (where the same classes reach 95 %+). Chance
-    # is 43 % (always "dogs"); 70 % leaves room for another machine's arithmetic.
+    # Measured on a 2-core Xeon: 23 of the 28 validation images right (82.1 %), validation
+    # accuracy rising every epoch (50, 61, 71, 75, 79, 82 %): the fixture's features at 96 px
+    # are weaker than at 224, and six epochs is short. Always answering "dogs" scores 43 %.
+    # The threshold, 70 % (20 images), leaves three images for another machine's arithmetic.
     validation = result.validation
     assert validation["images"] == 28
     assert validation["top1"] >= 0.70
