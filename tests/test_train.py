@@ -178,9 +178,39 @@ def test_downstream_commands_name_the_five_classes(data, trained, tmp_path, caps
     # All 138 images (training ones included): INT8 within 3 points (4 images) of float.
     assert float_top1 >= 0.75 and abs(int8_top1 - float_top1) <= 0.03
 
+    # Golden tensors from the NumPy reference and from the float model, and the float-vs-INT8
+    # comparison, all with a 5-class classifier.
     golden = tmp_path / "dump"
-    assert main(["dump", dog, "--model", str(int8), "--output", str(golden)]) == 0
-    assert any(golden.iterdir())
+    assert (
+        main(["dump", dog, "--model", str(int8), "--engine", "reference", "--output", str(golden)])
+        == 0
+    )
+    float_golden = tmp_path / "float_dump"
+    assert (
+        main(["dump", dog, "--weights", model, "--size", "96", "--output", str(float_golden)]) == 0
+    )
+    assert "# shape: [1, 5]" in (float_golden / "predictions.txt").read_text()
+    report = tmp_path / "compare"
+    assert (
+        main(
+            [
+                "compare",
+                str(data / "fish"),
+                "--model",
+                str(int8),
+                "--weights",
+                model,
+                "--report",
+                str(report),
+                "--limit",
+                "2",
+                "--kernels",
+                "optimized",  # LiteRT's: the NumPy reference already ran in the dump above
+            ]
+        )
+        == 0
+    )
+    assert (report / "report.json").is_file()
 
 
 # --- Bad input: refused before any training -------------------------------------------------
