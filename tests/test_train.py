@@ -240,6 +240,13 @@ def test_class_without_images_is_refused(tmp_path, capsys):
     assert err.count("\n") == 0 and f"{data / 'b'}: class folder contains no images" in err
 
 
+def test_class_of_one_image_is_refused_with_a_split(tmp_path, capsys):
+    data = image_folder(tmp_path / "data", {"a": 3, "b": 1})
+    assert main(["train", str(data), "--output", str(tmp_path / "m.keras")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{data / 'b'}: one image; a validation split" in err
+
+
 def test_class_without_a_readable_image_is_refused(tmp_path, capsys):
     data = image_folder(tmp_path / "data", {"a": 3})
     (data / "b").mkdir()

@@ -175,6 +175,13 @@ def train(
         val_files = held.files
     else:
         train_files, val_files = split_validation(listing.files, validation_split, seed)
+        held_out = {label for _, label in val_files}
+        alone = [i for i in range(len(listing.labels)) if i not in held_out]
+        if alone:
+            raise MobileNetV2Error(
+                f"{Path(data_dir) / listing.labels[alone[0]]}: one image; a validation split "
+                "needs two or more per class (or give --validation-dir)"
+            )
     labels = listing.labels
 
     # TensorFlow loads only now: every check above is instant.
