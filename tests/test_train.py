@@ -251,6 +251,7 @@ def test_class_without_a_readable_image_is_refused(tmp_path, capsys):
     data = image_folder(tmp_path / "data", {"a": 3})
     (data / "b").mkdir()
     (data / "b" / "broken.jpg").write_text("not a JPEG")
+    (data / "b" / "empty.png").write_bytes(b"")
     with pytest.raises(MobileNetV2Error, match="no readable training image for class 'b'"):
         train(data, tmp_path / "m.keras", weights=None, alpha=0.35, size=64, verbose=0, log=print)
     assert not (tmp_path / "m.keras").exists()
@@ -273,10 +274,21 @@ def test_unwritable_output_is_refused_before_reading_images(tmp_path, capsys, ou
     assert err.count("\n") == 0 and message in err
 
 
-def test_corrupt_images_are_skipped_and_counted(tmp_path):
+def test_validation_dir_must_have_the_same_classes(tmp_path, capsys):
+    data = image_folder(tmp_path / "data", {"a": 2, "b": 2})
+    other = image_folder(tmp_path / "other", {"a": 1, "c": 1})
+    command = ["train", str(data), "--output", str(tmp_path / "m.keras")]
+    assert main([*command, "--validation-dir", str(other)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "its class folders ['a', 'c'] differ" in err
+
+
+def test_corrupt_images_are_skipped_and_counted_with_a_validation_dir(tmp_path):
     data = image_folder(tmp_path / "data", {"a": 4, "b": 4})
     (data / "a" / "text.jpg").write_text("not a JPEG")
     (data / "b" / "cut.jpg").write_bytes((IMAGES / "parrot.jpg").read_bytes()[:2000])
+    held = image_folder(tmp_path / "held", {"a": 2, "b": 3})  # same photos: plumbing only
+    (held / "b" / "empty.jpg").write_bytes(b"")
     messages: list[str] = []
     result = train(
         data,
@@ -286,10 +298,11 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path):
         alpha=0.35,
         epochs=1,
         fine_tune_epochs=0,
-        validation_split=0.25,
+        validation_dir=held,
         verbose=0,
         log=messages.append,
     )
-    assert sum(m.startswith("warning: skipped") for m in messages) == 2
-    assert any("(2 unreadable skipped)" in m for m in messages)
-    assert result.validation["images"] + 2 <= 10 and (tmp_path / "m.keras").is_file()
+    skipped = [m for m in messages if m.startswith("warning: skipped")]
+    assert len(skipped) == 3 and any("text.jpg" in m for m in skipped)
+    assert "2 classes, 8 training and 5 validation images (3 unreadable skipped)" in messages
+    assert result.validation["images"] == 5 and (tmp_path / "m.keras").is_file()
