@@ -306,3 +306,17 @@ def test_corrupt_images_are_skipped_and_counted_with_a_validation_dir(tmp_path):
     assert len(skipped) == 3 and any("text.jpg" in m for m in skipped)
     assert "2 classes, 8 training and 5 validation images (3 unreadable skipped)" in messages
     assert result.validation["images"] == 5 and (tmp_path / "m.keras").is_file()
+
+
+def test_an_interrupted_save_leaves_no_model_file(tmp_path):
+    class Interrupted:
+        def save(self, path: str) -> None:
+            Path(path).write_bytes(b"PK\x03\x04 half a model")
+            raise KeyboardInterrupt
+
+    from mobilenet_v2.train import save_model
+    from mobilenet_v2.trained import TrainedRecord
+
+    with pytest.raises(KeyboardInterrupt):
+        save_model(Interrupted(), tmp_path / "m.keras", TrainedRecord(("a", "b"), 1.0, 96))
+    assert list(tmp_path.iterdir()) == []  # neither the model nor its temporary file
