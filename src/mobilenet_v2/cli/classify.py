@@ -46,7 +46,9 @@ Result = list[tuple[str, str, float]] | MobileNetV2Error
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     classify = commands.add_parser(
-        "classify", help="classify images", description="Top-K ImageNet classes per image."
+        "classify",
+        help="classify images",
+        description="Top-K classes per image: ImageNet's, or a trained model's own labels.",
     )
     classify.add_argument("inputs", nargs="+", metavar="IMAGE|DIR|GLOB|URL")
     add_model_flags(classify)
