@@ -32,9 +32,13 @@ def weights_label(weights: str | os.PathLike | None, init_seed: int | None = Non
 
 
 def load_keras(
-    weights: str | None, alpha: float = 1.0, size: int = 224, init_seed: int | None = None
+    weights: str | None,
+    alpha: float | None = None,
+    size: int | None = None,
+    init_seed: int | None = None,
 ) -> Classifier:
-    """Our TensorFlow MobileNetV2 (needs the `tf` extra, which `mobilenet_v2.tf` checks);
+    """Our TensorFlow MobileNetV2 (needs the `tf` extra, which `mobilenet_v2.tf` checks).
+    `alpha`/`size` None: the trained model's own (its `.keras` record), else 1.0/224;
     `init_seed` seeds random weights (`weights=None`)."""
     from mobilenet_v2.tf.classifier import KerasClassifier
 

@@ -36,12 +36,14 @@ def decode_predictions(
     preds: np.ndarray, top: int = 5, names: Sequence[str] | None = None
 ) -> list[list[tuple[str, str, float]]]:
     """Top-`top` `(synset, name, score)` per row of a (samples, 1000) score array, best first;
-    `names`: the model's own label for each class (from its metadata) instead of Keras'."""
+    `names`: the model's own label for each class (from its metadata) instead of Keras'. A
+    model of a user's classes has (samples, len(names)) scores (see `named`)."""
     preds = np.asarray(preds)
-    if preds.ndim != 2 or preds.shape[1] != 1000:
+    classes = 1000 if names is None else len(names)
+    if preds.ndim != 2 or preds.shape[1] != classes:
         raise ValueError(
             "`decode_predictions` expects a batch of predictions (i.e. a 2D array of shape "
-            f"(samples, 1000)). Received array with shape: {preds.shape}"
+            f"(samples, {classes})). Received array with shape: {preds.shape}"
         )
     best = top_classes(preds, top)
     rows = zip(preds, best, strict=True)
@@ -58,8 +60,12 @@ def named(
     indices: Iterable[int], scores: Iterable[float], names: Sequence[str] | None = None
 ) -> list[tuple[str, str, float]]:
     """`(synset, name, score)` for ranked class indices and their scores; the name is the
-    model's own label when `names` (one per class) is given, else Keras' short name."""
+    model's own label when `names` (one per class) is given, else Keras' short name. Classes
+    that are not ImageNet's (`names` not 1000 long) have no synset: their label stands in
+    for it, so that result rows keep one identifier per class."""
     classes = imagenet_classes()
+    if names is not None and len(names) != len(classes):
+        return [(names[i], names[i], float(s)) for i, s in zip(indices, scores, strict=True)]
     return [
         (classes[i].synset, classes[i].name if names is None else names[i], float(s))
         for i, s in zip(indices, scores, strict=True)

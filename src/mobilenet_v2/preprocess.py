@@ -149,8 +149,10 @@ def resize_image(
     if resize == "crop":
         # A square box for a square output; in general the output's aspect ratio.
         scale = min(img.width / width, img.height / height) * crop_fraction
-        dx = (img.width - width * scale) / 2
-        dy = (img.height - height * scale) / 2
+        # At crop_fraction 1 the shorter side's offset is 0 up to rounding, which can make it
+        # -1e-14: Pillow refuses a negative box offset.
+        dx = max((img.width - width * scale) / 2, 0.0)
+        dy = max((img.height - height * scale) / 2, 0.0)
         box = (dx, dy, img.width - dx, img.height - dy)
     return img.resize((width, height), Image.Resampling.BICUBIC, box=box)
 

@@ -59,7 +59,7 @@ def compare(
     images: list[Path],
     model: str | os.PathLike,
     weights: str | None,
-    alpha: float = 1.0,
+    alpha: float | None = None,
     kernels: str = "reference",
     **preprocessing: Any,
 ) -> dict[str, Any]:

@@ -253,8 +253,8 @@ def dump_keras(
     weights: str | None,
     image: str | os.PathLike,
     output: str | os.PathLike,
-    alpha: float = 1.0,
-    size: int = 224,
+    alpha: float | None = None,
+    size: int | None = None,
     fmt: str = "txt",
     data_format: str = "channel_first",
     init_seed: int | None = None,
@@ -287,10 +287,10 @@ def dump_keras(
         **provenance(command, preprocessing),
         # Random weights have no file: their seed (null: unseeded) is what identifies them.
         "model_sha256": None if weights_file is None else file_sha256(weights_file),
-        "size": size,
+        "size": classifier.input_size[0],
         "weights": weights_label(weights, init_seed),
         "init_seed": init_seed,
-        "alpha": alpha,
+        "alpha": classifier.alpha,
         "calibration": None,
     }
     return write_dump(output, table, arrays, info, fmt, data_format)

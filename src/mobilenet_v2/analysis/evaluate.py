@@ -62,6 +62,36 @@ def labelled_images(
     return balanced_sample(labelled, limit, seed) if limit else labelled
 
 
+def folder_labelled_images(
+    directory: str | os.PathLike,
+    labels: tuple[str, ...],
+    limit: int | None = None,
+    seed: int = 0,
+) -> list[tuple[Source, int]]:
+    """For a model of a user's classes: one sub-folder per class, named as the model's
+    labels (the layout `mobilenet-v2 train` takes), its images anywhere below. A folder that
+    names no class is an error naming it: its images would silently not count."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise MobileNetV2Error(
+            f"{directory}: " + ("not a directory" if root.exists() else "directory not found")
+        )
+    index = {label: i for i, label in enumerate(labels)}
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    unknown = [p for p in folders if p.name not in index]
+    if unknown:
+        raise MobileNetV2Error(
+            f"{unknown[0]}: folder names none of the model's classes ({', '.join(labels)})"
+        )
+    if not folders:
+        raise MobileNetV2Error(
+            f"{directory}: no class folders (expected sub-folders named as the model's "
+            f"classes: {', '.join(labels)})"
+        )
+    labelled = [(p, index[folder.name]) for folder in folders for p in list_images([folder])]
+    return balanced_sample(labelled, limit, seed) if limit else labelled
+
+
 def balanced_sample(
     labelled: list[tuple[Path, int]], count: int, seed: int = 0
 ) -> list[tuple[Path, int]]:
@@ -191,7 +221,9 @@ def _batches(
                 if good:
                     pixels = resized[geometry_of(prep)]
                     scores = predict_pixels(classifier, pixels, prep["mean"], prep["std"])
-                    top[[not f for f in failed]] = top_classes(scores, 5)
+                    # A model of fewer than five classes ranks them all (-1: no class).
+                    best = top_classes(scores, min(5, scores.shape[1]))
+                    top[np.array([not f for f in failed]), : best.shape[1]] = best
                 ranks.append(top)
             yield positions, failed, ranks
 

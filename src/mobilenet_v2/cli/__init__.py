@@ -26,6 +26,7 @@ from mobilenet_v2.cli import (
     export,
     inspect,
     trace,
+    train,
     verify,
 )
 from mobilenet_v2.cli.parser import PROG, ArgumentParser, UsageError
@@ -33,6 +34,7 @@ from mobilenet_v2.errors import MobileNetV2Error
 
 COMMANDS = (
     classify,
+    train,
     convert,
     export,
     evaluate,

@@ -47,7 +47,9 @@ Result = list[tuple[str, str, float]] | MobileNetV2Error
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     classify = commands.add_parser(
-        "classify", help="classify images", description="Top-K ImageNet classes per image."
+        "classify",
+        help="classify images",
+        description="Top-K classes per image: ImageNet's, or a trained model's own labels.",
     )
     classify.add_argument("inputs", nargs="+", metavar="IMAGE|DIR|GLOB|URL")
     add_model_flags(classify)
@@ -297,5 +299,6 @@ def _print_result(path: Path, top: list, as_json: bool, with_header: bool) -> No
     if with_header:
         print(f"{path}:")
     for synset, name, score in top:
-        print(f"{synset} {name} {score:.3f}")
+        # A user's class has no synset: its label is printed once.
+        print(f"{name} {score:.3f}" if synset == name else f"{synset} {name} {score:.3f}")
     sys.stdout.flush()

@@ -28,7 +28,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     compare.add_argument("inputs", nargs="+", metavar="IMAGE|DIR")
     compare.add_argument("--model", required=True, metavar="INT8.tflite")
     compare.add_argument("--weights", default=None, help="float weights (as classify)")
-    compare.add_argument("--alpha", type=width_multiplier, default=1.0)
+    compare.add_argument(
+        "--alpha", type=width_multiplier, default=None, help="TF model (1.0; a trained model's own)"
+    )
     compare.add_argument("--report", required=True, metavar="DIR")
     compare.add_argument("--kernels", choices=LITERT_KERNELS, default="reference")
     compare.add_argument(

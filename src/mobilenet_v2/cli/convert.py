@@ -33,8 +33,12 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     convert.add_argument("--output", required=True, metavar="PATH")
     convert.add_argument("--weights", default=None, help="as for classify")
     add_init_seed_flag(convert)
-    convert.add_argument("--alpha", type=width_multiplier, default=1.0, help="width (1.0)")
-    convert.add_argument("--size", type=input_size, default=224, help="input size (224)")
+    convert.add_argument(
+        "--alpha", type=width_multiplier, default=None, help="width (1.0; a trained model's own)"
+    )
+    convert.add_argument(
+        "--size", type=input_size, default=None, help="input size (224; a trained model's own)"
+    )
     add_conversion_flags(convert, quantize="int8")
     convert.add_argument(
         "--resize",
@@ -145,8 +149,9 @@ def conversion_options(args: argparse.Namespace) -> dict[str, Any]:
             file=sys.stderr,
         )
     return {
-        "alpha": args.alpha or 1.0,
-        "size": args.size or 224,
+        # None: a trained model's own width and size, else 1.0 and 224 (`convert_file`).
+        "alpha": args.alpha,
+        "size": args.size,
         "quantize": args.quantize,
         "io_type": io_type,
         "calibration_dir": args.calibration_dir,

@@ -119,9 +119,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         seed = init_seed(args)
         weights = weights_arg(args.weights)
-        size = args.size or 224
         out = dump.dump_keras(
-            weights, args.image, args.output, args.alpha or 1.0, size, init_seed=seed, **common
+            weights, args.image, args.output, args.alpha, args.size, init_seed=seed, **common
         )
     manifest = json.loads((out / dump.MANIFEST).read_text())
     for note in manifest.get("metadata_notes", ()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from mobilenet_v2.cli.parser import (
     add_engine_flags,
@@ -16,14 +17,17 @@ from mobilenet_v2.cli.parser import (
     positive_int,
     refuse,
 )
+from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.preprocess import RESIZE_MODES
+from mobilenet_v2.sources import is_url
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate",
         help="top-1/top-5 of models side by side",
-        description="Accuracy on a labelled directory (synset in file or folder names).",
+        description="Accuracy on a labelled directory: synsets in file or folder names, or, "
+        "for a model trained on your classes, one sub-folder per class named as its labels.",
     )
     evaluate.add_argument("directory", metavar="DIR|URL")
     add_model_flags(evaluate, several=True)
@@ -43,6 +47,21 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return evaluate
 
 
+def own_labels(classifiers: list) -> tuple[str, ...] | None:
+    """The classes of models trained on a user's classes (the same for all of them), or None
+    for ImageNet models, whose images are labelled by synsets."""
+    found = {
+        tuple(c.labels)
+        for c in classifiers
+        if getattr(c, "labels", None) is not None and len(c.labels) != 1000
+    }
+    if not found:
+        return None
+    if len(found) > 1 or any(getattr(c, "labels", None) is None for c in classifiers):
+        raise MobileNetV2Error("the models name different classes: evaluate them separately")
+    return found.pop()
+
+
 def run(args: argparse.Namespace) -> int:
     from mobilenet_v2.analysis import evaluate
     from mobilenet_v2.machine import describe, machine_info
@@ -51,8 +70,14 @@ def run(args: argparse.Namespace) -> int:
     check_engine_flags(args)
     if args.limit is None:
         refuse(args, ("--seed",), "draws the --limit sample; without --limit all images count")
-    images = evaluate.labelled_images(args.directory, args.limit, args.seed or 0)
+    if not is_url(args.directory) and not Path(args.directory).is_dir():  # before any model
+        evaluate.labelled_images(args.directory)  # says what is wrong with it
     classifiers = load_classifiers(args, models)
+    labels = own_labels(classifiers)
+    if labels is None:
+        images = evaluate.labelled_images(args.directory, args.limit, args.seed or 0)
+    else:
+        images = evaluate.folder_labelled_images(args.directory, labels, args.limit, args.seed or 0)
     report = evaluate.evaluate(
         classifiers,
         images,

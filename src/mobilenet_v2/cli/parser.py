@@ -295,15 +295,17 @@ def load_classifiers(args: argparse.Namespace, models: list[str]) -> list:
     found = [load_tflite(m, threads, args.xnnpack) for m in models]
     print_notes(args, found)
     for classifier in found:
-        if classifier.classes - classifier.label_offset != 1000:
+        # A model with its own label file (one trained on a user's classes) names them.
+        if classifier.labels is None and classifier.classes - classifier.label_offset != 1000:
             raise ModelFileError(
-                f"{classifier.path}: has {classifier.classes} classes; ImageNet's 1000 (or 1001 "
-                "with background) are needed to name them"
+                f"{classifier.path}: has {classifier.classes} classes and no label file; "
+                "ImageNet's 1000 (or 1001 with background) are needed to name them"
             )
     _unique_names(found)
     if args.weights or not found:
-        size = getattr(args, "size", None) or 224
-        found.insert(0, load_keras(weights_arg(args.weights), args.alpha or 1.0, size))
+        # Unset: a trained model's own width and size (from its .keras), else 1.0 and 224.
+        size = getattr(args, "size", None)
+        found.insert(0, load_keras(weights_arg(args.weights), args.alpha, size))
     return found
 
 

@@ -6,23 +6,47 @@ import os
 
 import numpy as np
 
+from mobilenet_v2.errors import WeightsError
 from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING
 from mobilenet_v2.tf.model import MobileNetV2
+from mobilenet_v2.trained import read_record
 
 
 class KerasClassifier:
-    """Our TensorFlow MobileNetV2 with the given weights."""
+    """Our TensorFlow MobileNetV2 with the given weights.
+
+    A `.keras` file written by `mobilenet-v2 train` carries its labels, width and input size
+    (`mobilenet_v2.trained`): the model is built with that many classes and that width, at
+    that size unless `size` is given, and `labels` names its classes. Otherwise ImageNet's
+    1000 classes, `alpha` (1.0) and `size` (224); `init_seed` seeds random weights."""
 
     def __init__(
         self,
         weights: str | None,
-        alpha: float = 1.0,
-        size: int = 224,
+        alpha: float | None = None,
+        size: int | None = None,
         init_seed: int | None = None,
     ) -> None:
+        record = read_record(weights) if _is_file(weights) else None
+        self.labels: tuple[str, ...] | None = None
+        classes = 1000
+        if record is not None:
+            # The width is the weights' own: another one could not load them.
+            if alpha is not None and alpha != record.alpha:
+                raise WeightsError(
+                    f"{weights} was trained at width {record.alpha:g}, not --alpha {alpha:g}"
+                )
+            alpha, size = record.alpha, size or record.size
+            self.labels, classes = record.labels, len(record.labels)
+        alpha, size = alpha or 1.0, size or 224
         self.model = MobileNetV2(
-            input_shape=(size, size, 3), alpha=alpha, weights=weights, init_seed=init_seed
+            input_shape=(size, size, 3),
+            alpha=alpha,
+            weights=weights,
+            classes=classes,
+            init_seed=init_seed,
         )
+        self.classes = classes
         # The file the weights came from (the resolved one for "imagenet"), for result rows.
         self.weights_file = self.model.loaded_weights_file
         seed = "" if init_seed is None else f", seed {init_seed}"
@@ -35,3 +59,7 @@ class KerasClassifier:
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.predict_on_batch(np.asarray(images, np.float32)))
+
+
+def _is_file(weights: str | os.PathLike | None) -> bool:
+    return weights not in (None, "imagenet") and os.path.isfile(weights)

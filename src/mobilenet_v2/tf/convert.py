@@ -17,7 +17,7 @@ from mobilenet_v2._quiet import silenced_stderr, silenced_stdout
 from mobilenet_v2.calibration import CALIBRATION_SIZE, calibration_images
 from mobilenet_v2.classifier import weights_label
 from mobilenet_v2.download import download
-from mobilenet_v2.errors import MobileNetV2Error
+from mobilenet_v2.errors import MobileNetV2Error, WeightsError
 from mobilenet_v2.labels import imagenet_classes
 from mobilenet_v2.lite.model_metadata import with_standard_metadata
 from mobilenet_v2.lite.tflite_file import IO_TYPES, QUANTIZATIONS, embed_metadata
@@ -118,17 +118,21 @@ def make_converter(
     return converter
 
 
-def metadata_record(preprocessing: dict[str, Any], **facts: Any) -> dict[str, Any]:
-    """What inference needs to feed the model right, plus provenance facts."""
-    labels = [f"{c.synset} {c.name}" for c in imagenet_classes()]
-    return {"preprocessing": preprocessing, "labels": labels, **facts}
+def metadata_record(
+    preprocessing: dict[str, Any], labels: list[str] | None = None, **facts: Any
+) -> dict[str, Any]:
+    """What inference needs to feed the model right, plus provenance facts; `labels`: a
+    trained model's classes (default: ImageNet's, as "synset name")."""
+    if labels is None:
+        labels = [f"{c.synset} {c.name}" for c in imagenet_classes()]
+    return {"preprocessing": preprocessing, "labels": list(labels), **facts}
 
 
 def convert_file(
     output: str | os.PathLike,
     weights: str | None,
-    alpha: float = 1.0,
-    size: int = 224,
+    alpha: float | None = None,
+    size: int | None = None,
     quantize: str = "int8",
     io_type: str = "int8",
     calibration_dir: str | os.PathLike | None = None,
@@ -142,10 +146,22 @@ def convert_file(
 ) -> Path:
     """Build, calibrate, convert and write; the file embeds its preprocessing and labels.
     `force` and `warn`: as for `calibration_images`; `init_seed`: seeded random weights
-    (`weights=None`), recorded in the file."""
+    (`weights=None`), recorded in the file. A model trained on a user's classes
+    (`mobilenet-v2 train`) brings its labels, width and size (`size` overrides it); `alpha`
+    and `size` otherwise default to 1.0 and 224."""
     from mobilenet_v2.tf.model import MobileNetV2
+    from mobilenet_v2.trained import read_record
 
     check_writable(output)
+    trained = read_record(weights) if weights not in (None, "imagenet") else None
+    labels = None if trained is None else list(trained.labels)
+    if trained is not None:
+        if alpha is not None and alpha != trained.alpha:
+            raise WeightsError(
+                f"{weights} was trained at width {trained.alpha:g}, not --alpha {alpha:g}"
+            )
+        alpha, size = trained.alpha, size or trained.size
+    alpha, size = alpha or 1.0, size or 224
     prep = {**DEFAULT_PREPROCESSING, **(INT8_INPUT if quantize == "int8" else {})}
     prep = {**prep, **(preprocessing or {}), "size": size}
     if io_type != "float32" and quantize != "int8":
@@ -155,12 +171,18 @@ def convert_file(
         source = calibration_dir or imagenette_validation_dir()
         extra = {"warn": warn} if warn else {}
         calibration = calibration_images(source, calibration_size, seed, prep, force=force, **extra)
+    classes = 1000 if labels is None else len(labels)
     model = MobileNetV2(
-        input_shape=(size, size, 3), alpha=alpha, weights=weights, init_seed=init_seed
+        input_shape=(size, size, 3),
+        alpha=alpha,
+        weights=weights,
+        classes=classes,
+        init_seed=init_seed,
     )
     data = convert(model, quantize, io_type, calibration, per_tensor)
     record = metadata_record(
         {k: prep[k] for k in ("mean", "std", "resize", "crop_fraction")},
+        labels,
         alpha=alpha,
         weights=weights_label(weights, init_seed),
         init_seed=init_seed,
@@ -210,5 +232,8 @@ def standard_metadata(data: bytes, record: dict[str, Any], alpha: float, size: i
         license="Apache-2.0",
         mean=prep["mean"],
         std=prep["std"],
-        labels=[c.name for c in imagenet_classes()],
+        # ImageNet's short names, or a trained model's own labels (not 1000 of them).
+        labels=[c.name for c in imagenet_classes()]
+        if len(record["labels"]) == 1000
+        else record["labels"],
     )

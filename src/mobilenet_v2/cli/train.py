@@ -1,0 +1,146 @@
+"""`mobilenet-v2 train`: a folder with one sub-folder per class to a `.keras` model that
+names those classes (`mobilenet_v2.train`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from mobilenet_v2.cli.parser import (
+    input_size,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    weights_arg,
+    width_multiplier,
+)
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive); received {text}")
+    return value
+
+
+def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from mobilenet_v2.train import DEFAULT_FINE_TUNE_FROM
+
+    train = commands.add_parser(
+        "train",
+        help="train on your own classes (a folder per class)",
+        description="Transfer learning: DATA_DIR holds one sub-folder per class (class names "
+        "are the folder names, sorted). Phase 1 trains a new head (dropout + Dense) on the "
+        "frozen base, phase 2 fine-tunes the base from --fine-tune-from on with a lower "
+        "learning rate; each stops early on validation accuracy and keeps its best epoch. "
+        "Writes the .keras model (its labels inside: classify, convert and evaluate read "
+        "them) and a validation report (top-1, per class, confusion matrix as csv and png) "
+        "in NAME.validation/ beside it. Unreadable images are skipped and counted.",
+    )
+    train.add_argument("data_dir", metavar="DATA_DIR")
+    train.add_argument("--output", required=True, metavar="MODEL.keras")
+    train.add_argument(
+        "--weights",
+        default=None,
+        help="starting weights: 'imagenet' (default, or $MOBILENET_V2_WEIGHTS), an "
+        ".h5/.weights.h5/.keras, or a MobileNetV2 .tflite (batch norm folded: recalibrated "
+        "on the training images first)",
+    )
+    train.add_argument("--alpha", type=width_multiplier, default=1.0, help="width (1.0)")
+    train.add_argument("--size", type=input_size, default=224, help="input size (224)")
+    train.add_argument(
+        "--epochs", type=positive_int, default=10, help="phase 1 (new head) epochs, at most (10)"
+    )
+    train.add_argument(
+        "--fine-tune-epochs",
+        type=non_negative_int,
+        default=5,
+        metavar="M",
+        help="phase 2 (fine-tuning) epochs, at most; 0 skips it (5)",
+    )
+    train.add_argument(
+        "--fine-tune-from",
+        default=DEFAULT_FINE_TUNE_FROM,
+        metavar="LAYER",
+        help=f"first layer that phase 2 trains; batch norm stays frozen ({DEFAULT_FINE_TUNE_FROM})",
+    )
+    train.add_argument("--batch-size", type=positive_int, default=32, help="(32)")
+    train.add_argument(
+        "--learning-rate", type=positive_float, default=1e-3, help="phase 1, Adam (0.001)"
+    )
+    train.add_argument(
+        "--fine-tune-learning-rate",
+        type=positive_float,
+        default=1e-5,
+        help="phase 2, Adam (0.00001)",
+    )
+    train.add_argument(
+        "--patience",
+        type=positive_int,
+        default=3,
+        help="epochs without a better validation accuracy before a phase stops (3)",
+    )
+    held = train.add_mutually_exclusive_group()
+    held.add_argument(
+        "--validation-split",
+        type=_fraction,
+        default=None,
+        metavar="F",
+        help="validate on this fraction of each class, drawn with --seed (0.2)",
+    )
+    held.add_argument(
+        "--validation-dir",
+        default=None,
+        metavar="DIR",
+        help="validate on DIR instead (the same class folders)",
+    )
+    train.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="split, shuffle, augmentation and head initialization (0): the same seed on the "
+        "same machine, the same metrics",
+    )
+    train.add_argument("--plot", default=None, metavar="PNG", help="learning curves image")
+    train.add_argument(
+        "--report-dir",
+        default=None,
+        metavar="DIR",
+        help="validation report folder (MODEL.validation beside the model)",
+    )
+    return train
+
+
+def run(args: argparse.Namespace) -> int:
+    from mobilenet_v2.train import report_dir_for, train, validation_table
+
+    start = time.perf_counter()
+    result = train(
+        args.data_dir,
+        args.output,
+        weights=weights_arg(args.weights),
+        alpha=args.alpha,
+        size=args.size,
+        epochs=args.epochs,
+        fine_tune_epochs=args.fine_tune_epochs,
+        fine_tune_from=args.fine_tune_from,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        fine_tune_learning_rate=args.fine_tune_learning_rate,
+        validation_split=args.validation_split or 0.2,
+        validation_dir=args.validation_dir,
+        patience=args.patience,
+        seed=args.seed,
+        plot=args.plot,
+        report_dir=args.report_dir,
+        log=lambda message: print(f"{args.prog} train: {message}", file=sys.stderr),
+    )
+    print(validation_table(result.validation))
+    report = args.report_dir or report_dir_for(args.output)
+    print(
+        f"\nwrote {args.output} ({len(result.labels)} classes) and {report}/ "
+        f"in {time.perf_counter() - start:.0f} s"
+        + (f"; learning curves in {args.plot}" if args.plot else "")
+    )
+    return 0
