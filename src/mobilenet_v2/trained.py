@@ -16,8 +16,9 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from mobilenet_v2.errors import ModelFileError
+from mobilenet_v2.errors import ModelFileError, WeightsError
 
 RECORD_MEMBER = "mobilenet_v2.json"
 
@@ -57,6 +58,35 @@ def read_record(path: str | os.PathLike) -> TrainedRecord | None:
     if len(labels) < 2 or len(set(labels)) != len(labels):
         raise ModelFileError(f"{path}: {RECORD_MEMBER} needs two or more distinct labels")
     return record
+
+
+class ModelSpec(NamedTuple):
+    """What to build the TF model for some weights with."""
+
+    alpha: float
+    size: int
+    labels: tuple[str, ...] | None  # a trained model's classes; None: ImageNet's 1000
+
+    @property
+    def classes(self) -> int:
+        return 1000 if self.labels is None else len(self.labels)
+
+
+def model_spec(
+    weights: str | os.PathLike | None, alpha: float | None = None, size: int | None = None
+) -> ModelSpec:
+    """The width, input size and classes for `weights`: a trained model's own (`size`, when
+    given, overrides its input size; another `alpha` is refused, since its weights could
+    not load), otherwise `alpha` and `size`, or 1.0 and 224, and ImageNet's classes."""
+    path = None if weights in (None, "imagenet") else weights
+    record = read_record(path) if path is not None and os.path.isfile(path) else None
+    if record is None:
+        return ModelSpec(alpha or 1.0, size or 224, None)
+    if alpha is not None and alpha != record.alpha:
+        raise WeightsError(
+            f"{weights} was trained at width {record.alpha:g}, not --alpha {alpha:g}"
+        )
+    return ModelSpec(record.alpha, size or record.size, record.labels)
 
 
 def add_record(path: Path, record: TrainedRecord) -> None:

@@ -21,9 +21,9 @@ from mobilenet_v2.cli.parser import (
     weights_arg,
     width_multiplier,
 )
-from mobilenet_v2.labels import imagenet_classes
 from mobilenet_v2.outputs import SAVED_MODEL_FILE, check_new_directory
 from mobilenet_v2.preprocess import BICUBIC_RESIZE_MODES
+from mobilenet_v2.trained import model_spec
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -99,9 +99,10 @@ def c_array(args: argparse.Namespace) -> int:
 def saved_model(args: argparse.Namespace) -> int:
     refuse(args, ("--model",), "applies to --c-array (--saved-model builds from --weights)")
     top = 5 if args.top is None else args.top
-    classes = len(imagenet_classes())
-    if top > classes:
-        raise UsageError(f"--top {top}: the model has {classes} classes")
+    weights = weights_arg(args.weights)
+    spec = model_spec(weights, args.alpha, args.size)  # a trained model's own by default
+    if top > spec.classes:
+        raise UsageError(f"--top {top}: the model has {spec.classes} classes")
     # Before TensorFlow loads: a path that cannot be written fails in a fraction of a second.
     check_new_directory(args.saved_model, args.force, SAVED_MODEL_FILE)
     from mobilenet_v2.tf.saved_model import export_saved_model
@@ -109,9 +110,9 @@ def saved_model(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     path = export_saved_model(
         args.saved_model,
-        weights=weights_arg(args.weights),
-        alpha=args.alpha or 1.0,
-        size=args.size or 224,
+        weights=weights,
+        alpha=spec.alpha,
+        size=spec.size,
         top=top,
         preprocessing={"resize": args.resize} if args.resize else None,
         force=args.force,

@@ -48,10 +48,15 @@ def run(args: argparse.Namespace) -> int:
         table = tensor_map.tflite_table(read_tflite(args.model))
     else:
         from mobilenet_v2.tf.model import MobileNetV2
+        from mobilenet_v2.trained import model_spec
 
-        size = args.size or 224
+        weights = weights_arg(args.model)
+        spec = model_spec(weights, args.alpha, args.size)  # a trained model's own by default
         model = MobileNetV2(
-            alpha=args.alpha or 1.0, input_shape=(size, size, 3), weights=weights_arg(args.model)
+            alpha=spec.alpha,
+            input_shape=(spec.size, spec.size, 3),
+            weights=weights,
+            classes=spec.classes,
         )
         table = tensor_map.keras_table(model, source=f"{model.name} ({args.model})")
     wrote = []

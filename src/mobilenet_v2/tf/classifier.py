@@ -6,10 +6,9 @@ import os
 
 import numpy as np
 
-from mobilenet_v2.errors import WeightsError
 from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING
 from mobilenet_v2.tf.model import MobileNetV2
-from mobilenet_v2.trained import read_record
+from mobilenet_v2.trained import model_spec
 
 
 class KerasClassifier:
@@ -27,26 +26,17 @@ class KerasClassifier:
         size: int | None = None,
         init_seed: int | None = None,
     ) -> None:
-        record = read_record(weights) if _is_file(weights) else None
-        self.labels: tuple[str, ...] | None = None
-        classes = 1000
-        if record is not None:
-            # The width is the weights' own: another one could not load them.
-            if alpha is not None and alpha != record.alpha:
-                raise WeightsError(
-                    f"{weights} was trained at width {record.alpha:g}, not --alpha {alpha:g}"
-                )
-            alpha, size = record.alpha, size or record.size
-            self.labels, classes = record.labels, len(record.labels)
-        alpha, size = alpha or 1.0, size or 224
+        spec = model_spec(weights, alpha, size)
+        alpha, size = spec.alpha, spec.size
+        self.labels: tuple[str, ...] | None = spec.labels
         self.model = MobileNetV2(
             input_shape=(size, size, 3),
             alpha=alpha,
             weights=weights,
-            classes=classes,
+            classes=spec.classes,
             init_seed=init_seed,
         )
-        self.classes = classes
+        self.classes = spec.classes
         # The file the weights came from (the resolved one for "imagenet"), for result rows.
         self.weights_file = self.model.loaded_weights_file
         seed = "" if init_seed is None else f", seed {init_seed}"
@@ -59,7 +49,3 @@ class KerasClassifier:
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.predict_on_batch(np.asarray(images, np.float32)))
-
-
-def _is_file(weights: str | os.PathLike | None) -> bool:
-    return weights not in (None, "imagenet") and os.path.isfile(weights)

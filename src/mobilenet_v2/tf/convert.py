@@ -17,7 +17,7 @@ from mobilenet_v2._quiet import silenced_stderr, silenced_stdout
 from mobilenet_v2.calibration import CALIBRATION_SIZE, calibration_images
 from mobilenet_v2.classifier import weights_label
 from mobilenet_v2.download import download
-from mobilenet_v2.errors import MobileNetV2Error, WeightsError
+from mobilenet_v2.errors import MobileNetV2Error
 from mobilenet_v2.labels import imagenet_classes
 from mobilenet_v2.lite.model_metadata import with_standard_metadata
 from mobilenet_v2.lite.tflite_file import IO_TYPES, QUANTIZATIONS, embed_metadata
@@ -150,18 +150,12 @@ def convert_file(
     (`mobilenet-v2 train`) brings its labels, width and size (`size` overrides it); `alpha`
     and `size` otherwise default to 1.0 and 224."""
     from mobilenet_v2.tf.model import MobileNetV2
-    from mobilenet_v2.trained import read_record
+    from mobilenet_v2.trained import model_spec
 
     check_writable(output)
-    trained = read_record(weights) if weights not in (None, "imagenet") else None
-    labels = None if trained is None else list(trained.labels)
-    if trained is not None:
-        if alpha is not None and alpha != trained.alpha:
-            raise WeightsError(
-                f"{weights} was trained at width {trained.alpha:g}, not --alpha {alpha:g}"
-            )
-        alpha, size = trained.alpha, size or trained.size
-    alpha, size = alpha or 1.0, size or 224
+    spec = model_spec(weights, alpha, size)
+    alpha, size = spec.alpha, spec.size
+    labels = None if spec.labels is None else list(spec.labels)
     prep = {**DEFAULT_PREPROCESSING, **(INT8_INPUT if quantize == "int8" else {})}
     prep = {**prep, **(preprocessing or {}), "size": size}
     if io_type != "float32" and quantize != "int8":
@@ -171,12 +165,11 @@ def convert_file(
         source = calibration_dir or imagenette_validation_dir()
         extra = {"warn": warn} if warn else {}
         calibration = calibration_images(source, calibration_size, seed, prep, force=force, **extra)
-    classes = 1000 if labels is None else len(labels)
     model = MobileNetV2(
         input_shape=(size, size, 3),
         alpha=alpha,
         weights=weights,
-        classes=classes,
+        classes=spec.classes,
         init_seed=init_seed,
     )
     data = convert(model, quantize, io_type, calibration, per_tensor)

@@ -10,7 +10,9 @@ Signatures:
   (what `mobilenet_v2.load_image` returns).
 
 Both return the top-k classes best first: `class_ids` (int32 [batch, k], ImageNet index),
-`synsets` and `names` (string [batch, k]) and `scores` (float32 [batch, k], softmax).
+`synsets` and `names` (string [batch, k]) and `scores` (float32 [batch, k], softmax). A model
+trained on a user's classes (`mobilenet-v2 train`) gives its own class indices, its labels
+as `names` and empty `synsets`.
 
 The graph reproduces the Pillow preprocessing pixel for pixel rather than approximating it
 (`tf.image.resize(..., antialias=True)` of an integer square crop changed top-1 against
@@ -51,6 +53,7 @@ from mobilenet_v2.preprocess import (
     check_resize,
 )
 from mobilenet_v2.tf._tf import keras, tf
+from mobilenet_v2.trained import model_spec
 
 SERVING_DEFAULT = "serving_default"
 SERVING_PREPROCESSED = "serving_preprocessed"
@@ -65,8 +68,8 @@ RECORD = Path("assets.extra") / "mobilenet_v2.json"
 def export_saved_model(
     directory: str | os.PathLike,
     weights: str | os.PathLike | None = "imagenet",
-    alpha: float = 1.0,
-    size: int = 224,
+    alpha: float | None = None,
+    size: int | None = None,
     top: int = 5,
     preprocessing: dict[str, Any] | None = None,
     force: bool = False,
@@ -75,12 +78,19 @@ def export_saved_model(
     `directory` as a SavedModel with the two signatures of this module's docstring.
 
     `preprocessing`: overrides of `DEFAULT_PREPROCESSING` (`resize`, `crop_fraction`, `mean`,
-    `std`). `top`: classes per image, 1 to 1000. The directory is written whole through a
-    staging directory beside it and a rename; an existing non-empty one is refused unless
-    `force`, and even then replaced only if it holds a SavedModel. Everything that can be
-    checked without the model is checked before it is built."""
-    if not 1 <= top <= len(imagenet_classes()):
-        raise ValueError(f"top must be in [1, {len(imagenet_classes())}]; received {top}")
+    `std`). `top`: classes per image, 1 to the class count. `alpha`/`size` None: a trained
+    model's own (`mobilenet_v2.trained.model_spec`), else 1.0 and 224. The directory is
+    written whole through a staging directory beside it and a rename; an existing non-empty
+    one is refused unless `force`, and even then replaced only if it holds a SavedModel.
+    Everything that can be checked without the model is checked before it is built."""
+    spec = model_spec(weights, alpha, size)
+    alpha, size = spec.alpha, spec.size
+    if spec.labels is None:
+        names = [(c.synset, c.name) for c in imagenet_classes()]
+    else:
+        names = [("", label) for label in spec.labels]
+    if not 1 <= top <= len(names):
+        raise ValueError(f"top must be in [1, {len(names)}]; received {top}")
     prep = {**DEFAULT_PREPROCESSING, **(preprocessing or {}), "size": size}
     check_resize(prep["resize"], prep["crop_fraction"])
     if prep["resize"] not in BICUBIC_RESIZE_MODES:  # mediapipe is an app's resize, not serving's
@@ -92,10 +102,13 @@ def export_saved_model(
     from mobilenet_v2.tf.convert import metadata_record
     from mobilenet_v2.tf.model import MobileNetV2
 
-    model = MobileNetV2(input_shape=(size, size, 3), alpha=alpha, weights=weights)
-    module = ServingModule(model, prep, top)
+    model = MobileNetV2(
+        input_shape=(size, size, 3), alpha=alpha, weights=weights, classes=len(names)
+    )
+    module = ServingModule(model, prep, top, names)
     record = metadata_record(
         {k: prep[k] for k in ("mean", "std", "resize", "crop_fraction")},
+        None if spec.labels is None else list(spec.labels),
         alpha=alpha,
         size=size,
         weights=weights_label(weights),
@@ -124,14 +137,20 @@ class ServingModule(tf.Module):
     not find variable ..."), and Keras' own `ExportArchive` mends that by saving every
     weight twice (28 MB instead of 14 MB for alpha 1.0)."""
 
-    def __init__(self, model: keras.Model, preprocessing: dict[str, Any], top: int) -> None:
+    def __init__(
+        self,
+        model: keras.Model,
+        preprocessing: dict[str, Any],
+        top: int,
+        classes: list[tuple[str, str]],
+    ) -> None:
+        """`classes`: (synset, name) of each output, in order."""
         super().__init__(name="mobilenet_v2")
         self.model_variables = [v.value for v in model.variables]
         prep = dict(preprocessing)
         size = prep["size"]
         # Decided here, in Python, from the Pillow that `classify` uses beside this export.
         vertical_first = pillow_resizes_tall_images_vertically_first()
-        classes = imagenet_classes()
 
         # The model is reached through these closures only, so that the module does not
         # track it (see the class docstring).
@@ -148,8 +167,8 @@ class ServingModule(tf.Module):
             best = tf.math.top_k(scores, k=top, sorted=True)
             return {
                 "class_ids": best.indices,
-                "synsets": tf.gather(tf.constant([c.synset for c in classes]), best.indices),
-                "names": tf.gather(tf.constant([c.name for c in classes]), best.indices),
+                "synsets": tf.gather(tf.constant([c[0] for c in classes]), best.indices),
+                "names": tf.gather(tf.constant([c[1] for c in classes]), best.indices),
                 "scores": best.values,
             }
 
