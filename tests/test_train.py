@@ -195,6 +195,26 @@ def test_downstream_commands_name_the_five_classes(data, trained, int8, tmp_path
     assert main(["dump", dog, "--model", str(int8), "--output", str(golden)]) == 0
     assert "# shape: [1, 5]" in (golden / "predictions.txt").read_text()
 
+    # The float model's dump: its own width, input size and classes, without flags.
+    float_golden = tmp_path / "float"
+    assert main(["dump", dog, "--weights", model, "--output", str(float_golden)]) == 0
+    assert "# shape: [1, 5]" in (float_golden / "predictions.txt").read_text()
+    manifest = json.loads((float_golden / "manifest.json").read_text())
+    assert (manifest["alpha"], manifest["size"]) == (1.0, 96)
+
+
+def test_another_width_than_the_trained_models_is_refused(trained, tmp_path, capsys):
+    _, out = trained
+    model = out / "five.keras"
+    for command in (
+        ["classify", str(IMAGES / "parrot.jpg"), "--weights", str(model), "--alpha", "0.5"],
+        ["convert", "--weights", str(model), "--alpha", "0.5", "--output", str(tmp_path / "m")],
+    ):
+        assert main(command) == 1
+        err = capsys.readouterr().err.strip()
+        assert err == f"mobilenet-v2: error: {model} was trained at width 1, not --alpha 0.5"
+    assert not list(tmp_path.iterdir())
+
 
 @pytest.mark.slow  # 15 s more on 2 cores: the NumPy reference runs every op in Python
 def test_reference_float_dump_and_compare_take_five_classes(data, trained, int8, tmp_path):
@@ -207,15 +227,39 @@ def test_reference_float_dump_and_compare_take_five_classes(data, trained, int8,
         == 0
     )
     assert "# shape: [1, 5]" in (golden / "predictions.txt").read_text()
-    float_golden = tmp_path / "float"
-    assert (
-        main(["dump", dog, "--weights", model, "--size", "96", "--output", str(float_golden)]) == 0
-    )
-    assert "# shape: [1, 5]" in (float_golden / "predictions.txt").read_text()
     report = tmp_path / "compare"
     compare = ["compare", str(data / "fish"), "--model", str(int8), "--weights", model]
     assert main([*compare, "--report", str(report), "--limit", "2"]) == 0
     assert (report / "report.json").is_file()
+
+
+@pytest.mark.slow  # 20 s more on 2 cores: a SavedModel traced, written and loaded
+def test_saved_model_names_the_five_classes(data, trained, tmp_path):
+    from mobilenet_v2.tf._tf import tf
+
+    _, out = trained
+    served = tmp_path / "served"
+    assert main(["export", "--saved-model", str(served), "--weights", str(out / "five.keras")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--saved-model",
+                str(tmp_path / "x"),
+                "--weights",
+                str(out / "five.keras"),
+                "--top",
+                "6",
+            ]
+        )
+        == 2
+    )
+    serve = tf.saved_model.load(str(served)).signatures["serving_default"]
+    dog = next((data / "dogs").iterdir()).read_bytes()
+    result = serve(image_bytes=tf.constant([dog]))
+    names = [n.decode() for n in result["names"].numpy()[0]]
+    assert sorted(names) == LABELS and names[0] == "dogs"
+    assert set(result["synsets"].numpy()[0].tolist()) == {b""}
 
 
 # --- Bad input: refused before any training -------------------------------------------------
