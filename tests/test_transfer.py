@@ -54,6 +54,7 @@ def test_recalibration_keeps_inference_and_fixes_training_mode(base, dataset):
     assert np.abs(base(x, training=True).numpy() - after).max() <= 1e-3 * np.abs(after).max()
 
 
+@pytest.mark.slow  # 38 s on 2 cores; tests/test_train.py fits the same way through train()
 def test_fine_tuning_lowers_loss_and_raises_accuracy(base, dataset):
     x, y = dataset
     recalibrate_batch_norm(base, x)
