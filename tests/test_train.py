@@ -149,14 +149,27 @@ def test_same_seed_same_validation_accuracy_from_the_command_line(data, trained,
     result, _ = trained
     flags = {k: v for k, v in SETTINGS.items() if k != "verbose"}
     argv = [f"--{k.replace('_', '-')}={v}" for k, v in flags.items()]
-    assert main(["train", str(data), "--output", str(tmp_path / "again.keras"), *argv]) == 0
+    # The plot inside an earlier run's report folder: the new report replaces that folder,
+    # and the plot is written after it, so it is kept.
+    plot = tmp_path / "again.validation" / "curves.png"
+    plot.parent.mkdir()
+    (plot.parent / "confusion.csv").write_text("earlier\n")
+    command = ["train", str(data), "--output", str(tmp_path / "again.keras"), "--plot", str(plot)]
+    assert main([*command, *argv]) == 0
     printed = capsys.readouterr().out
     assert "| **all**  |       28 |" in printed and f"wrote {tmp_path / 'again.keras'}" in printed
-    with open(tmp_path / "again.validation" / "per_class.csv", encoding="utf8") as f:
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    report = tmp_path / "again.validation"
+    with open(report / "per_class.csv", encoding="utf8") as f:
         correct = sum(int(row["correct"]) for row in csv.DictReader(f))
     # Within one image: the promise is reproducibility on one machine, and thread
     # scheduling in TensorFlow's CPU kernels may reorder float sums.
     assert abs(correct - result.validation["correct"]) <= 1
+    # The same split, shuffle, augmentation and head: the same losses epoch by epoch (a
+    # seed ignored anywhere moves them by percents; float sums reordered, by far less).
+    with open(report / "history.csv", encoding="utf8") as f:
+        losses = [float(row["loss"]) for row in csv.DictReader(f)]
+    np.testing.assert_allclose(losses, result.history["loss"], rtol=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +214,40 @@ def test_downstream_commands_name_the_five_classes(data, trained, int8, tmp_path
     assert "# shape: [1, 5]" in (float_golden / "predictions.txt").read_text()
     manifest = json.loads((float_golden / "manifest.json").read_text())
     assert (manifest["alpha"], manifest["size"]) == (1.0, 96)
+
+
+def test_without_mediapipe_the_int8_models_own_record_names_the_classes(
+    data, int8, monkeypatch, capsys
+):
+    """The LiteRT-only install reads no standard metadata: our record carries the labels."""
+    from mobilenet_v2.errors import MissingExtraError
+    from mobilenet_v2.lite import model_metadata
+
+    def no_schema(*_):
+        raise MissingExtraError("no MediaPipe here")
+
+    monkeypatch.setattr(model_metadata, "read_standard_metadata", no_schema)
+    dog = str(next((data / "dogs").iterdir()))
+    assert main(["classify", dog, "--model", str(int8), "--json"]) == 0
+    predictions = json.loads(capsys.readouterr().out)["predictions"]
+    assert predictions[0]["name"] == "dogs" and {p["name"] for p in predictions} <= set(LABELS)
+
+
+def test_a_trained_model_and_an_imagenet_model_are_not_evaluated_together(data, trained, capsys):
+    _, out = trained
+    command = ["evaluate", str(data), "--weights", str(out / "five.keras")]
+    assert main([*command, "--model", str(FIXTURE_TFLITE)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "mobilenet-v2: error: the models name different classes: evaluate them separately"
+
+
+def test_benchmark_and_inspect_take_the_trained_models_own_shape(trained, tmp_path, capsys):
+    _, out = trained
+    model = str(out / "five.keras")
+    assert main(["benchmark", "--weights", model, "--runs", "1", "--warmup", "0", "--json"]) == 0
+    assert "96x96" in capsys.readouterr().out
+    assert main(["inspect", model, "--csv", str(tmp_path / "map.csv")]) == 0
+    assert "[1, 5]" in (tmp_path / "map.csv").read_text()
 
 
 def test_another_width_than_the_trained_models_is_refused(trained, tmp_path, capsys):
@@ -324,6 +371,45 @@ def test_unwritable_output_is_refused_before_reading_images(tmp_path, capsys, ou
     assert main(["train", str(data), "--output", str(tmp_path / output)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and message in err
+
+
+def test_a_trained_model_as_starting_weights_is_refused(trained, tmp_path, capsys):
+    _, out = trained
+    data = image_folder(tmp_path / "data", {"a": 2, "b": 2})
+    command = ["train", str(data), "--output", str(tmp_path / "m.keras")]
+    assert main([*command, "--weights", str(out / "five.keras"), "--size", "96"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "a model trained by `mobilenet-v2 train`" in err
+
+
+def test_weights_with_imagenets_classifier_are_refused_naming_what_train_takes(tmp_path, capsys):
+    from mobilenet_v2.tf.model import MobileNetV2
+
+    full = tmp_path / "full.weights.h5"
+    MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None).save_weights(full)
+    data = image_folder(tmp_path / "data", {"a": 2, "b": 2})
+    command = ["train", str(data), "--output", str(tmp_path / "m.keras"), "--alpha", "0.35"]
+    assert main([*command, "--size", "96", "--weights", str(full)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "training takes weights without the classifier" in err
+    assert not (tmp_path / "m.keras").exists()
+
+
+def test_a_thousand_classes_are_refused_as_imagenets_layout(tmp_path, capsys):
+    data = tmp_path / "data"
+    for i in range(1000):
+        (data / f"c{i:04d}").mkdir(parents=True)
+    assert main(["train", str(data), "--output", str(tmp_path / "m.keras")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "1000 class folders" in err
+
+
+def test_a_report_folder_inside_the_data_is_no_class(tmp_path):
+    data = image_folder(tmp_path / "data", {"a": 2, "b": 2})
+    (data / "m.validation").mkdir()
+    (data / "m.validation" / "confusion.csv").write_text("x\n")
+    (data / "m.validation" / "confusion.png").write_bytes(b"\x89PNG")
+    assert list_classes(data).labels == ["a", "b"]
 
 
 def test_validation_dir_must_have_the_same_classes(tmp_path, capsys):

@@ -72,11 +72,23 @@ def list_classes(data_dir: str | os.PathLike) -> Listing:
         raise MobileNetV2Error(f"{root}: directory not found")
     if not root.is_dir():
         raise MobileNetV2Error(f"{root}: not a directory")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    # A validation report written into the data folder (`model.validation/`) is no class.
+    folders = sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and not (p / REPORT_MARKER).exists()
+    )
     if len(folders) < 2:
         found = "one class folder" if folders else "no class folders"
         raise MobileNetV2Error(
             f"{root}: {found}; training needs two or more sub-folders, one per class"
+        )
+    if len(folders) in (1000, 1001):
+        # Every engine reads 1000 outputs as ImageNet's and 1001 as TF-slim's (background
+        # first): a model of as many classes of its own would be named and cut wrongly.
+        raise MobileNetV2Error(
+            f"{root}: {len(folders)} class folders; 1000 and 1001 classes are taken for "
+            "ImageNet's layouts, so train on fewer or more"
         )
     files: list[tuple[Path, int]] = []
     for label, folder in enumerate(folders):
@@ -212,7 +224,7 @@ def train(
     )
 
     if pipeline.has_folded_batch_norm(weights):
-        pipeline.recalibrate(model, train_images, batch_size)
+        pipeline.recalibrate(model, train_images, batch_size, seed)
 
     train_ds = pipeline.training_dataset(train_images, size, batch_size, seed)
     val_ds = pipeline.validation_dataset(val_images, batch_size)
@@ -232,12 +244,14 @@ def train(
     scores = model.predict(val_ds, verbose=0)
     validation = validation_report(labels, val_images.labels, scores, val_images.sources)
 
-    if plot is not None:
-        write_atomic(plot, learning_curves_png(history))
-    if report_dir is not None:
-        write_report(report_dir, labels, validation, history)
+    # The model first: a report or plot beside an older model would describe the wrong one.
+    # The plot last, so that one inside the report folder is not replaced with the folder.
     if output is not None:
         save_model(model, output, TrainedRecord(tuple(labels), float(alpha), int(size)))
+    if report_dir is not None:
+        write_report(report_dir, labels, validation, history)
+    if plot is not None:
+        write_atomic(plot, learning_curves_png(history))
     model.class_names = list(labels)  # for notebooks: the model's own labels
     return Trained(model, history, labels, validation)
 

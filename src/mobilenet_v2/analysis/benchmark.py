@@ -51,6 +51,7 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
     ms = np.array(times) * 1000
     return {
         "model": classifier.name,
+        "input": f"{h}x{w}",
         "kernels": kernels_of(classifier),
         "threads": threads,
         "runs": spec["runs"],

@@ -56,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
     if not specs:
         refuse_xnnpack(args, ".tflite models")
     if args.weights or not specs:
-        tf_model = {"weights": weights_arg(args.weights), "alpha": args.alpha or 1.0}
-        specs.insert(0, {"kind": "tf", **tf_model, "size": args.size or 224, **common})
+        # Unset: a trained model's own width and size (`trained.model_spec`), else 1.0/224.
+        tf_model = {"weights": weights_arg(args.weights), "alpha": args.alpha}
+        specs.insert(0, {"kind": "tf", **tf_model, "size": args.size, **common})
     results = benchmark.benchmark(specs)
     if args.json:
         print(json.dumps({"machine": machine_info(), "results": results}, indent=2))

@@ -50,14 +50,12 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def own_labels(classifiers: list) -> tuple[str, ...] | None:
     """The classes of models trained on a user's classes (the same for all of them), or None
     for ImageNet models, whose images are labelled by synsets."""
-    found = {
-        tuple(c.labels)
-        for c in classifiers
-        if getattr(c, "labels", None) is not None and len(c.labels) != 1000
-    }
-    if not found:
-        return None
-    if len(found) > 1 or any(getattr(c, "labels", None) is None for c in classifiers):
+    found = set()
+    for c in classifiers:
+        labels = getattr(c, "labels", None)
+        # ImageNet's (no labels, or its 1000 names: `train` refuses 1000 classes of its own)
+        found.add(None if labels is None or len(labels) == 1000 else tuple(labels))
+    if len(found) > 1:
         raise MobileNetV2Error("the models name different classes: evaluate them separately")
     return found.pop()
 

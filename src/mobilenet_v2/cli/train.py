@@ -43,9 +43,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     train.add_argument(
         "--weights",
         default=None,
-        help="starting weights: 'imagenet' (default, or $MOBILENET_V2_WEIGHTS), an "
-        ".h5/.weights.h5/.keras, or a MobileNetV2 .tflite (batch norm folded: recalibrated "
-        "on the training images first)",
+        help="starting weights: 'imagenet' (default, or $MOBILENET_V2_WEIGHTS), a MobileNetV2 "
+        ".tflite (batch norm folded: recalibrated on the training images first), or a "
+        "no-top .h5/.weights.h5/.keras (without the ImageNet classifier)",
     )
     train.add_argument("--alpha", type=width_multiplier, default=1.0, help="width (1.0)")
     train.add_argument("--size", type=input_size, default=224, help="input size (224)")

@@ -251,8 +251,9 @@ class Rank:
                 pixels = batch[f"pixels_{model.geometry}"][good]
                 predicted = predict_pixels(classifier, pixels, model.mean, model.std)
                 best = top_classes(predicted, self.top)
-                classes[good] = best
-                scores[good] = np.take_along_axis(predicted, best, axis=1)
+                ranked = best.shape[1]  # fewer than `top` for a model of fewer classes
+                classes[good, :ranked] = best
+                scores[good, :ranked] = np.take_along_axis(predicted, best, axis=1)
             result[f"classes_{m}"] = classes
             result[f"scores_{m}"] = scores
         return result

@@ -344,11 +344,17 @@ def describe_model(
         notes.append(
             f"{path}: its standard TFLite metadata needs MediaPipe's schema to be read "
             "(pip install 'mobilenet-v2[metadata]'); using our own record, if it has one, "
-            "else the defaults, and ImageNet's class names"
+            "else the defaults and ImageNet's class names"
         )
     preprocessing = read_preprocessing(model_bytes, path, grid, standard)
     offset = 1 if classes == 1001 else 0
     labels = standard.labels if standard is not None else None
+    record = read_metadata(model_bytes)
+    own = record.get("labels") if isinstance(record, dict) else None
+    if labels is None and isinstance(own, list) and len(own) != 1000 and len(own) == classes:
+        # A model trained on a user's classes (`mobilenet-v2 train`): our record names them
+        # too, so that an install without MediaPipe's schema still does.
+        labels = tuple(str(label) for label in own)
     if standard is not None and standard.label_problem:
         notes.append(f"{path}: {standard.label_problem}; using ImageNet's class names")
     if labels is not None and classes is not None and len(labels) != classes:
@@ -357,7 +363,7 @@ def describe_model(
             f"{classes} classes; using ImageNet's class names"
         )
         labels = None
-    if standard is None and read_metadata(model_bytes) is None and not notes:
+    if standard is None and record is None and not notes:
         notes.append(f"{path}: no metadata; using the default preprocessing and labels")
     return ModelDescription(
         preprocessing=preprocessing,

@@ -20,12 +20,13 @@ from typing import Any
 import numpy as np
 
 from mobilenet_v2.architecture import CLASSIFIER_LAYER, POOLING_LAYER
-from mobilenet_v2.errors import MobileNetV2Error
+from mobilenet_v2.errors import MobileNetV2Error, WeightsError
 from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING, load_pixels
 from mobilenet_v2.tf import layers
 from mobilenet_v2.tf._tf import keras, tf
 from mobilenet_v2.tf.model import MobileNetV2
 from mobilenet_v2.tf.weights import recalibrate_batch_norm
+from mobilenet_v2.trained import read_record
 
 CROP = DEFAULT_PREPROCESSING["crop_fraction"]
 MEAN, STD = DEFAULT_PREPROCESSING["mean"], DEFAULT_PREPROCESSING["std"]
@@ -133,7 +134,22 @@ def build_model(
     """MobileNetV2 without its top, then pooling, dropout and a new softmax Dense: one flat
     functional model whose layers are named and ordered as `MobileNetV2(classes=N)`'s (the
     dropout has no weights), so the saved weights load into that model everywhere."""
-    base = MobileNetV2(input_shape=(size, size, 3), alpha=alpha, include_top=False, weights=weights)
+    if weights not in (None, "imagenet") and read_record(weights) is not None:
+        raise WeightsError(
+            f"{weights}: a model trained by `mobilenet-v2 train`; training starts from "
+            "ImageNet weights ('imagenet', a .tflite or a no-top .h5/.keras), not from one"
+        )
+    try:
+        base = MobileNetV2(
+            input_shape=(size, size, 3), alpha=alpha, include_top=False, weights=weights
+        )
+    except WeightsError as exc:
+        if "that the model lacks" not in str(exc):
+            raise
+        raise WeightsError(
+            f"{exc}: training takes weights without the classifier ('imagenet', a .tflite "
+            "or a no-top .h5/.keras)"
+        ) from None
     x = layers.GlobalAveragePooling2D(name=POOLING_LAYER)(base.output)
     x = keras.layers.Dropout(dropout, name=DROPOUT_LAYER)(x)
     out = layers.Dense(classes, activation="softmax", name=CLASSIFIER_LAYER)(x)
@@ -150,10 +166,13 @@ def has_folded_batch_norm(weights: str | os.PathLike | None) -> bool:
         return f.read(8)[4:8] == b"TFL3"
 
 
-def recalibrate(model: keras.Model, images: Decoded, batch_size: int) -> None:
-    """`recalibrate_batch_norm` on up to 256 training images, cropped as inference crops."""
+def recalibrate(model: keras.Model, images: Decoded, batch_size: int, seed: int) -> None:
+    """`recalibrate_batch_norm` on up to 256 training images drawn with `seed` (the listing
+    is in class order: its first 256 could be one or two classes), cropped as inference
+    crops."""
     size = model.input.shape[1]
-    batch = images.pixels.take(RECALIBRATION_IMAGES).map(
+    drawn = images.pixels.shuffle(len(images.labels), seed=seed, reshuffle_each_iteration=False)
+    batch = drawn.take(RECALIBRATION_IMAGES).map(
         lambda x: tf.image.resize(tf.image.central_crop(tf.cast(x, tf.float32), CROP), (size, size))
     )
     sample = np.stack(list(batch.as_numpy_iterator()))

@@ -240,6 +240,8 @@ def _read_keras_archive(path: Path, model: keras.Model) -> LayerWeights:
     try:
         with h5py.File(io.BytesIO(data), "r") as f:
             return _read_h5_group(f, path, model)
+    except ModelFileError:
+        raise  # weights that do not fit this model: already said, and not corruption
     except _MALFORMED as exc:
         raise ModelFileError(f"{path}: corrupt weights inside .keras archive ({exc})") from None
 
