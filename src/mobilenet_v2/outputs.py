@@ -24,10 +24,19 @@ SAVED_MODEL_FILE = "saved_model.pb"
 def atomic_file(path: Path) -> Iterator[BinaryIO]:
     """A binary file to write `path` through: a temporary file beside it, renamed over it when
     the block ends normally, removed when it raises. Never a half-written `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        yield f
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
+    """A temporary file beside `path` (ending in `suffix`, for writers that go by it) for a
+    library to write, renamed over `path` when the block ends normally, removed when it
+    raises: never a half-written `path`."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
+        yield Path(tmp)
         os.chmod(tmp, _default_mode(0o666))  # mkstemp makes 0600; a result is the user's file
         os.replace(tmp, path)
     except BaseException:

@@ -20,7 +20,6 @@ import csv
 import io
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 from mobilenet_v2.errors import InvalidArgumentError, MobileNetV2Error
 from mobilenet_v2.outputs import (
     atomic_directory,
+    atomic_path,
     check_new_directory,
     check_writable,
     markdown_table,
@@ -272,24 +272,13 @@ def save_model(model: Any, output: str | os.PathLike, record: TrainedRecord) -> 
     an interrupted or failed save leaves no complete-looking model."""
     out = Path(output)
     check_writable(out)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".keras", dir=out.parent)
-    os.close(fd)
     try:
-        model.save(tmp)
-        add_record(Path(tmp), record)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, out)
+        with atomic_path(out, suffix=".keras") as tmp:  # Keras goes by the suffix
+            model.save(str(tmp))
+            add_record(tmp, record)
     except OSError as exc:
         raise MobileNetV2Error(f"{out}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return out
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # --- Validation report ---------------------------------------------------------------------
