@@ -362,13 +362,15 @@ def test_class_without_a_readable_image_is_refused(tmp_path, capsys):
         ("missing/m.keras", "does not exist"),
         ("folder.keras", "output path is a directory"),
         ("m.h5", "must end in .keras"),
+        ("m.keras --plot curves.pdf", "name it .png"),
     ],
 )
 def test_unwritable_output_is_refused_before_reading_images(tmp_path, capsys, output, message):
     # (A read-only folder cannot stand in here: the tests may run as root, who writes anyway.)
     data = image_folder(tmp_path / "data", {"a": 2, "b": 2})
     (tmp_path / "folder.keras").mkdir()
-    assert main(["train", str(data), "--output", str(tmp_path / output)]) == 1
+    output, *more = output.split()
+    assert main(["train", str(data), "--output", str(tmp_path / output), *more]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and message in err
 

@@ -124,6 +124,8 @@ def check_outputs(output: str | os.PathLike | None, plot: str | os.PathLike | No
             raise InvalidArgumentError(f"{output}: the model file name must end in .keras")
         check_writable(output)
     if plot is not None:
+        if not str(plot).lower().endswith(".png"):
+            raise InvalidArgumentError(f"{plot}: the plot is a PNG image; name it .png")
         check_writable(plot)
 
 
@@ -168,7 +170,9 @@ def train(
             f"validation split must be in (0, 1); received {validation_split}"
         )
     if epochs < 1 or fine_tune_epochs < 0 or batch_size < 1:
-        raise InvalidArgumentError("epochs and batch size must be positive")
+        raise InvalidArgumentError(
+            "epochs and batch size must be positive, fine-tuning epochs not negative"
+        )
     check_outputs(output, plot)
     if output is not None:
         report_dir = report_dir or report_dir_for(output)
