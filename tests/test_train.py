@@ -309,6 +309,22 @@ def test_saved_model_names_the_five_classes(data, trained, tmp_path):
     assert set(result["synsets"].numpy()[0].tolist()) == {b""}
 
 
+@pytest.mark.slow  # 15 s: a SavedModel traced and written
+def test_saved_model_of_fewer_than_five_classes_ranks_them_all_by_default(tmp_path):
+    from mobilenet_v2.tf import pipeline
+    from mobilenet_v2.train import save_model
+    from mobilenet_v2.trained import TrainedRecord
+
+    model = pipeline.build_model(2, None, 0.35, 64, 0.2)  # untrained: the shape is the point
+    save_model(model, tmp_path / "two.keras", TrainedRecord(("a", "b"), 0.35, 64))
+    served = tmp_path / "served"
+    assert (
+        main(["export", "--saved-model", str(served), "--weights", str(tmp_path / "two.keras")])
+        == 0
+    )
+    assert json.loads((served / "assets.extra" / "mobilenet_v2.json").read_text())["top"] == 2
+
+
 # --- Bad input: refused before any training -------------------------------------------------
 
 
@@ -412,6 +428,23 @@ def test_a_report_folder_inside_the_data_is_no_class(tmp_path):
     (data / "m.validation" / "confusion.csv").write_text("x\n")
     (data / "m.validation" / "confusion.png").write_bytes(b"\x89PNG")
     assert list_classes(data).labels == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--fine-tune-from", "block_99_expand"], "no such layer"),
+        (["--fine-tune-from", "predictions"], "a layer of the new head"),
+        (["--fine-tune-from", "Conv_1", "--fine-tune-epochs", "0"], "--fine-tune-epochs is 0"),
+    ],
+)
+def test_a_fine_tuning_start_that_is_no_base_layer_is_refused(tmp_path, capsys, flags, message):
+    data = image_folder(tmp_path / "data", {"a": 2, "b": 2})
+    command = ["train", str(data), "--output", str(tmp_path / "m.keras"), "--weights", "none"]
+    assert main([*command, "--alpha", "0.35", "--size", "64", *flags]) in (1, 2)
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err
+    assert not list(tmp_path.glob("m.*"))
 
 
 def test_validation_dir_must_have_the_same_classes(tmp_path, capsys):

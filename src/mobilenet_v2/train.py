@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from mobilenet_v2.architecture import POOLING_LAYER
 from mobilenet_v2.errors import InvalidArgumentError, MobileNetV2Error
 from mobilenet_v2.outputs import (
     atomic_directory,
@@ -212,6 +213,11 @@ def train(
         raise InvalidArgumentError(
             f"--fine-tune-from {fine_tune_from}: no such layer (e.g. block_13_expand, Conv_1; "
             "`mobilenet-v2 inspect` lists them)"
+        )
+    if fine_tune_epochs and layer_names.index(fine_tune_from) >= layer_names.index(POOLING_LAYER):
+        raise InvalidArgumentError(
+            f"--fine-tune-from {fine_tune_from}: a layer of the new head, which trains in both "
+            "phases; name a layer of the base (e.g. block_13_expand, Conv_1)"
         )
     train_images = pipeline.decoded(train_files, size, training=True)
     val_images = pipeline.decoded(val_files, size, training=False)

@@ -56,7 +56,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     export.add_argument("--alpha", type=width_multiplier, default=None, help="width (1.0)")
     export.add_argument("--size", type=input_size, default=None, help="input size (224)")
     export.add_argument(
-        "--top", type=positive_int, default=None, metavar="K", help="classes per image (5)"
+        "--top",
+        type=positive_int,
+        default=None,
+        metavar="K",
+        help="classes per image (5, or all of fewer)",
     )
     export.add_argument(
         "--resize",
@@ -98,9 +102,9 @@ def c_array(args: argparse.Namespace) -> int:
 
 def saved_model(args: argparse.Namespace) -> int:
     refuse(args, ("--model",), "applies to --c-array (--saved-model builds from --weights)")
-    top = 5 if args.top is None else args.top
     weights = weights_arg(args.weights)
     spec = model_spec(weights, args.alpha, args.size)  # a trained model's own by default
+    top = min(5, spec.classes) if args.top is None else args.top  # as classify ranks
     if top > spec.classes:
         raise UsageError(f"--top {top}: the model has {spec.classes} classes")
     # Before TensorFlow loads: a path that cannot be written fails in a fraction of a second.

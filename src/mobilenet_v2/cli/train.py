@@ -12,6 +12,7 @@ from mobilenet_v2.cli.parser import (
     non_negative_int,
     positive_float,
     positive_int,
+    refuse,
     weights_arg,
     width_multiplier,
 )
@@ -61,7 +62,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--fine-tune-from",
-        default=DEFAULT_FINE_TUNE_FROM,
+        default=None,
         metavar="LAYER",
         help=f"first layer that phase 2 trains; batch norm stays frozen ({DEFAULT_FINE_TUNE_FROM})",
     )
@@ -113,8 +114,10 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mobilenet_v2.train import report_dir_for, train, validation_table
+    from mobilenet_v2.train import DEFAULT_FINE_TUNE_FROM, report_dir_for, train, validation_table
 
+    if args.fine_tune_epochs == 0:
+        refuse(args, ("--fine-tune-from",), "chooses what phase 2 trains: --fine-tune-epochs is 0")
     start = time.perf_counter()
     result = train(
         args.data_dir,
@@ -124,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         size=args.size,
         epochs=args.epochs,
         fine_tune_epochs=args.fine_tune_epochs,
-        fine_tune_from=args.fine_tune_from,
+        fine_tune_from=args.fine_tune_from or DEFAULT_FINE_TUNE_FROM,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         fine_tune_learning_rate=args.fine_tune_learning_rate,
