@@ -12,10 +12,10 @@ import os
 import sys
 from pathlib import Path
 
+from mobilenet_v2.base.errors import MobileNetV2Error
+from mobilenet_v2.base.outputs import check_output_dir
 from mobilenet_v2.cli import error, main
 from mobilenet_v2.cli.parser import ArgumentParser, positive_int
-from mobilenet_v2.errors import MobileNetV2Error
-from mobilenet_v2.outputs import check_output_dir
 
 PROG = "tflite_converter.py"
 # Our int8 model: not the TF-hosted uint8 mobilenet_v2_1.0_224_quant.tflite, a different file.

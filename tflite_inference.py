@@ -17,10 +17,10 @@ import os
 import sys
 from pathlib import Path
 
+from mobilenet_v2.base.errors import MobileNetV2Error
+from mobilenet_v2.base.outputs import check_output_dir
 from mobilenet_v2.cli import error, main
 from mobilenet_v2.cli.parser import ArgumentParser, pixel_mean, positive_float, positive_int
-from mobilenet_v2.errors import MobileNetV2Error
-from mobilenet_v2.outputs import check_output_dir
 
 PROG = "tflite_inference.py"
 DEFAULT_MODEL = Path("models") / "mobilenet_v2_1.0_224_int8.tflite"

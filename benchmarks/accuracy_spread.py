@@ -43,7 +43,7 @@ MODELS = (
 
 
 def split(directory: Path, keep) -> list[Path]:
-    from mobilenet_v2.labels import synset_to_index
+    from mobilenet_v2.base.labels import synset_to_index
 
     directory.mkdir(parents=True, exist_ok=True)
     for image in sorted(SAMPLE.glob("*.JPEG")):
@@ -82,9 +82,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     from mobilenet_v2.analysis.evaluate import label_of
-    from mobilenet_v2.classifier import load_for, load_keras
+    from mobilenet_v2.base.machine import describe, machine_info
+    from mobilenet_v2.inference.classifier import load_for, load_keras
     from mobilenet_v2.lite.interpreter import TFLiteClassifier
-    from mobilenet_v2.machine import describe, machine_info
     from mobilenet_v2.tf.convert import convert_file
 
     tmp = Path(tempfile.mkdtemp(prefix="spread-"))
@@ -178,7 +178,7 @@ def main() -> None:
 
 
 def markdown(rows: list[dict]) -> str:
-    from mobilenet_v2.outputs import markdown_table
+    from mobilenet_v2.base.outputs import markdown_table
 
     headers = ["model", "kernels", "images", "top-1", "top-5", "agreement", "top-5 overlap"]
     headers += ["cosine", "min cosine"]

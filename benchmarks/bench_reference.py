@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from mobilenet_v2._quiet import silenced_stderr
 from mobilenet_v2.analysis.tensor_map import tflite_table
-from mobilenet_v2.classifier import load_for
-from mobilenet_v2.outputs import markdown_table
-from mobilenet_v2.preprocess import list_images
+from mobilenet_v2.base.outputs import markdown_table
+from mobilenet_v2.base.preprocess import list_images
+from mobilenet_v2.base.quiet import silenced_stderr
+from mobilenet_v2.inference.classifier import load_for
 from mobilenet_v2.reference.interpreter import ReferenceInterpreter
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from mobilenet_v2 import MobileNetV2
-from mobilenet_v2.outputs import markdown_table
+from mobilenet_v2.base.outputs import markdown_table
 from mobilenet_v2.tf._tf import keras, tf
 
 SHARED = Path(os.environ.get("MOBILENET_V2_SHARED", Path(__file__).parents[2] / "shared"))

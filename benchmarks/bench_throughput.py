@@ -75,11 +75,10 @@ def whole_process(args: list[str], count: int) -> tuple[float, float | None]:
 def limits(model: Path, images: list[Path], repeat: int) -> tuple[float, float]:
     import numpy as np
 
-    from mobilenet_v2.classifier import load_tflite, predict_pixels, preprocessing_for
-
     # As classify runs them: decoding to uint8 on the thread pool; the model on every CPU.
-    from mobilenet_v2.machine import usable_cpus
-    from mobilenet_v2.preprocess import decode_pool, geometry_of, load_pixels
+    from mobilenet_v2.base.machine import usable_cpus
+    from mobilenet_v2.base.preprocess import decode_pool, geometry_of, load_pixels
+    from mobilenet_v2.inference.classifier import load_tflite, predict_pixels, preprocessing_for
 
     classifier = load_tflite(model, num_threads=usable_cpus())
     prep = preprocessing_for(classifier)
@@ -129,9 +128,9 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="an INT8 .tflite (else converted here)")
     args = parser.parse_args()
 
-    from mobilenet_v2.machine import describe
-    from mobilenet_v2.outputs import markdown_table
-    from mobilenet_v2.sources import list_sources
+    from mobilenet_v2.base.machine import describe
+    from mobilenet_v2.base.outputs import markdown_table
+    from mobilenet_v2.base.sources import list_sources
 
     out = Path(args.out or tempfile.mkdtemp(prefix="bench-throughput-"))
     out.mkdir(parents=True, exist_ok=True)

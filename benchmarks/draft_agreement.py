@@ -34,8 +34,8 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=4.0)
     args = parser.parse_args()
 
-    from mobilenet_v2.classifier import load_tflite, preprocessing_for
-    from mobilenet_v2.machine import describe
+    from mobilenet_v2.base.machine import describe
+    from mobilenet_v2.inference.classifier import load_tflite, preprocessing_for
 
     classifier = load_tflite(args.model)
     prep = preprocessing_for(classifier)
@@ -48,8 +48,8 @@ def main() -> None:
 
 
 def measure(classifier, prep: dict, folder: Path, args: argparse.Namespace) -> None:
-    from mobilenet_v2.preprocess import load_image
-    from mobilenet_v2.sources import list_sources
+    from mobilenet_v2.base.preprocess import load_image
+    from mobilenet_v2.base.sources import list_sources
 
     photos = []
     for source in list_sources([args.images]):

@@ -33,7 +33,7 @@ def mediapipe_top1(model: str, images: list[Path], crop: bool = False) -> np.nda
         ImageProcessingOptions,
     )
 
-    from mobilenet_v2.preprocess import central_square
+    from mobilenet_v2.base.preprocess import central_square
 
     options = vision.ImageClassifierOptions(
         base_options=BaseOptions(model_asset_path=model), max_results=1
@@ -54,8 +54,8 @@ def mediapipe_top1(model: str, images: list[Path], crop: bool = False) -> np.nda
 
 
 def our_top1(model: str, images: list[Path], resize: str) -> np.ndarray:
-    from mobilenet_v2.classifier import load_tflite, predict_pixels, preprocessing_for
-    from mobilenet_v2.preprocess import geometry_of, load_pixels
+    from mobilenet_v2.base.preprocess import geometry_of, load_pixels
+    from mobilenet_v2.inference.classifier import load_tflite, predict_pixels, preprocessing_for
 
     classifier = load_tflite(model)
     prep = preprocessing_for(classifier, resize=resize)
@@ -70,8 +70,8 @@ def main() -> None:
     parser.add_argument("--images", default=str(SHARED / "data" / "imagenet" / "sample"))
     args = parser.parse_args()
 
-    from mobilenet_v2.labels import synset_to_index
-    from mobilenet_v2.machine import describe
+    from mobilenet_v2.base.labels import synset_to_index
+    from mobilenet_v2.base.machine import describe
 
     images = sorted(p for p in Path(args.images).rglob("*") if p.suffix in (".JPEG", ".jpg"))
     truth = np.array([synset_to_index()[p.name.split("_")[0]] for p in images])

@@ -19,11 +19,11 @@ import re
 
 import numpy as np
 
-from mobilenet_v2._quiet import silenced_stderr, silenced_stdout
-from mobilenet_v2.analysis.compare import compare
-from mobilenet_v2.architecture import CLASSIFIER_LAYER, LOGITS
-from mobilenet_v2.outputs import markdown_table
-from mobilenet_v2.preprocess import list_images, load_image
+from mobilenet_v2.base.architecture import CLASSIFIER_LAYER, LOGITS
+from mobilenet_v2.base.outputs import markdown_table
+from mobilenet_v2.base.preprocess import list_images, load_image
+from mobilenet_v2.base.quiet import silenced_stderr, silenced_stdout
+from mobilenet_v2.golden.compare import compare
 from mobilenet_v2.tf._tf import tf
 from mobilenet_v2.tf.convert import INT8_INPUT, calibration_images, make_converter
 from mobilenet_v2.tf.model import MobileNetV2

@@ -36,10 +36,10 @@ sys.path.insert(0, str(ROOT / "tests"))  # five_classes: the tree the tests buil
 from test_train import five_classes  # noqa: E402
 
 from mobilenet_v2.analysis.evaluate import evaluate, folder_labelled_images  # noqa: E402
-from mobilenet_v2.classifier import load_keras, load_tflite  # noqa: E402
+from mobilenet_v2.base.machine import describe  # noqa: E402
 from mobilenet_v2.cli import main  # noqa: E402
-from mobilenet_v2.machine import describe  # noqa: E402
-from mobilenet_v2.train import list_classes, train  # noqa: E402
+from mobilenet_v2.inference.classifier import load_keras, load_tflite  # noqa: E402
+from mobilenet_v2.tf.train import list_classes, train  # noqa: E402
 
 SHARED = Path(os.environ.get("MOBILENET_V2_SHARED", ROOT.parent / "shared"))
 WEIGHTS = SHARED / "data" / "models" / "mobilenet_v2_1.0_224_quant.tflite"

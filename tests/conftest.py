@@ -118,7 +118,7 @@ def good_and_bad_images(folder: Path) -> Path:
 
 def split(directory: Path, keep) -> Path:
     """A directory of links to the sample images whose class index satisfies `keep`."""
-    from mobilenet_v2.labels import synset_to_index
+    from mobilenet_v2.base.labels import synset_to_index
 
     directory.mkdir()
     for image in sorted(SAMPLE.glob("*.JPEG")):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from conftest import IMAGES
 
-from mobilenet_v2.calibration import MIN_CALIBRATION_IMAGES, calibration_images
-from mobilenet_v2.errors import ImageError
+from mobilenet_v2.base.calibration import MIN_CALIBRATION_IMAGES, calibration_images
+from mobilenet_v2.base.errors import ImageError
 
 pytestmark = pytest.mark.shared  # every test here reads ../shared
 

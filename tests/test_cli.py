@@ -371,7 +371,7 @@ def test_seed_scripts_check_save_to_before_any_work(tmp_path, script):
 
 
 def test_an_unexpected_exception_is_not_dressed_up_as_a_user_error(capsys, monkeypatch):
-    from mobilenet_v2 import classifier
+    from mobilenet_v2.inference import classifier
 
     def broken(*args, **kwargs):
         raise ValueError("internal invariant broken")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from conftest import FIXTURE_TFLITE, IMAGES, SAMPLE
 
-from mobilenet_v2.analysis.dump import dequantize, dump_keras, dump_tflite, read_tensor
 from mobilenet_v2.analysis.tensor_map import tflite_table
 from mobilenet_v2.cli import main
+from mobilenet_v2.golden.dump import dequantize, dump_keras, dump_tflite, read_tensor
 from mobilenet_v2.lite.tflite_file import read_tflite
 
 pytestmark = pytest.mark.shared  # every test here reads ../shared
@@ -131,7 +131,7 @@ def test_limit_draws_a_seeded_class_balanced_sample(monkeypatch, tmp_path):
     """`--limit` on the sample (one image per class, sorted by class) takes images of
     different classes spread over the listing, the same ones for the same --seed; before,
     the first N sorted files were taken."""
-    from mobilenet_v2.errors import MobileNetV2Error
+    from mobilenet_v2.base.errors import MobileNetV2Error
 
     given = []
 
@@ -139,7 +139,7 @@ def test_limit_draws_a_seeded_class_balanced_sample(monkeypatch, tmp_path):
         given.append([p.name for p in images])
         raise MobileNetV2Error("stop")
 
-    monkeypatch.setattr("mobilenet_v2.analysis.compare.compare", stand_in)
+    monkeypatch.setattr("mobilenet_v2.golden.compare.compare", stand_in)
     base = ["compare", str(SAMPLE), "--model", "m.tflite", "--report", str(tmp_path / "r")]
     for seed in ("0", "0", "1"):
         assert main([*base, "--limit", "8", "--seed", seed]) == 1

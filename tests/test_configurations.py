@@ -17,9 +17,9 @@ import pytest
 from conftest import IMAGES, ROOT, SAMPLE
 
 from mobilenet_v2 import MobileNetV2, load_image
-from mobilenet_v2.architecture import LAST_FILTERS, conv_steps, make_divisible
+from mobilenet_v2.base.architecture import LAST_FILTERS, conv_steps, make_divisible
+from mobilenet_v2.base.errors import InvalidArgumentError
 from mobilenet_v2.cli import main
-from mobilenet_v2.errors import InvalidArgumentError
 
 GRACE_HOPPER = IMAGES / "grace_hopper.bmp"
 # The paper's table: every width at every ImageNet size, and the two wider models at 224.

@@ -15,11 +15,11 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from conftest import FIXTURE_TFLITE, IMAGES, ROOT, randomize
 
-from mobilenet_v2.analysis.dump import dequantize, dump_keras, dump_tflite, read_tensor
 from mobilenet_v2.analysis.tensor_map import safe_file_name
+from mobilenet_v2.base.errors import MobileNetV2Error
+from mobilenet_v2.base.preprocess import load_image
 from mobilenet_v2.cli import main
-from mobilenet_v2.errors import MobileNetV2Error
-from mobilenet_v2.preprocess import load_image
+from mobilenet_v2.golden.dump import dequantize, dump_keras, dump_tflite, read_tensor
 
 GRACE_HOPPER = IMAGES / "grace_hopper.bmp"
 
@@ -229,7 +229,7 @@ def test_channels_first_keras_dump_equals_the_channels_last_dump(tmp_path):
     the fix its NCHW outputs were labelled NHWC and transposed a second time). Tolerance: the
     two formats run the same float32 ops in a different memory order; relative 1e-5."""
     from mobilenet_v2 import MobileNetV2
-    from mobilenet_v2.analysis.dump import keras_tensors, write_dump
+    from mobilenet_v2.golden.dump import keras_tensors, write_dump
 
     last = MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None)
     randomize(last, seed=3)
@@ -418,7 +418,7 @@ def test_a_litert_dump_records_versions_without_importing_tensorflow(tmp_path):
     code = "\n".join(
         [
             "import sys",
-            "from mobilenet_v2.analysis.dump import dump_tflite",
+            "from mobilenet_v2.golden.dump import dump_tflite",
             f"dump_tflite({str(FIXTURE_TFLITE)!r}, {str(GRACE_HOPPER)!r}, {str(out)!r}, "
             "fmt='npy', resize='stretch')",
             "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'",

@@ -22,10 +22,10 @@ from conftest import FIXTURE_TFLITE, IMAGES, SAMPLE
 from PIL import Image
 
 import mobilenet_v2
+from mobilenet_v2.base.errors import MobileNetV2Error
+from mobilenet_v2.base.labels import imagenet_classes, synset_to_index, top_classes
+from mobilenet_v2.base.outputs import SAVED_MODEL_FILE, atomic_directory, check_new_directory
 from mobilenet_v2.cli import main
-from mobilenet_v2.errors import MobileNetV2Error
-from mobilenet_v2.labels import imagenet_classes, synset_to_index, top_classes
-from mobilenet_v2.outputs import SAVED_MODEL_FILE, atomic_directory, check_new_directory
 
 TOP = 3  # not the default 5: the outputs must follow --top
 BATCH = 50
@@ -38,7 +38,7 @@ SERVE = r"""
 import json, sys
 import numpy as np
 import tensorflow as tf
-from mobilenet_v2.preprocess import normalize
+from mobilenet_v2.base.preprocess import normalize
 
 saved_model, inputs, out = sys.argv[1:4]
 request = json.loads(open(inputs).read())
@@ -96,8 +96,8 @@ def classified():
     """What `classify --weights <fixture>` computes for the 500 sample images: the same
     functions (load_keras, preprocessing_for, load_pixels, predict_pixels), in process.
     Returns the classifier, its preprocessing, the uint8 pixels and the (500, 1000) scores."""
-    from mobilenet_v2.classifier import load_keras, predict_pixels, preprocessing_for
-    from mobilenet_v2.preprocess import load_pixels
+    from mobilenet_v2.base.preprocess import load_pixels
+    from mobilenet_v2.inference.classifier import load_keras, predict_pixels, preprocessing_for
 
     classifier = load_keras(str(FIXTURE_TFLITE))
     prep = preprocessing_for(classifier)
@@ -250,7 +250,7 @@ def test_the_session_loader_of_tf_serving_reads_it(served):
 @pytest.mark.shared
 @pytest.mark.integration
 def test_a_png_classifies_as_classify_does(classified, served, png_image):
-    from mobilenet_v2.preprocess import load_image
+    from mobilenet_v2.base.preprocess import load_image
 
     classifier, prep, _, _ = classified
     scores = classifier.predict(load_image(png_image, **prep)[None])
@@ -300,7 +300,7 @@ def test_the_graph_resizes_exactly_as_pillow(resize, tmp_path):
     formats, through `decode_image` and `resize_like_pillow`, against `load_pixels`. On the
     500 sample JPEGs 5,122 of 75,264,000 values differ, each by one level (float against
     Pillow's 22-bit fixed point): the bound here is that one level, on a small share."""
-    from mobilenet_v2.preprocess import load_pixels
+    from mobilenet_v2.base.preprocess import load_pixels
     from mobilenet_v2.tf._tf import tf
     from mobilenet_v2.tf.saved_model import (
         decode_image,

@@ -10,7 +10,7 @@ import pytest
 from conftest import FIXTURE_TFLITE, ROOT
 
 from mobilenet_v2.analysis.tensor_map import keras_table, tflite_table
-from mobilenet_v2.architecture import LOGITS, conv_steps
+from mobilenet_v2.base.architecture import LOGITS, conv_steps
 from mobilenet_v2.cli import main
 from mobilenet_v2.lite.tflite_file import read_tflite
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import CLASSES_TSV
 
 from mobilenet_v2 import decode_predictions
-from mobilenet_v2.labels import imagenet_classes
+from mobilenet_v2.base.labels import imagenet_classes
 
 
 @pytest.mark.shared

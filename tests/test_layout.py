@@ -1,11 +1,12 @@
-"""The package's rooms keep to what their names say they may import (see mobilenet_v2/__init__).
+"""The package's rooms keep to the ladder (the README's "Layout" table, mobilenet_v2/__init__).
 
-Two checks: importing every module outside `tf/` in a fresh interpreter loads neither
-TensorFlow nor Keras; and, read from the source (AST: `import`, `from ... import` and
-`importlib.import_module` with a literal name; relative and computed imports are refused),
-`lite/` and `reference/` never import the TensorFlow room, TensorFlow or Keras, not even
-inside a function, while the other rooms import them only inside functions that handle a
-Keras model. Needs no ../shared data.
+Rooms, bottom first: base, lite, reference, tf, inference, analysis, golden, cli. Read from
+the source (AST: `import`, `from ... import` and `importlib.import_module` with a literal name;
+relative and computed imports are refused), a room imports only the rooms below it, even
+inside a function; base, lite and reference never import TensorFlow or Keras; the rooms above
+tf import them only inside functions that handle a Keras model. And importing every module
+outside `tf/` in a fresh interpreter loads neither TensorFlow, Keras nor Ray. Needs no
+../shared data.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mobilenet_v2"
-# The documented `mobilenet_v2.layers`, `.weights` and `.MobileNetV2` are the TensorFlow
-# room's under their old names: importing them loads TensorFlow just the same.
-ALIASES_OF_TF = {"mobilenet_v2.layers", "mobilenet_v2.weights"}
+# The ladder, bottom first: a room imports only the rooms below it (and itself), never one
+# above. The README's "Layout" table states the same order.
+LADDER = ("base", "lite", "reference", "tf", "inference", "analysis", "golden", "cli")
 TF_NAMES = ("tensorflow", "keras", "h5py", "mobilenet_v2.tf", "mobilenet_v2.MobileNetV2")
-TF_NAMES += tuple(ALIASES_OF_TF)
+ROOT = "mobilenet_v2"
 
 
 def module_name(path: Path) -> str:
@@ -30,10 +31,10 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def modules(room: str | None = None) -> list[Path]:
-    """The .py files of one room (a subfolder), or of the core (the top-level files)."""
-    found = sorted((PACKAGE if room is None else PACKAGE / room).glob("*.py"))
-    assert found, f"no modules in {room or 'the core'}: a room was renamed?"
+def modules(room: str) -> list[Path]:
+    """The .py files of one room (a subfolder)."""
+    found = sorted((PACKAGE / room).glob("*.py"))
+    assert found, f"no modules in {room}: a room was renamed?"
     return found
 
 
@@ -66,22 +67,40 @@ def touches(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
-NO_TF_ROOMS = ["lite", "reference"]
+def room_of(name: str) -> str | None:
+    """The room a module name belongs to (None: the package itself, or outside it)."""
+    parts = name.split(".")
+    return parts[1] if parts[0] == ROOT and len(parts) > 1 and parts[1] in LADDER else None
+
+
+def test_every_module_lives_in_a_room_of_the_ladder():
+    """The package's top level holds only `__init__`: every module is in one of the rooms."""
+    loose = [p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py"]
+    rooms = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists())
+    assert not loose, f"modules outside the rooms: {loose}"
+    assert rooms == sorted(LADDER), f"rooms {rooms} against the ladder {LADDER}"
+
+
+@pytest.mark.parametrize("room", LADDER)
+def test_imports_only_point_down_the_ladder(room):
+    """Not even inside a function: an import of a room above, or of the package itself (whose
+    `__init__` reaches the TF room), is an upward import."""
+    allowed = LADDER[: LADDER.index(room) + 1]
+    for path in modules(room):
+        for name, _ in imports(path):
+            if name == ROOT or (name.startswith(ROOT + ".") and room_of(name) is None):
+                pytest.fail(f"{path.name} imports {name}: the package's top, not a room")
+            target = room_of(name)
+            assert target is None or target in allowed, f"{room}/{path.name} imports {name}"
+
+
+NO_TF_ROOMS = ["base", "lite", "reference"]
 
 
 @pytest.mark.parametrize("room", NO_TF_ROOMS)
-def test_lite_and_reference_never_import_tensorflow(room):
+def test_base_lite_and_reference_never_import_tensorflow(room):
     for path in modules(room):
         bad = [name for name, _ in imports(path) if touches(name, TF_NAMES)]
-        assert not bad, f"{path.name} imports {bad}"
-
-
-@pytest.mark.parametrize("room", NO_TF_ROOMS)
-def test_lite_and_reference_stay_below_the_tools(room):
-    """They are what the tools are built on: never the tools, the CLI, or the TF room."""
-    above = ("mobilenet_v2.analysis", "mobilenet_v2.cli", "mobilenet_v2.classifier")
-    for path in modules(room):
-        bad = [name for name, _ in imports(path) if touches(name, above)]
         assert not bad, f"{path.name} imports {bad}"
 
 
@@ -93,35 +112,22 @@ def test_the_reference_runs_without_the_litert_interpreter():
         assert not bad, f"{path.name} imports {bad}"
 
 
-@pytest.mark.parametrize("room", [None, "analysis", "cli", "distributed"])
-def test_other_rooms_import_tensorflow_only_inside_functions(room):
+ABOVE_TF = LADDER[LADDER.index("tf") + 1 :]
+
+
+@pytest.mark.parametrize("room", ABOVE_TF)
+def test_rooms_above_tf_import_tensorflow_only_inside_functions(room):
     """`mobilenet_v2/__init__` loads `MobileNetV2` through importlib in `__getattr__`, a
     function: on first use, not at import."""
     for path in modules(room):
-        if module_name(path) in ALIASES_OF_TF:
-            continue
         bad = [name for name, top in imports(path) if top and touches(name, TF_NAMES)]
         assert not bad, f"{path.name} imports {bad} at module level"
 
 
-def test_the_core_imports_no_room_above_it():
-    """The core (top-level modules) may use `lite` (the classifier's engine switch) but not
-    the tools or the CLI; the documented aliases are the exception they exist to be."""
-    above = ("mobilenet_v2.analysis", "mobilenet_v2.cli", "mobilenet_v2.distributed")
-    for path in modules():
-        if module_name(path) in {"mobilenet_v2.dump", *ALIASES_OF_TF}:
-            continue
-        bad = [name for name, _ in imports(path) if touches(name, above)]
-        assert not bad, f"{path.name} imports {bad}"
-
-
 def test_every_module_outside_tf_imports_without_tensorflow_or_ray():
     """Ray, too, loads only when `--engine ray` runs: a core install imports everything."""
-    names = [
-        module_name(path)
-        for room in (None, "lite", "reference", "analysis", "cli", "distributed")
-        for path in modules(room)
-        if module_name(path) not in ALIASES_OF_TF
+    names = [ROOT] + [
+        module_name(path) for room in LADDER if room != "tf" for path in modules(room)
     ]
     assert len(names) > 25  # all rooms found (a wrong PACKAGE path would pass vacuously)
     code = (
@@ -141,17 +147,15 @@ def test_documented_imports_keep_working():
     """The README's imports, in a fresh interpreter; TensorFlow only for the TF names."""
     code = (
         "import sys\n"
-        "from mobilenet_v2 import decode_predictions, load_image\n"
-        "from mobilenet_v2.dump import dequantize, read_tensor\n"
+        "from mobilenet_v2 import decode_predictions, load_image, __version__\n"
+        "from mobilenet_v2.golden.dump import dequantize, read_tensor\n"
         "from mobilenet_v2.reference import ReferenceInterpreter\n"
         "assert 'tensorflow' not in sys.modules\n"
-        "from mobilenet_v2 import MobileNetV2, layers\n"
-        "from mobilenet_v2.layers import Conv2D\n"
-        "from mobilenet_v2.weights import recalibrate_batch_norm\n"
-        "import mobilenet_v2.weights, mobilenet_v2.tf.weights, mobilenet_v2.tf.layers\n"
-        "assert mobilenet_v2.weights is mobilenet_v2.tf.weights\n"
-        "assert layers is mobilenet_v2.tf.layers and Conv2D is layers.Conv2D\n"
-        "assert MobileNetV2 and recalibrate_batch_norm\n"
+        "from mobilenet_v2 import MobileNetV2\n"
+        "from mobilenet_v2.tf.layers import Conv2D\n"
+        "from mobilenet_v2.tf.weights import recalibrate_batch_norm\n"
+        "from mobilenet_v2.tf.train import train\n"
+        "assert MobileNetV2 and recalibrate_batch_norm and Conv2D and train\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr

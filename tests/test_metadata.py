@@ -18,8 +18,9 @@ from conftest import FIXTURE_TFLITE, IMAGES, SAMPLE
 from PIL import Image
 
 from mobilenet_v2 import __version__
-from mobilenet_v2.classifier import load_tflite, predict_pixels, preprocessing_for
-from mobilenet_v2.labels import imagenet_classes, synset_to_index
+from mobilenet_v2.base.labels import imagenet_classes, synset_to_index
+from mobilenet_v2.base.preprocess import central_square, geometry_of, load_pixels
+from mobilenet_v2.inference.classifier import load_tflite, predict_pixels, preprocessing_for
 from mobilenet_v2.lite import model_metadata
 from mobilenet_v2.lite.model_metadata import (
     LABEL_FILE,
@@ -29,7 +30,6 @@ from mobilenet_v2.lite.model_metadata import (
     read_standard_metadata,
     with_standard_metadata,
 )
-from mobilenet_v2.preprocess import central_square, geometry_of, load_pixels
 
 pytestmark = pytest.mark.shared  # conversions (integration) are marked by their fixtures
 
@@ -383,7 +383,7 @@ def test_the_mediapipe_resize_is_opencvs_bilinear_warp():
     weights round differently)."""
     import cv2
 
-    from mobilenet_v2.preprocess import decode_image, resize_image
+    from mobilenet_v2.base.preprocess import decode_image, resize_image
 
     photos = [decode_image(IMAGES / n) for n in ("parrot.jpg", "hot_dog.jpg", "cat.bmp")]
     small = [photos[0].resize((100, 80)), photos[1].resize((30, 400))]  # enlarged, or both

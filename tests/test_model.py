@@ -9,7 +9,7 @@ import pytest
 from conftest import copy_weights, randomize
 
 from mobilenet_v2 import MobileNetV2
-from mobilenet_v2.architecture import INVERTED_RESIDUAL_SETTING
+from mobilenet_v2.base.architecture import INVERTED_RESIDUAL_SETTING
 from mobilenet_v2.tf import layers as ours
 from mobilenet_v2.tf._tf import keras
 

@@ -8,8 +8,8 @@ from conftest import IMAGES
 from PIL import Image
 
 from mobilenet_v2 import load_image
-from mobilenet_v2.errors import ImageError
-from mobilenet_v2.preprocess import decode_image, list_images
+from mobilenet_v2.base.errors import ImageError
+from mobilenet_v2.base.preprocess import decode_image, list_images
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -170,7 +170,7 @@ def test_decoded_batches_decode_the_next_batch_while_this_one_is_used():
     images in memory at most)."""
     import threading
 
-    from mobilenet_v2.preprocess import decoded_batches
+    from mobilenet_v2.base.preprocess import decoded_batches
 
     started: list[int] = []
     second_batch_started = threading.Event()
@@ -194,7 +194,7 @@ def test_draft_decodes_a_large_jpeg_at_a_reduced_scale_never_below_twice_the_nee
     (672 >= 2 x 224) and not 1/4 (336 < 448); a PNG, and no size, decode in full."""
     from PIL import Image
 
-    from mobilenet_v2.preprocess import load_pixels
+    from mobilenet_v2.base.preprocess import load_pixels
 
     image = Image.new("RGB", (2048, 1536), (200, 100, 50))
     image.save(tmp_path / "big.jpg", quality=90)

@@ -21,7 +21,7 @@ import pytest
 from conftest import FIXTURE_TFLITE, GOOD_IMAGES, IMAGES, SAMPLE, good_and_bad_images
 
 from mobilenet_v2.cli import main
-from mobilenet_v2.results import read_results
+from mobilenet_v2.inference.results import read_results
 
 pytestmark = pytest.mark.shared
 

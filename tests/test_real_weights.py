@@ -7,7 +7,7 @@ import pytest
 from conftest import IMAGES, SAMPLE
 
 from mobilenet_v2 import decode_predictions, load_image
-from mobilenet_v2.labels import synset_to_index
+from mobilenet_v2.base.labels import synset_to_index
 
 pytestmark = [pytest.mark.shared, pytest.mark.integration]  # 500-image accuracy on ../shared
 

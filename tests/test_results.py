@@ -12,8 +12,9 @@ import sys
 import pytest
 from conftest import BAD_IMAGES, FIXTURE_TFLITE, GOOD_IMAGES, IMAGES, good_and_bad_images
 
+from mobilenet_v2.base.provenance import file_sha256
 from mobilenet_v2.cli import main
-from mobilenet_v2.results import file_sha256, journal_path, read_results
+from mobilenet_v2.inference.results import journal_path, read_results
 
 pytestmark = pytest.mark.shared
 
@@ -152,7 +153,7 @@ def test_a_failed_write_names_the_output(images, tmp_path, monkeypatch, capsys):
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("mobilenet_v2.results.atomic_file", full)
+    monkeypatch.setattr("mobilenet_v2.inference.results.atomic_file", full)
     out = tmp_path / "results.csv"
     assert classify(str(images / GOOD[0]), "--output", str(out)) == 1
     err = capsys.readouterr().err

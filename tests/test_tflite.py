@@ -17,11 +17,11 @@ from ai_edge_litert import schema_py_generated as schema
 from conftest import FIXTURE_TFLITE, IMAGES, ROOT, SAMPLE
 from PIL import Image
 
-from mobilenet_v2.classifier import load_tflite
+from mobilenet_v2.base.labels import synset_to_index
+from mobilenet_v2.base.machine import describe, machine_info, usable_cpus
 from mobilenet_v2.cli import main
-from mobilenet_v2.labels import synset_to_index
+from mobilenet_v2.inference.classifier import load_tflite
 from mobilenet_v2.lite.tflite_file import METADATA_NAME, read_metadata, read_tflite
-from mobilenet_v2.machine import describe, machine_info, usable_cpus
 from mobilenet_v2.reference import ReferenceInterpreter
 
 pytestmark = pytest.mark.shared  # conversions (integration) are marked by their fixtures
@@ -36,7 +36,7 @@ def accuracy(models, per_tensor_model, splits):
     other split); float16, dynamic-range and float32, which need no calibration, on all 500
     (a finer resolution: one image is 0.2 points). Default kernels (XNNPACK)."""
     from mobilenet_v2.analysis import evaluate
-    from mobilenet_v2.classifier import load_keras
+    from mobilenet_v2.inference.classifier import load_keras
 
     float_model = load_keras(WEIGHTS)
     quantized = [load_tflite(models["int8"]), load_tflite(per_tensor_model)]
@@ -166,7 +166,7 @@ def input_grid(path: Path, tmp_path: Path, **overrides) -> np.ndarray:
     """What the model's input tensor receives for the 256 pixel levels, through the real
     path: a lossless PNG holding every level, decoded, resized (`stretch` to the model's own
     size is an exact copy), normalized as the model records (or `overrides`), quantized."""
-    from mobilenet_v2.classifier import load_for
+    from mobilenet_v2.inference.classifier import load_for
 
     classifier = load_tflite(path)
     height, width = classifier.input_size
@@ -319,7 +319,7 @@ def test_integer_and_float_io_types(tmp_path, splits, io_type):
     assert classifier.input_dtype == np.dtype(io_type) and classifier.input_size == (96, 96)
     tfl = read_tflite(path)
     assert tfl.tensors[tfl.outputs[0]].type_name == io_type.upper()
-    from mobilenet_v2.classifier import load_for
+    from mobilenet_v2.inference.classifier import load_for
 
     scores = classifier.predict(load_for(classifier, IMAGES / "parrot.jpg")[None])
     assert scores.shape == (1, 1000) and abs(scores.sum() - 1) < 0.02
@@ -723,8 +723,8 @@ def test_predict_pixels_is_predict_of_the_normalized_pixels_to_the_bit(model, me
     """The table that `classify` quantizes uint8 pixels through is the same arithmetic as
     normalizing to float32 and quantizing: equal scores for any mean and std, on the
     optimized and the reference kernels (which round halves differently)."""
+    from mobilenet_v2.base.preprocess import load_pixels, normalize
     from mobilenet_v2.lite.interpreter import TFLiteClassifier
-    from mobilenet_v2.preprocess import load_pixels, normalize
 
     path = {
         "fixture": lambda: FIXTURE_TFLITE,

@@ -1,4 +1,4 @@
-"""`mobilenet-v2 train` / `mobilenet_v2.train.train`: a folder per class in, a model that
+"""`mobilenet-v2 train` / `mobilenet_v2.tf.train.train`: a folder per class in, a model that
 names the user's classes out, and every command downstream of it.
 
 The data: five coarse classes of the shared ImageNet sample (one image per even class index),
@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from conftest import CLASSES_TSV, FIXTURE_TFLITE, IMAGES, SAMPLE
 
+from mobilenet_v2.base.errors import MobileNetV2Error
+from mobilenet_v2.base.trained import RECORD_MEMBER, read_record
 from mobilenet_v2.cli import main
-from mobilenet_v2.errors import MobileNetV2Error
-from mobilenet_v2.train import list_classes, split_validation, train
-from mobilenet_v2.trained import RECORD_MEMBER, read_record
+from mobilenet_v2.tf.train import list_classes, split_validation, train
 
 pytestmark = [pytest.mark.shared, pytest.mark.integration]
 
@@ -130,7 +130,7 @@ def test_outputs_model_with_labels_report_and_curves(trained):
     assert not list(out.glob(".five.keras.*"))  # no temporary file left behind
 
     # Keras loads the file as it is; our loader rebuilds it from the record: same scores.
-    from mobilenet_v2.classifier import load_keras
+    from mobilenet_v2.inference.classifier import load_keras
     from mobilenet_v2.tf._tf import keras
 
     images = np.random.default_rng(0).uniform(-1, 1, (2, 96, 96, 3)).astype(np.float32)
@@ -220,7 +220,7 @@ def test_without_mediapipe_the_int8_models_own_record_names_the_classes(
     data, int8, monkeypatch, capsys
 ):
     """The LiteRT-only install reads no standard metadata: our record carries the labels."""
-    from mobilenet_v2.errors import MissingExtraError
+    from mobilenet_v2.base.errors import MissingExtraError
     from mobilenet_v2.lite import model_metadata
 
     def no_schema(*_):
@@ -311,9 +311,9 @@ def test_saved_model_names_the_five_classes(data, trained, tmp_path):
 
 @pytest.mark.slow  # 15 s: a SavedModel traced and written
 def test_saved_model_of_fewer_than_five_classes_ranks_them_all_by_default(tmp_path):
+    from mobilenet_v2.base.trained import TrainedRecord
     from mobilenet_v2.tf import pipeline
-    from mobilenet_v2.train import save_model
-    from mobilenet_v2.trained import TrainedRecord
+    from mobilenet_v2.tf.train import save_model
 
     model = pipeline.build_model(2, None, 0.35, 64, 0.2)  # untrained: the shape is the point
     save_model(model, tmp_path / "two.keras", TrainedRecord(("a", "b"), 0.35, 64))
@@ -487,8 +487,8 @@ def test_an_interrupted_save_leaves_no_model_file(tmp_path):
             Path(path).write_bytes(b"PK\x03\x04 half a model")
             raise KeyboardInterrupt
 
-    from mobilenet_v2.train import save_model
-    from mobilenet_v2.trained import TrainedRecord
+    from mobilenet_v2.base.trained import TrainedRecord
+    from mobilenet_v2.tf.train import save_model
 
     with pytest.raises(KeyboardInterrupt):
         save_model(Interrupted(), tmp_path / "m.keras", TrainedRecord(("a", "b"), 1.0, 96))

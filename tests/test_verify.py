@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from conftest import FIXTURE_TFLITE, IMAGES, ROOT
 
-from mobilenet_v2.analysis.dump import dump_tflite
-from mobilenet_v2.analysis.verify import verify
 from mobilenet_v2.cli import main
+from mobilenet_v2.golden.dump import dump_tflite
+from mobilenet_v2.golden.verify import verify
 
 GRACE_HOPPER = IMAGES / "grace_hopper.bmp"
 LAYER = "block_3_expand_relu"  # an activation in the middle of the network, 4-D, int8

@@ -11,7 +11,7 @@ import pytest
 from conftest import FIXTURE_TFLITE, copy_weights, randomize
 
 from mobilenet_v2 import MobileNetV2
-from mobilenet_v2.errors import DownloadError, ModelFileError, WeightsError
+from mobilenet_v2.base.errors import DownloadError, ModelFileError, WeightsError
 from mobilenet_v2.lite.tflite_file import read_tflite
 from mobilenet_v2.tf import weights as weights_io
 from mobilenet_v2.tf._tf import keras, tf

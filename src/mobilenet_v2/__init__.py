@@ -1,22 +1,20 @@
 """MobileNetV2 from TensorFlow low-level ops, wrapped in Keras layers.
 
-Rooms by dependency; a folder's name says what its modules may import (tests/test_layout.py):
+Rooms, bottom first; each imports only the rooms below it (tests/test_layout.py, and the
+README's "Layout" table):
 
-- `mobilenet_v2/*.py`, the core: architecture table, labels, preprocessing, calibration images,
-  outputs, downloads, errors, machine records; the stdlib, NumPy, Pillow, tqdm, and the
-  engine switch in `classifier` (LiteRT; TensorFlow only when a float model is asked for).
+- `base/`: errors, outputs, sources, preprocessing, labels, the architecture table,
+  calibration draws, downloads, machine records; the stdlib, NumPy, Pillow, tqdm.
 - `lite/`: `.tflite` files and LiteRT, never TensorFlow.
 - `reference/`: the NumPy integer reference, never TensorFlow nor LiteRT's interpreter.
-- `tf/`: TensorFlow and Keras: layers, the model, weight files, conversion.
-- `analysis/`: dumps, tensor tables, compare, trace, evaluate, benchmark; TensorFlow only
-  inside the functions given a Keras model.
-- `distributed/`: the Ray Data engine of `classify` and `evaluate`; Ray only inside its
-  functions, TensorFlow only in the workers given the TF model.
+- `tf/`: TensorFlow and Keras: layers, the model, weight files, conversion, training.
+- `inference/`: the engine switch over LiteRT and the TF model, result files, Ray Data.
+- `analysis/`: tensor tables, diagrams, trace, evaluate, benchmark.
+- `golden/`: golden dumps, their formats and C sources, verify, compare.
 - `cli/`: the `mobilenet-v2` command, one module per subcommand.
 
 Importing the package is cheap: TensorFlow loads only when `MobileNetV2` is first used or a
-TensorFlow module is imported (`mobilenet_v2.layers` and `mobilenet_v2.weights` are the
-`tf/` modules under their documented names), so the TFLite path runs without it.
+module of `tf/` is imported, so the TFLite path runs without it.
 """
 
 from __future__ import annotations
@@ -24,12 +22,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from mobilenet_v2.errors import MobileNetV2Error
-from mobilenet_v2.labels import decode_predictions
-from mobilenet_v2.preprocess import load_image
+from mobilenet_v2.base import __version__
+from mobilenet_v2.base.errors import MobileNetV2Error
+from mobilenet_v2.base.labels import decode_predictions
+from mobilenet_v2.base.preprocess import load_image
 
-__version__ = "0.1.0"
-__all__ = ["MobileNetV2", "MobileNetV2Error", "decode_predictions", "load_image"]
+__all__ = ["MobileNetV2", "MobileNetV2Error", "__version__", "decode_predictions", "load_image"]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,23 +15,23 @@ from typing import Any
 
 import numpy as np
 
-from mobilenet_v2.outputs import markdown_table
+from mobilenet_v2.base.outputs import markdown_table
 
 
 def _measure(spec: dict[str, Any]) -> dict[str, Any]:
     """Runs in a child process, so that its peak resident memory is this model's alone."""
-    from mobilenet_v2.classifier import kernels_of
+    from mobilenet_v2.inference.classifier import kernels_of
 
     threads = spec["num_threads"]
     if spec["kind"] == "tf":
         if threads:  # read when TensorFlow creates its context, i.e. at import here
             os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
             os.environ["TF_NUM_INTEROP_THREADS"] = "1"
-        from mobilenet_v2.classifier import load_keras
+        from mobilenet_v2.inference.classifier import load_keras
 
         classifier = load_keras(spec["weights"], spec["alpha"], spec["size"])
     else:
-        from mobilenet_v2.classifier import load_tflite
+        from mobilenet_v2.inference.classifier import load_tflite
 
         classifier = load_tflite(spec["path"], num_threads=threads, xnnpack=spec.get("xnnpack"))
     h, w = classifier.input_size

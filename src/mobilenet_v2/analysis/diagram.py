@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mobilenet_v2.analysis.tensor_map import ModelTable, OpInfo
-from mobilenet_v2.architecture import INPUT_LAYER, POOLING_LAYER, batch_norm_name, blocks
+from mobilenet_v2.base.architecture import INPUT_LAYER, POOLING_LAYER, batch_norm_name, blocks
 
 
 def _stage_of_layer() -> dict[str, str]:

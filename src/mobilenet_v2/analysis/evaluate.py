@@ -13,11 +13,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from mobilenet_v2.classifier import Classifier, kernels_of, predict_pixels, preprocessing_for
-from mobilenet_v2.errors import MobileNetV2Error
-from mobilenet_v2.labels import synset_to_index, top_classes
-from mobilenet_v2.outputs import markdown_table
-from mobilenet_v2.preprocess import (
+from mobilenet_v2.base.errors import MobileNetV2Error
+from mobilenet_v2.base.labels import synset_to_index, top_classes
+from mobilenet_v2.base.outputs import markdown_table
+from mobilenet_v2.base.preprocess import (
     Geometry,
     decode_image,
     decode_pool,
@@ -26,7 +25,13 @@ from mobilenet_v2.preprocess import (
     list_images,
     resize_image,
 )
-from mobilenet_v2.sources import Source, is_url
+from mobilenet_v2.base.sources import Source, is_url
+from mobilenet_v2.inference.classifier import (
+    Classifier,
+    kernels_of,
+    predict_pixels,
+    preprocessing_for,
+)
 
 _SYNSET = re.compile(r"^(n\d{8})(?![0-9])")
 
@@ -131,7 +136,7 @@ def evaluate(
             "decodes for one size at a time"
         )
     if engine == "ray":  # before the first image is read
-        from mobilenet_v2.distributed.ray_engine import preflight
+        from mobilenet_v2.inference.ray_engine import preflight
 
         preflight(classifiers, ray_address)
     sources = [path for path, _ in images]
@@ -237,7 +242,7 @@ def _ray_batches(
     workers: int | None,
     draft: bool,
 ) -> Iterator[Batch]:
-    from mobilenet_v2.distributed.ray_engine import RayJob, connected
+    from mobilenet_v2.inference.ray_engine import RayJob, connected
 
     with connected(address):
         for ranked in RayJob(sources, classifiers, preps, 5, size, workers, draft):

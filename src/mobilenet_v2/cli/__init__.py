@@ -16,6 +16,7 @@ import sys
 import traceback
 from collections.abc import Mapping, Sequence
 
+from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.cli import (
     benchmark,
     classify,
@@ -30,7 +31,6 @@ from mobilenet_v2.cli import (
     verify,
 )
 from mobilenet_v2.cli.parser import PROG, ArgumentParser, UsageError
-from mobilenet_v2.errors import MobileNetV2Error
 
 COMMANDS = (
     classify,

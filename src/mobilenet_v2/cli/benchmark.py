@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.cli.parser import (
     input_size,
     non_negative_int,
@@ -16,7 +17,6 @@ from mobilenet_v2.cli.parser import (
     weights_arg,
     width_multiplier,
 )
-from mobilenet_v2.errors import MobileNetV2Error
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from mobilenet_v2.analysis import benchmark
-    from mobilenet_v2.machine import describe, machine_info
+    from mobilenet_v2.base.machine import describe, machine_info
 
     common = {"num_threads": args.num_threads, "runs": args.runs, "warmup": args.warmup}
     for model in args.models:

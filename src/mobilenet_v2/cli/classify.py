@@ -14,7 +14,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from mobilenet_v2.classifier import model_identity, predict_pixels, preprocessing_for
+from mobilenet_v2.base.errors import ImageError, MobileNetV2Error
+from mobilenet_v2.base.labels import decode_predictions, named
+from mobilenet_v2.base.preprocess import decoded_batches, geometry_of, list_images, load_pixels
+from mobilenet_v2.base.sources import Source
 from mobilenet_v2.cli.parser import (
     UsageError,
     add_engine_flags,
@@ -26,10 +29,8 @@ from mobilenet_v2.cli.parser import (
     model_paths,
     positive_int,
 )
-from mobilenet_v2.errors import ImageError, MobileNetV2Error
-from mobilenet_v2.labels import decode_predictions, named
-from mobilenet_v2.preprocess import decoded_batches, geometry_of, list_images, load_pixels
-from mobilenet_v2.results import (
+from mobilenet_v2.inference.classifier import model_identity, predict_pixels, preprocessing_for
+from mobilenet_v2.inference.results import (
     SUFFIXES,
     Journal,
     Row,
@@ -40,7 +41,6 @@ from mobilenet_v2.results import (
     result_format,
     write_results,
 )
-from mobilenet_v2.sources import Source
 
 Result = list[tuple[str, str, float]] | MobileNetV2Error
 
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     failures = 0
     short: list[Source] = []  # images with fewer than --top classes scoring above 0
     if args.engine == "ray":  # before any output or journal exists
-        from mobilenet_v2.distributed.ray_engine import preflight
+        from mobilenet_v2.inference.ray_engine import preflight
 
         preflight([classifier], args.ray_address)
     args.top = min(args.top, classifier_classes(classifier))
@@ -169,7 +169,7 @@ class Ranking:
             yield batch, [x if isinstance(x, MobileNetV2Error) else next(tops) for x in loaded]
 
     def _ray(self, images: list[Source]) -> Iterator[tuple[list[Source], list[Result]]]:
-        from mobilenet_v2.distributed.ray_engine import RayJob, connected
+        from mobilenet_v2.inference.ray_engine import RayJob, connected
 
         args = self.args
         with connected(args.ray_address):

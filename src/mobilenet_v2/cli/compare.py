@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mobilenet_v2.base.preprocess import list_images
 from mobilenet_v2.cli.parser import (
     LITERT_KERNELS,
     add_input_flags,
@@ -15,7 +16,6 @@ from mobilenet_v2.cli.parser import (
     weights_arg,
     width_multiplier,
 )
-from mobilenet_v2.preprocess import list_images
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -51,7 +51,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from mobilenet_v2.analysis import compare
     from mobilenet_v2.analysis.evaluate import balanced_sample, label_of
-    from mobilenet_v2.outputs import check_output_dir
+    from mobilenet_v2.base.outputs import check_output_dir
 
     if args.limit is None:
         refuse(args, ("--seed",), "draws the --limit sample; without --limit all images count")

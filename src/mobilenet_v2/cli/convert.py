@@ -10,7 +10,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from mobilenet_v2.calibration import CALIBRATION_SIZE, MIN_CALIBRATION_IMAGES
+from mobilenet_v2.base.calibration import CALIBRATION_SIZE, MIN_CALIBRATION_IMAGES
+from mobilenet_v2.base.preprocess import RESIZE_MODES
 from mobilenet_v2.cli.parser import (
     UsageError,
     input_size,
@@ -21,7 +22,6 @@ from mobilenet_v2.cli.parser import (
     width_multiplier,
 )
 from mobilenet_v2.lite.tflite_file import IO_TYPES, QUANTIZATIONS
-from mobilenet_v2.preprocess import RESIZE_MODES
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:

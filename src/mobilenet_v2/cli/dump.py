@@ -10,8 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mobilenet_v2.analysis.dump import FORMATS
 from mobilenet_v2.analysis.tensor_map import DATA_FORMATS
+from mobilenet_v2.base.outputs import check_output_dir
 from mobilenet_v2.cli.convert import (
     CONVERSION_FLAGS,
     add_conversion_flags,
@@ -31,7 +31,7 @@ from mobilenet_v2.cli.parser import (
     weights_arg,
     width_multiplier,
 )
-from mobilenet_v2.outputs import check_output_dir
+from mobilenet_v2.golden.dump import FORMATS
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:

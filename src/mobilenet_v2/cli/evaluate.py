@@ -7,6 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from mobilenet_v2.base.errors import MobileNetV2Error
+from mobilenet_v2.base.preprocess import RESIZE_MODES
+from mobilenet_v2.base.sources import is_url
 from mobilenet_v2.cli.parser import (
     add_engine_flags,
     add_model_flags,
@@ -17,9 +20,6 @@ from mobilenet_v2.cli.parser import (
     positive_int,
     refuse,
 )
-from mobilenet_v2.errors import MobileNetV2Error
-from mobilenet_v2.preprocess import RESIZE_MODES
-from mobilenet_v2.sources import is_url
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -62,7 +62,7 @@ def own_labels(classifiers: list) -> tuple[str, ...] | None:
 
 def run(args: argparse.Namespace) -> int:
     from mobilenet_v2.analysis import evaluate
-    from mobilenet_v2.machine import describe, machine_info
+    from mobilenet_v2.base.machine import describe, machine_info
 
     models = model_paths(args)  # flags first: before any image is listed or model loaded
     check_engine_flags(args)

@@ -13,6 +13,9 @@ import argparse
 import time
 from pathlib import Path
 
+from mobilenet_v2.base.outputs import SAVED_MODEL_FILE, check_new_directory
+from mobilenet_v2.base.preprocess import BICUBIC_RESIZE_MODES
+from mobilenet_v2.base.trained import model_spec
 from mobilenet_v2.cli.parser import (
     UsageError,
     input_size,
@@ -21,9 +24,6 @@ from mobilenet_v2.cli.parser import (
     weights_arg,
     width_multiplier,
 )
-from mobilenet_v2.outputs import SAVED_MODEL_FILE, check_new_directory
-from mobilenet_v2.preprocess import BICUBIC_RESIZE_MODES
-from mobilenet_v2.trained import model_spec
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -89,7 +89,7 @@ _SAVED_MODEL_FLAGS = ("--weights", "--alpha", "--size", "--top", "--resize", "--
 
 def c_array(args: argparse.Namespace) -> int:
     """The bytes of --model, unchanged, as C source: no TensorFlow, no LiteRT."""
-    from mobilenet_v2.analysis.c_source import write_model_array
+    from mobilenet_v2.golden.c_source import write_model_array
 
     refuse(args, _SAVED_MODEL_FLAGS, "applies to --saved-model (--c-array copies --model as is)")
     if not args.model:

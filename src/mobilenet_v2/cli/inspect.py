@@ -39,7 +39,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from mobilenet_v2.analysis import tensor_map
-    from mobilenet_v2.outputs import write_atomic
+    from mobilenet_v2.base.outputs import write_atomic
 
     if args.model.lower().endswith(".tflite"):
         from mobilenet_v2.lite.tflite_file import read_tflite
@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
         refuse_tf_model_flags(args)
         table = tensor_map.tflite_table(read_tflite(args.model))
     else:
+        from mobilenet_v2.base.trained import model_spec
         from mobilenet_v2.tf.model import MobileNetV2
-        from mobilenet_v2.trained import model_spec
 
         weights = weights_arg(args.model)
         spec = model_spec(weights, args.alpha, args.size)  # a trained model's own by default

@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from mobilenet_v2.classifier import load_keras, load_tflite
-from mobilenet_v2.errors import MobileNetV2Error, ModelFileError
-from mobilenet_v2.machine import usable_cpus
-from mobilenet_v2.preprocess import RESIZE_MODES, check_normalization
+from mobilenet_v2.base.errors import MobileNetV2Error, ModelFileError
+from mobilenet_v2.base.machine import usable_cpus
+from mobilenet_v2.base.preprocess import RESIZE_MODES, check_normalization
+from mobilenet_v2.inference.classifier import load_keras, load_tflite
 
 PROG = "mobilenet-v2"
 LITERT_KERNELS = ("reference", "optimized")
@@ -235,7 +235,7 @@ def check_engine_flags(args: argparse.Namespace) -> None:
     if args.engine != "ray":
         refuse(args, ("--ray-address", "--workers"), "applies to --engine ray")
     if args.batch_size is None:
-        from mobilenet_v2.distributed.ray_engine import RAY_BATCH
+        from mobilenet_v2.inference.ray_engine import RAY_BATCH
 
         args.batch_size = RAY_BATCH if args.engine == "ray" else 32
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.cli.parser import add_input_flags, input_overrides, print_notes
-from mobilenet_v2.errors import MobileNetV2Error
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,7 +27,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from mobilenet_v2.analysis.trace import find_tensor, nhwc_position, trace
-    from mobilenet_v2.classifier import load_for
+    from mobilenet_v2.inference.classifier import load_for
     from mobilenet_v2.reference.interpreter import ReferenceInterpreter
 
     try:

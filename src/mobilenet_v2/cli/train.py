@@ -1,5 +1,5 @@
 """`mobilenet-v2 train`: a folder with one sub-folder per class to a `.keras` model that
-names those classes (`mobilenet_v2.train`)."""
+names those classes (`mobilenet_v2.tf.train`)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _fraction(text: str) -> float:
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from mobilenet_v2.train import DEFAULT_FINE_TUNE_FROM
+    from mobilenet_v2.tf.train import DEFAULT_FINE_TUNE_FROM
 
     train = commands.add_parser(
         "train",
@@ -114,7 +114,12 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mobilenet_v2.train import DEFAULT_FINE_TUNE_FROM, report_dir_for, train, validation_table
+    from mobilenet_v2.tf.train import (
+        DEFAULT_FINE_TUNE_FROM,
+        report_dir_for,
+        train,
+        validation_table,
+    )
 
     if args.fine_tune_epochs == 0:
         refuse(args, ("--fine-tune-from",), "chooses what phase 2 trains: --fine-tune-epochs is 0")

@@ -9,7 +9,7 @@ from mobilenet_v2.cli.parser import non_negative_float, non_negative_int
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from mobilenet_v2.analysis.verify import DEFAULT_FLOAT_TOLERANCE, FORMATS, LAYOUTS
+    from mobilenet_v2.golden.verify import DEFAULT_FLOAT_TOLERANCE, FORMATS, LAYOUTS
 
     verify = commands.add_parser(
         "verify",
@@ -60,8 +60,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mobilenet_v2.analysis.verify import HEADERS, summary, table_rows, verify, write_report
-    from mobilenet_v2.outputs import check_output_dir, markdown_table
+    from mobilenet_v2.base.outputs import check_output_dir, markdown_table
+    from mobilenet_v2.golden.verify import HEADERS, summary, table_rows, verify, write_report
 
     if args.report:
         check_output_dir(args.report)  # before reading anything

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mobilenet_v2._quiet import silenced_stderr
-from mobilenet_v2.errors import ModelFileError
+from mobilenet_v2.base.errors import ModelFileError
+from mobilenet_v2.base.preprocess import normalize
+from mobilenet_v2.base.quiet import silenced_stderr
 from mobilenet_v2.lite.model_metadata import describe_model
 from mobilenet_v2.lite.tflite_file import (
     check_softmax_scales,
@@ -22,7 +23,6 @@ from mobilenet_v2.lite.tflite_file import (
     read_model_bytes,
     round_half_away,
 )
-from mobilenet_v2.preprocess import normalize
 
 
 class TFLiteClassifier:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mobilenet_v2.architecture import (
+from mobilenet_v2.base.architecture import (
     CLASSIFIER_LAYER,
     INPUT_LAYER,
     LOGITS,

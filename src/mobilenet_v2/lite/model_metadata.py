@@ -26,7 +26,7 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from mobilenet_v2.errors import MissingExtraError, ModelFileError
+from mobilenet_v2.base.errors import MissingExtraError, ModelFileError
 from mobilenet_v2.lite.tflite_file import named_buffer, read_metadata, read_preprocessing
 
 STANDARD_NAME = "TFLITE_METADATA"  # the name every reader looks the buffer up by

@@ -16,7 +16,7 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from mobilenet_v2.errors import ModelFileError
+from mobilenet_v2.base.errors import ModelFileError
 
 if TYPE_CHECKING:  # model_metadata imports this module
     from mobilenet_v2.lite.model_metadata import StandardMetadata
@@ -365,7 +365,11 @@ def read_preprocessing(
     the levels by one step and merge 254 with 255. Our own record (crop, resize; the mean and
     std it was calibrated with) fills in what the standard does not say.
     """
-    from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING, check_normalization, check_resize
+    from mobilenet_v2.base.preprocess import (
+        DEFAULT_PREPROCESSING,
+        check_normalization,
+        check_resize,
+    )
 
     float_input = not grid
     try:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from mobilenet_v2.errors import ModelFileError
+from mobilenet_v2.base.errors import ModelFileError
 from mobilenet_v2.lite.model_metadata import describe_model
 from mobilenet_v2.lite.tflite_file import (
     SOFTMAX_DIFF_INTEGER_BITS,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 
-from mobilenet_v2._quiet import silenced_stderr
-from mobilenet_v2.errors import MissingExtraError
+from mobilenet_v2.base.errors import MissingExtraError
+from mobilenet_v2.base.quiet import silenced_stderr
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 try:

@@ -6,16 +6,16 @@ import os
 
 import numpy as np
 
-from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING
+from mobilenet_v2.base.preprocess import DEFAULT_PREPROCESSING
+from mobilenet_v2.base.trained import model_spec
 from mobilenet_v2.tf.model import MobileNetV2
-from mobilenet_v2.trained import model_spec
 
 
 class KerasClassifier:
     """Our TensorFlow MobileNetV2 with the given weights.
 
     A `.keras` file written by `mobilenet-v2 train` carries its labels, width and input size
-    (`mobilenet_v2.trained`): the model is built with that many classes and that width, at
+    (`mobilenet_v2.base.trained`): the model is built with that many classes and that width, at
     that size unless `size` is given, and `labels` names its classes. Otherwise ImageNet's
     1000 classes, `alpha` (1.0) and `size` (224); `init_seed` seeds random weights."""
 

@@ -13,16 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from mobilenet_v2._quiet import silenced_stderr, silenced_stdout
-from mobilenet_v2.calibration import CALIBRATION_SIZE, calibration_images
-from mobilenet_v2.classifier import weights_label
-from mobilenet_v2.download import download
-from mobilenet_v2.errors import MobileNetV2Error
-from mobilenet_v2.labels import imagenet_classes
+from mobilenet_v2.base.calibration import CALIBRATION_SIZE, calibration_images
+from mobilenet_v2.base.download import download
+from mobilenet_v2.base.errors import MobileNetV2Error
+from mobilenet_v2.base.labels import imagenet_classes
+from mobilenet_v2.base.outputs import check_writable, write_atomic
+from mobilenet_v2.base.preprocess import DEFAULT_PREPROCESSING
+from mobilenet_v2.base.provenance import weights_label
+from mobilenet_v2.base.quiet import silenced_stderr, silenced_stdout
 from mobilenet_v2.lite.model_metadata import with_standard_metadata
 from mobilenet_v2.lite.tflite_file import IO_TYPES, QUANTIZATIONS, embed_metadata
-from mobilenet_v2.outputs import check_writable, write_atomic
-from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING
 from mobilenet_v2.tf._tf import keras, tf
 
 # (x - 128) / 128 maps every 8-bit pixel exactly onto the int8 input grid (scale 1/128, zero
@@ -149,8 +149,8 @@ def convert_file(
     (`weights=None`), recorded in the file. A model trained on a user's classes
     (`mobilenet-v2 train`) brings its labels, width and size (`size` overrides it); `alpha`
     and `size` otherwise default to 1.0 and 224."""
+    from mobilenet_v2.base.trained import model_spec
     from mobilenet_v2.tf.model import MobileNetV2
-    from mobilenet_v2.trained import model_spec
 
     check_writable(output)
     spec = model_spec(weights, alpha, size)
@@ -194,7 +194,7 @@ def standard_metadata(data: bytes, record: dict[str, Any], alpha: float, size: i
     """`data` with the standard TFLite metadata apps read (MediaPipe Tasks, LiteRT apps):
     name, description, the input's normalization and the labels. Written last, since its
     label file is a zip that follows the flatbuffer."""
-    from mobilenet_v2 import __version__
+    from mobilenet_v2.base import __version__
 
     prep = record["preprocessing"]
     calibration = record["calibration"]

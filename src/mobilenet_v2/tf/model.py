@@ -10,7 +10,7 @@ import os
 import warnings
 from typing import Any
 
-from mobilenet_v2.architecture import (
+from mobilenet_v2.base.architecture import (
     BN_EPSILON,
     BN_MOMENTUM,
     CLASSIFIER_LAYER,
@@ -20,7 +20,7 @@ from mobilenet_v2.architecture import (
     batch_norm_name,
     blocks,
 )
-from mobilenet_v2.errors import InvalidArgumentError
+from mobilenet_v2.base.errors import InvalidArgumentError
 from mobilenet_v2.tf import layers
 from mobilenet_v2.tf import weights as weights_io
 from mobilenet_v2.tf._tf import keras

@@ -1,4 +1,4 @@
-"""The TensorFlow half of `mobilenet_v2.train`: tf.data input pipelines, the model with its
+"""The TensorFlow half of `mobilenet_v2.tf.train`: tf.data input pipelines, the model with its
 new head, and the two training phases.
 
 Images are decoded by our own decoder (`preprocess.load_pixels`: Pillow, bicubic), not by
@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from mobilenet_v2.architecture import CLASSIFIER_LAYER, POOLING_LAYER
-from mobilenet_v2.errors import MobileNetV2Error, WeightsError
-from mobilenet_v2.preprocess import DEFAULT_PREPROCESSING, load_pixels
+from mobilenet_v2.base.architecture import CLASSIFIER_LAYER, POOLING_LAYER
+from mobilenet_v2.base.errors import MobileNetV2Error, WeightsError
+from mobilenet_v2.base.preprocess import DEFAULT_PREPROCESSING, load_pixels
+from mobilenet_v2.base.trained import read_record
 from mobilenet_v2.tf import layers
 from mobilenet_v2.tf._tf import keras, tf
 from mobilenet_v2.tf.model import MobileNetV2
 from mobilenet_v2.tf.weights import recalibrate_batch_norm
-from mobilenet_v2.trained import read_record
 
 CROP = DEFAULT_PREPROCESSING["crop_fraction"]
 MEAN, STD = DEFAULT_PREPROCESSING["mean"], DEFAULT_PREPROCESSING["std"]
@@ -181,7 +181,7 @@ def recalibrate(model: keras.Model, images: Decoded, batch_size: int, seed: int)
 
 def set_trainable(model: keras.Model, first: int | None) -> None:
     """The head always trains; the base from layer index `first` on (None: frozen). Batch
-    norm layers stay frozen, in inference mode (see `mobilenet_v2.train`)."""
+    norm layers stay frozen, in inference mode (see `mobilenet_v2.tf.train`)."""
     head = {POOLING_LAYER, DROPOUT_LAYER, CLASSIFIER_LAYER}
     for position, layer in enumerate(model.layers):
         if isinstance(layer, layers.BatchNormalization):

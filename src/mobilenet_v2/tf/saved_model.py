@@ -1,5 +1,5 @@
 """Export MobileNetV2 as a TensorFlow SavedModel for serving (TF Serving, Vertex AI, Beam's
-TFModelHandler): the decoding, crop and normalization of `mobilenet_v2.preprocess` inside the
+TFModelHandler): the decoding, crop and normalization of `mobilenet_v2.base.preprocess` inside the
 graph, and the ImageNet labels as constants, so a client sends image bytes and reads classes.
 
 Signatures:
@@ -42,18 +42,18 @@ from typing import Any
 
 import numpy as np
 
-from mobilenet_v2._quiet import silenced_stderr
-from mobilenet_v2.classifier import weights_label
-from mobilenet_v2.labels import imagenet_classes
-from mobilenet_v2.outputs import SAVED_MODEL_FILE, atomic_directory, check_new_directory
-from mobilenet_v2.preprocess import (
+from mobilenet_v2.base.labels import imagenet_classes
+from mobilenet_v2.base.outputs import SAVED_MODEL_FILE, atomic_directory, check_new_directory
+from mobilenet_v2.base.preprocess import (
     BICUBIC_RESIZE_MODES,
     DEFAULT_PREPROCESSING,
     check_normalization,
     check_resize,
 )
+from mobilenet_v2.base.provenance import weights_label
+from mobilenet_v2.base.quiet import silenced_stderr
+from mobilenet_v2.base.trained import model_spec
 from mobilenet_v2.tf._tf import keras, tf
-from mobilenet_v2.trained import model_spec
 
 SERVING_DEFAULT = "serving_default"
 SERVING_PREPROCESSED = "serving_preprocessed"
@@ -79,7 +79,7 @@ def export_saved_model(
 
     `preprocessing`: overrides of `DEFAULT_PREPROCESSING` (`resize`, `crop_fraction`, `mean`,
     `std`). `top`: classes per image, 1 to the class count. `alpha`/`size` None: a trained
-    model's own (`mobilenet_v2.trained.model_spec`), else 1.0 and 224. The directory is
+    model's own (`mobilenet_v2.base.trained.model_spec`), else 1.0 and 224. The directory is
     written whole through a staging directory beside it and a rename; an existing non-empty
     one is refused unless `force`, and even then replaced only if it holds a SavedModel.
     Everything that can be checked without the model is checked before it is built."""

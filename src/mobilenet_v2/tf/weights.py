@@ -18,9 +18,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from mobilenet_v2.architecture import BN_EPSILON, batch_norm_name
-from mobilenet_v2.download import download
-from mobilenet_v2.errors import ModelFileError, WeightsError
+from mobilenet_v2.base.architecture import BN_EPSILON, batch_norm_name
+from mobilenet_v2.base.download import download
+from mobilenet_v2.base.errors import ModelFileError, WeightsError
 from mobilenet_v2.lite.tflite_file import TFLiteModel, check_identifier, read_tflite
 from mobilenet_v2.tf import layers
 from mobilenet_v2.tf._tf import keras

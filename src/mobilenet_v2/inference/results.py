@@ -17,7 +17,6 @@ and JSON Lines need nothing beyond the core.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
@@ -26,9 +25,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from mobilenet_v2.errors import MobileNetV2Error
-from mobilenet_v2.extras import missing_extra
-from mobilenet_v2.outputs import atomic_file, check_writable
+from mobilenet_v2.base.errors import MobileNetV2Error
+from mobilenet_v2.base.extras import missing_extra
+from mobilenet_v2.base.outputs import atomic_file, check_writable
 
 SUFFIXES = (".parquet", ".csv", ".jsonl")
 ROW_GROUP = 65_536  # Parquet rows per row group: a few groups for a million images
@@ -57,14 +56,6 @@ def path_text(path: str | os.PathLike) -> str:
 def path_key(path: str | os.PathLike) -> str:
     """What identifies an input across runs: its absolute path, as text."""
     return path_text(os.path.abspath(os.fsencode(path)))
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def result_format(path: str | os.PathLike) -> str | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from mobilenet_v2.errors import ModelFileError, WeightsError
+from mobilenet_v2.base.errors import ModelFileError, WeightsError
 
 RECORD_MEMBER = "mobilenet_v2.json"
 

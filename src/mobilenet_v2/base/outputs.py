@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mobilenet_v2.errors import MobileNetV2Error
+from mobilenet_v2.base.errors import MobileNetV2Error
 
 # The file every TensorFlow SavedModel directory has: the sign that `export --saved-model
 # --force` may replace a directory (`check_new_directory`).

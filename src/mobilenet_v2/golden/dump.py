@@ -42,11 +42,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mobilenet_v2.analysis.c_source import (
-    tensor_header,
-    umbrella_header,
-    unique_identifiers,
-)
 from mobilenet_v2.analysis.tensor_map import (
     CSV_COLUMNS,
     DATA_FORMATS,
@@ -57,9 +52,14 @@ from mobilenet_v2.analysis.tensor_map import (
     to_csv,
     written_layout,
 )
-from mobilenet_v2.errors import MobileNetV2Error
-from mobilenet_v2.machine import package_versions
-from mobilenet_v2.outputs import check_output_dir, staged_directory
+from mobilenet_v2.base.errors import MobileNetV2Error
+from mobilenet_v2.base.machine import package_versions
+from mobilenet_v2.base.outputs import check_output_dir, staged_directory
+from mobilenet_v2.golden.c_source import (
+    tensor_header,
+    umbrella_header,
+    unique_identifiers,
+)
 
 # "both" stays txt + npy, as before the test-bench formats came; each other value is one kind.
 FORMATS = ("txt", "npy", "both", "bin", "hex", "c")
@@ -118,7 +118,7 @@ def dump_tflite(
     names as its model: the set is complete, and replacing it replaces the model too.
     """
     from mobilenet_v2.analysis.tensor_map import tflite_table
-    from mobilenet_v2.classifier import load_for, preprocessing_record
+    from mobilenet_v2.inference.classifier import load_for, preprocessing_record
     from mobilenet_v2.lite.interpreter import TFLiteClassifier
     from mobilenet_v2.lite.tflite_file import parse_tflite
 
@@ -187,7 +187,7 @@ def _dump_reference(
 ) -> Path:
     """The same files from `mobilenet_v2.reference`, the NumPy integer kernels."""
     from mobilenet_v2.analysis.tensor_map import tflite_table
-    from mobilenet_v2.classifier import load_for, preprocessing_record
+    from mobilenet_v2.inference.classifier import load_for, preprocessing_record
     from mobilenet_v2.reference import ReferenceInterpreter
 
     reference = ReferenceInterpreter(model)
@@ -265,13 +265,12 @@ def dump_keras(
     files: `<conv>.folded_kernel` / `.folded_bias` (BN folded in, as the converter does) and
     `predictions_logits` (the classifier before its softmax). `init_seed`: seeded random
     weights (`weights=None`); `command`: as for `dump_tflite`."""
-    from mobilenet_v2.classifier import (
+    from mobilenet_v2.base.provenance import file_sha256, weights_label
+    from mobilenet_v2.inference.classifier import (
         load_for,
         load_keras,
         preprocessing_record,
-        weights_label,
     )
-    from mobilenet_v2.results import file_sha256
 
     _check_options(fmt, data_format, "reference")
     check_output_dir(output)
@@ -302,7 +301,7 @@ def keras_tensors(model: Any, batch: np.ndarray) -> tuple[ModelTable, dict[int, 
     `batch` is NHWC images (as `load_image` gives them), fed to a channels_first model as
     NCHW; the table records each activation's layout, so the files come out the same."""
     from mobilenet_v2.analysis.tensor_map import keras_table
-    from mobilenet_v2.architecture import LOGITS, batch_norm_name
+    from mobilenet_v2.base.architecture import LOGITS, batch_norm_name
     from mobilenet_v2.tf import layers
     from mobilenet_v2.tf._tf import keras
 

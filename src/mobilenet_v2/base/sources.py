@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from mobilenet_v2.errors import ImageError, MobileNetV2Error, first_line
-from mobilenet_v2.extras import missing_extra
+from mobilenet_v2.base.errors import ImageError, MobileNetV2Error, first_line
+from mobilenet_v2.base.extras import missing_extra
 
 Source = Path | str
 # Extensions that directory expansion picks up (files named explicitly may have any).

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from mobilenet_v2.errors import MobileNetV2Error
-from mobilenet_v2.outputs import check_writable, write_atomic
+from mobilenet_v2.base.errors import MobileNetV2Error
+from mobilenet_v2.base.outputs import check_writable, write_atomic
 
 # C11 and C++ keywords (and C23's new ones), and `main`: an identifier equal to one gets a
 # prefix.

@@ -10,8 +10,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from mobilenet_v2.base.preprocess import load_image, normalize
+from mobilenet_v2.base.provenance import file_sha256
 from mobilenet_v2.lite.interpreter import TFLiteClassifier
-from mobilenet_v2.preprocess import load_image, normalize
 
 
 class Classifier(Protocol):
@@ -20,15 +21,6 @@ class Classifier(Protocol):
     preprocessing: dict[str, Any]
 
     def predict(self, images: np.ndarray) -> np.ndarray: ...
-
-
-def weights_label(weights: str | os.PathLike | None, init_seed: int | None = None) -> str:
-    """How results and manifests name the weights: a path, `imagenet`, or random init (with
-    its seed, when seeded)."""
-    if weights is not None:
-        return str(weights)
-    seed = "" if init_seed is None else f", seed {init_seed}"
-    return f"none (random initialization{seed})"
 
 
 def load_keras(
@@ -50,7 +42,6 @@ def model_identity(classifier: Classifier) -> tuple[str, str]:
     the .tflite itself, or the TF model's weights file ("" for random initialization)."""
     import hashlib
 
-    from mobilenet_v2.results import file_sha256
 
     raw = getattr(classifier, "raw", None)
     if raw is not None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mobilenet_v2.errors import DownloadError
-from mobilenet_v2.outputs import atomic_file
+from mobilenet_v2.base.errors import DownloadError
+from mobilenet_v2.base.outputs import atomic_file
 
 # Seconds without an answer before a connection attempt or a stalled read gives up.
 TIMEOUT_S = 15.0

@@ -27,9 +27,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mobilenet_v2.architecture import POOLING_LAYER
-from mobilenet_v2.errors import InvalidArgumentError, MobileNetV2Error
-from mobilenet_v2.outputs import (
+from mobilenet_v2.base.architecture import POOLING_LAYER
+from mobilenet_v2.base.errors import InvalidArgumentError, MobileNetV2Error
+from mobilenet_v2.base.outputs import (
     atomic_directory,
     atomic_path,
     check_new_directory,
@@ -37,8 +37,8 @@ from mobilenet_v2.outputs import (
     markdown_table,
     write_atomic,
 )
-from mobilenet_v2.sources import is_image_name
-from mobilenet_v2.trained import TrainedRecord, add_record, labels_text
+from mobilenet_v2.base.sources import is_image_name
+from mobilenet_v2.base.trained import TrainedRecord, add_record, labels_text
 
 DEFAULT_FINE_TUNE_FROM = "block_13_expand"  # the last three stride-16/32 blocks and Conv_1
 REPORT_MARKER = "confusion.csv"  # what marks a folder as an earlier report, to be replaced
@@ -161,7 +161,7 @@ def train(
 ) -> Trained:
     """Train MobileNetV2 on the classes of `data_dir` (one sub-folder per class, names
     sorted are the labels) and, with `output`, write the `.keras` model (its labels inside,
-    see `mobilenet_v2.trained`) and the validation report (`report_dir`, default beside the
+    see `mobilenet_v2.base.trained`) and the validation report (`report_dir`, default beside the
     model). `plot`: the learning curves as an image. The same `seed` on the same machine
     gives the same split, augmentation, head initialization and so the same metrics.
     """

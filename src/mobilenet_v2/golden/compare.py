@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mobilenet_v2.errors import MobileNetV2Error, ModelFileError
+from mobilenet_v2.base.errors import MobileNetV2Error, ModelFileError
 
 _CLASSIFIER = ("predictions", "predictions_logits")
 _CHUNK = 8  # images per float run: all layer outputs of 8 images take ~250 MB
@@ -64,13 +64,13 @@ def compare(
     **preprocessing: Any,
 ) -> dict[str, Any]:
     """Per-layer float vs dequantized INT8 statistics over `images`; layers in network order."""
-    from mobilenet_v2.analysis.dump import dequantize, keras_tensors
     from mobilenet_v2.analysis.tensor_map import tflite_table
-    from mobilenet_v2.classifier import (
+    from mobilenet_v2.base.provenance import weights_label
+    from mobilenet_v2.golden.dump import dequantize, keras_tensors
+    from mobilenet_v2.inference.classifier import (
         load_for,
         load_keras,
         preprocessing_record,
-        weights_label,
     )
     from mobilenet_v2.lite.interpreter import TFLiteClassifier
     from mobilenet_v2.lite.tflite_file import parse_tflite
@@ -271,7 +271,7 @@ def to_json(report: dict[str, Any]) -> dict[str, Any]:
 
 def write_report(report: dict[str, Any], output: str | os.PathLike) -> Path:
     """report.md, report.html, sqnr.png and report.json in `output`, all or nothing."""
-    from mobilenet_v2.outputs import staged_directory
+    from mobilenet_v2.base.outputs import staged_directory
 
     out = Path(output)
     with staged_directory(out) as staging:

@@ -31,12 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from mobilenet_v2.classifier import predict_pixels
-from mobilenet_v2.errors import MobileNetV2Error, first_line
-from mobilenet_v2.extras import missing_extra
-from mobilenet_v2.labels import top_classes
-from mobilenet_v2.preprocess import Geometry, decode_image, geometry_of, resize_image
-from mobilenet_v2.sources import Source, is_url
+from mobilenet_v2.base.errors import MobileNetV2Error, first_line
+from mobilenet_v2.base.extras import missing_extra
+from mobilenet_v2.base.labels import top_classes
+from mobilenet_v2.base.preprocess import Geometry, decode_image, geometry_of, resize_image
+from mobilenet_v2.base.sources import Source, is_url
+from mobilenet_v2.inference.classifier import predict_pixels
 
 # Images per Ray task and per inference call unless --batch-size says otherwise: each batch
 # costs Ray a scheduling round and an object-store transfer; at 32 that overhead halved the
@@ -216,7 +216,7 @@ class Rank:
     def __init__(self, models: list[WorkerModel], top: int) -> None:
         import ray
 
-        from mobilenet_v2.classifier import load_keras, load_tflite
+        from mobilenet_v2.inference.classifier import load_keras, load_tflite
 
         self.models = models
         self.top = top

@@ -14,8 +14,8 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mobilenet_v2.errors import ImageError
-from mobilenet_v2.sources import Source, is_url, list_sources, read_url
+from mobilenet_v2.base.errors import ImageError
+from mobilenet_v2.base.sources import Source, is_url, list_sources, read_url
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -35,7 +35,7 @@ def decode_image(
     resize: str = "crop",
     crop_fraction: float = 0.875,
 ) -> Image.Image:
-    """Decode any image Pillow reads (a local file or a URL, see `mobilenet_v2.sources`) into
+    """Decode any image Pillow reads (a local file or a URL, see `mobilenet_v2.base.sources`) into
     8-bit RGB, upright per its EXIF orientation.
 
     With `size` (and `resize`, `crop_fraction` as `resize_image` will use them), a JPEG at
@@ -238,7 +238,7 @@ def check_normalization(mean: float, std: float) -> None:
 
 def list_images(inputs: Iterable[str | os.PathLike]) -> list[Source]:
     """Expand directories (recursively, sorted), globs and URLs to their images; keep files
-    as given (see `mobilenet_v2.sources.list_sources`)."""
+    as given (see `mobilenet_v2.base.sources.list_sources`)."""
     return list_sources(list(inputs))
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from mobilenet_v2.errors import ImageError
-from mobilenet_v2.preprocess import decode_pool, list_images, load_image
+from mobilenet_v2.base.errors import ImageError
+from mobilenet_v2.base.preprocess import decode_pool, list_images, load_image
 
 CALIBRATION_SIZE = 256
 # A floor for activation ranges worth trusting, not a tuned value: on the 250 held-out sample

@@ -3,7 +3,7 @@ the extra that installs it."""
 
 from __future__ import annotations
 
-from mobilenet_v2.errors import MissingExtraError
+from mobilenet_v2.base.errors import MissingExtraError
 
 
 def missing_extra(

@@ -20,7 +20,8 @@ class ImageNetClass(NamedTuple):
 @functools.cache
 def imagenet_classes() -> tuple[ImageNetClass, ...]:
     """The classes in the standard index order, from the package's data file."""
-    text = resources.files("mobilenet_v2").joinpath("data/imagenet_classes.tsv").read_text("utf8")
+    data = resources.files("mobilenet_v2.base").joinpath("data/imagenet_classes.tsv")
+    text = data.read_text("utf8")
     rows = csv.DictReader(text.splitlines(), delimiter="\t")
     classes = tuple(ImageNetClass(int(r["index"]), r["synset"], r["name"]) for r in rows)
     assert [c.index for c in classes] == list(range(1000)), "corrupt imagenet_classes.tsv"

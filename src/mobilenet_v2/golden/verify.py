@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from mobilenet_v2.analysis.c_source import C_TYPES
-from mobilenet_v2.analysis.dump import MANIFEST, MODEL_FILE, parse_numbers, parse_tensor_text
 from mobilenet_v2.analysis.tensor_map import written_layout
-from mobilenet_v2.errors import MobileNetV2Error
-from mobilenet_v2.outputs import markdown_table, staged_directory
+from mobilenet_v2.base.errors import MobileNetV2Error
+from mobilenet_v2.base.outputs import markdown_table, staged_directory
+from mobilenet_v2.golden.c_source import C_TYPES
+from mobilenet_v2.golden.dump import MANIFEST, MODEL_FILE, parse_numbers, parse_tensor_text
 
 FORMATS = ("auto", "txt", "npy", "bin", "hex", "c")
 LAYOUTS = ("auto", "NCHW", "NHWC")
