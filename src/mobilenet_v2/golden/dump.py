@@ -55,6 +55,7 @@ from mobilenet_v2.analysis.tensor_map import (
 from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.base.machine import package_versions
 from mobilenet_v2.base.outputs import check_output_dir, staged_directory
+from mobilenet_v2.base.quantization import dequantize as base_dequantize
 from mobilenet_v2.golden.c_source import (
     tensor_header,
     umbrella_header,
@@ -665,15 +666,5 @@ def _manifest_entry(path: Path) -> dict[str, Any]:
 def dequantize(array: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
     """`(q - zero_point) * scale` with the file's own parameters (per channel along
     `quantized_dimension` as written); float tensors come back as float32."""
-    scales = np.asarray(meta.get("scales", []), np.float32)
-    if scales.size == 0 or array.dtype.kind == "f":
-        return array.astype(np.float32)
-    zero_points = np.asarray(meta.get("zero_points", []), np.float32)
-    if zero_points.size == 0:
-        zero_points = np.zeros_like(scales)
-    shape = [1] * array.ndim
-    if scales.size > 1:
-        shape[int(meta["quantized_dimension"])] = -1
-    return ((array.astype(np.float32) - zero_points.reshape(shape)) * scales.reshape(shape)).astype(
-        np.float32
-    )
+    axis = int(meta.get("quantized_dimension", 0))
+    return base_dequantize(array, meta.get("scales", []), meta.get("zero_points"), axis)

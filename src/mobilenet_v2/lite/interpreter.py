@@ -14,6 +14,7 @@ import numpy as np
 
 from mobilenet_v2.base.errors import ModelFileError
 from mobilenet_v2.base.preprocess import normalize
+from mobilenet_v2.base.quantization import dequantize
 from mobilenet_v2.base.quiet import silenced_stderr
 from mobilenet_v2.lite.model_metadata import describe_model
 from mobilenet_v2.lite.tflite_file import (
@@ -132,7 +133,7 @@ class TFLiteClassifier:
         if y.dtype.kind == "f":
             return y.astype(np.float32)
         scale, zero_point = self._output["quantization"]
-        return ((y.astype(np.float32) - zero_point) * scale).astype(np.float32)
+        return dequantize(y, scale, zero_point)
 
     def quantize_input(self, images: np.ndarray) -> np.ndarray:
         """Preprocessed float32 images as the model's input type (quantized if integer)."""

@@ -17,6 +17,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from mobilenet_v2.base.errors import ModelFileError
+from mobilenet_v2.base.quantization import dequantize
 
 if TYPE_CHECKING:  # model_metadata imports this module
     from mobilenet_v2.lite.model_metadata import StandardMetadata
@@ -64,17 +65,9 @@ class Tensor:
         """The constant as float32: `(q - zero_point) * scale`, per channel where it is."""
         if self.data is None:
             raise ValueError(f"tensor {self.name!r} has no constant data")
-        values = self.data.astype(np.float32)
         if not self.quantized:
-            return values
-        shape = [1] * values.ndim
-        if self.scales.size > 1:
-            shape[self.quantized_dimension] = -1
-        scales = self.scales.astype(np.float32).reshape(shape)
-        zero_points = (
-            self.zero_points.astype(np.float32).reshape(shape) if self.zero_points.size else 0
-        )
-        return (values - zero_points) * scales
+            return self.data.astype(np.float32)
+        return dequantize(self.data, self.scales, self.zero_points, self.quantized_dimension)
 
 
 @dataclass
