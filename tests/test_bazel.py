@@ -34,9 +34,9 @@ def test_every_seed_program_has_a_py_binary():
 def test_library_and_tests_are_globbed_so_they_cannot_fall_behind():
     text = (ROOT / "BUILD").read_text()
     assert 'glob(["src/mobilenet_v2/**/*.py"])' in text
-    assert 'glob(["src/mobilenet_v2/data/*"])' in text
+    assert 'glob(["src/mobilenet_v2/base/data/*"])' in text
     assert 'TEST_FILES = glob(["tests/test_*.py"])' in text
-    assert list((ROOT / "src" / "mobilenet_v2" / "data").iterdir())
+    assert list((ROOT / "src" / "mobilenet_v2" / "base" / "data").iterdir())
     assert (ROOT / "tests" / "bazel_pytest.py").is_file()
 
 
