@@ -159,3 +159,20 @@ def test_documented_imports_keep_working():
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+
+
+def test_the_command_line_parser_loads_no_tensorflow():
+    """Building every subcommand's parser (what `--help` and every LiteRT command do first)
+    stays below `tf/`: a default or help text taken from a TF module would load TensorFlow."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from mobilenet_v2.cli import main\n"
+        "for command in ('classify', 'evaluate', 'convert', 'train', 'dump', 'verify',\n"
+        "                'export', 'inspect', 'compare', 'trace', 'benchmark'):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "        main([command, '--help'])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
+        "sys.exit(1 if heavy else 0)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr

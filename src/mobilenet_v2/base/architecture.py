@@ -23,6 +23,8 @@ INPUT_LAYER = "input_layer"
 POOLING_LAYER = "global_average_pooling2d"
 CLASSIFIER_LAYER = "predictions"
 LOGITS = "predictions_logits"  # the classifier before its softmax: no Keras layer outputs it
+# Transfer learning fine-tunes from here on: the last three stride-16/32 blocks and Conv_1.
+DEFAULT_FINE_TUNE_FROM = "block_13_expand"
 STEM_FILTERS = 32
 LAST_FILTERS = 1280
 BN_MOMENTUM = 0.999

@@ -7,6 +7,7 @@ import argparse
 import sys
 import time
 
+from mobilenet_v2.base.architecture import DEFAULT_FINE_TUNE_FROM
 from mobilenet_v2.cli.parser import (
     input_size,
     non_negative_int,
@@ -26,8 +27,6 @@ def _fraction(text: str) -> float:
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from mobilenet_v2.tf.train import DEFAULT_FINE_TUNE_FROM
-
     train = commands.add_parser(
         "train",
         help="train on your own classes (a folder per class)",
@@ -115,7 +114,6 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from mobilenet_v2.tf.train import (
-        DEFAULT_FINE_TUNE_FROM,
         report_dir_for,
         train,
         validation_table,

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mobilenet_v2.base.architecture import POOLING_LAYER
+from mobilenet_v2.base.architecture import DEFAULT_FINE_TUNE_FROM, POOLING_LAYER
 from mobilenet_v2.base.errors import InvalidArgumentError, MobileNetV2Error
 from mobilenet_v2.base.outputs import (
     atomic_directory,
@@ -40,7 +40,6 @@ from mobilenet_v2.base.outputs import (
 from mobilenet_v2.base.sources import is_image_name
 from mobilenet_v2.base.trained import TrainedRecord, add_record, labels_text
 
-DEFAULT_FINE_TUNE_FROM = "block_13_expand"  # the last three stride-16/32 blocks and Conv_1
 REPORT_MARKER = "confusion.csv"  # what marks a folder as an earlier report, to be replaced
 
 
