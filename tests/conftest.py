@@ -30,18 +30,20 @@ CONVERTING_FIXTURES |= {"models", "accuracy"}
 SHARED_FIXTURES = CONVERTING_FIXTURES | {"fixture_model", "real_images", "splits"}
 
 
-@pytest.hookimpl(trylast=True)  # after `-m` has deselected: only the tests that will run
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the tiers select on these marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    missing = []
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & CONVERTING_FIXTURES:
             item.add_marker(pytest.mark.integration)
         if fixtures & SHARED_FIXTURES:
             item.add_marker(pytest.mark.shared)
-        if item.get_closest_marker("shared") and not FIXTURE_TFLITE.is_file():
-            missing.append(item)
-    if not missing:
+
+
+@pytest.hookimpl(trylast=True)  # after `-m` has deselected: only the tests that will run
+def pytest_collection_finish(session: pytest.Session) -> None:
+    missing = [item for item in session.items if item.get_closest_marker("shared")]
+    if not missing or FIXTURE_TFLITE.is_file():
         return
     reason = f"shared test data not found at {SHARED}; set MOBILENET_V2_SHARED to its location"
     if os.environ.get("CI"):
