@@ -97,7 +97,8 @@ def test_fixture_ops_map_to_keras_layers_by_structure():
 
 
 def test_conv_steps_follow_the_keras_model():
-    from mobilenet_v2 import MobileNetV2, layers
+    from mobilenet_v2 import MobileNetV2
+    from mobilenet_v2.tf import layers
 
     model = MobileNetV2(alpha=0.5, weights=None, input_shape=(96, 96, 3))
     convs = [
