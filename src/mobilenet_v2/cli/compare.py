@@ -49,9 +49,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mobilenet_v2.analysis import compare
     from mobilenet_v2.analysis.evaluate import balanced_sample, label_of
     from mobilenet_v2.base.outputs import check_output_dir
+    from mobilenet_v2.golden import compare
 
     if args.limit is None:
         refuse(args, ("--seed",), "draws the --limit sample; without --limit all images count")

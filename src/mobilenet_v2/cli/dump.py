@@ -85,7 +85,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mobilenet_v2.analysis import dump
+    from mobilenet_v2.golden import dump
 
     converts = args.quantize is not None
     if args.model and args.weights:
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 def _convert_and_dump(args: argparse.Namespace, kernels: str, common: dict) -> Path:
     """Convert as `convert` does, then dump that model into a set that includes it: the
     conversion goes to a temporary file, and the set is written whole or not at all."""
-    from mobilenet_v2.analysis import dump
+    from mobilenet_v2.golden import dump
     from mobilenet_v2.tf.convert import convert_file
 
     options = conversion_options(args)
