@@ -38,6 +38,7 @@ MANIFEST = "manifest.json"
 
 MODEL_FILE = "model.tflite"  # the model itself, in a golden set that includes it
 
+# manifest.csv's columns after the table's: how and where each tensor was written.
 WRITTEN_COLUMNS = ("written_shape", "written_layout", "written_quantized_dimension", "files")
 
 # --- Writing ---------------------------------------------------------------------------------
@@ -52,6 +53,9 @@ def write_tensor(
     op_types: dict[int, str],
     c_name: str,
 ) -> dict[str, Any]:
+    """Write tensor `t` (`array`, None where the engine has no data) as each of the file
+    `kinds`, in the layout `data_format` gives it, into `staging`; its manifest entry. A
+    kernel's scratch tensor and a tensor without data get an entry and a note, no files."""
     layout, axes = written_layout(t.layout, data_format)
     qdim = int(t.quantized_dimension)
     entry: dict[str, Any] = {
@@ -141,6 +145,8 @@ def read_tensor(path: str | os.PathLike) -> DumpedTensor:
 
 
 def manifest_entry(path: Path) -> dict[str, Any]:
+    """The manifest entry of a dump file, keyed as a text file's header is (`type`, `shape`
+    and `quantized_dimension` as written), for files without a header of their own."""
     manifest = path.parent / MANIFEST
     try:
         for entry in load_manifest(manifest)["tensors"]:
