@@ -20,8 +20,8 @@ from conftest import FIXTURE_TFLITE, IMAGES
 
 import mobilenet_v2
 from mobilenet_v2.cli import main
-from mobilenet_v2.golden.c_source import tensor_header, unique_identifiers
-from mobilenet_v2.golden.dump import format_hex
+from mobilenet_v2.golden.c_header import tensor_header, unique_identifiers
+from mobilenet_v2.golden.formats import format_hex
 
 GRACE_HOPPER = IMAGES / "grace_hopper.bmp"
 CC = shutil.which("cc")

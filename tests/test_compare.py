@@ -12,7 +12,8 @@ from conftest import FIXTURE_TFLITE, IMAGES, SAMPLE
 
 from mobilenet_v2.analysis.tensor_map import tflite_table
 from mobilenet_v2.cli import main
-from mobilenet_v2.golden.dump import dequantize, dump_keras, dump_tflite, read_tensor
+from mobilenet_v2.golden.dump import dump_keras, dump_tflite
+from mobilenet_v2.golden.manifest import dequantize, read_tensor
 from mobilenet_v2.lite.tflite_file import read_tflite
 
 pytestmark = pytest.mark.shared  # every test here reads ../shared

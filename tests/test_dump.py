@@ -19,7 +19,8 @@ from mobilenet_v2.analysis.tensor_map import safe_file_name
 from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.base.preprocess import load_image
 from mobilenet_v2.cli import main
-from mobilenet_v2.golden.dump import dequantize, dump_keras, dump_tflite, read_tensor
+from mobilenet_v2.golden.dump import dump_keras, dump_tflite
+from mobilenet_v2.golden.manifest import dequantize, read_tensor
 
 GRACE_HOPPER = IMAGES / "grace_hopper.bmp"
 

@@ -148,7 +148,7 @@ def test_documented_imports_keep_working():
     code = (
         "import sys\n"
         "from mobilenet_v2 import decode_predictions, load_image, __version__\n"
-        "from mobilenet_v2.golden.dump import dequantize, read_tensor\n"
+        "from mobilenet_v2.golden.manifest import dequantize, read_tensor\n"
         "from mobilenet_v2.reference import ReferenceInterpreter\n"
         "assert 'tensorflow' not in sys.modules\n"
         "from mobilenet_v2 import MobileNetV2\n"

@@ -15,7 +15,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from conftest import FIXTURE_TFLITE, IMAGES, SAMPLE
 
 from mobilenet_v2.cli import main
-from mobilenet_v2.golden.dump import read_tensor
+from mobilenet_v2.golden.manifest import read_tensor
 from mobilenet_v2.inference.classifier import load_for
 from mobilenet_v2.reference import ReferenceInterpreter, UnsupportedOpError
 from mobilenet_v2.reference.fixed_point import multiply_by_quantized_multiplier, quantize_multiplier

@@ -61,7 +61,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from mobilenet_v2.base.outputs import check_output_dir, markdown_table
-    from mobilenet_v2.golden.verify import HEADERS, summary, table_rows, verify, write_report
+    from mobilenet_v2.golden.verify import verify
+    from mobilenet_v2.golden.verify_report import HEADERS, summary, table_rows, write_report
 
     if args.report:
         check_output_dir(args.report)  # before reading anything

@@ -66,7 +66,8 @@ def compare(
     """Per-layer float vs dequantized INT8 statistics over `images`; layers in network order."""
     from mobilenet_v2.analysis.tensor_map import tflite_table
     from mobilenet_v2.base.provenance import weights_label
-    from mobilenet_v2.golden.dump import dequantize, keras_tensors
+    from mobilenet_v2.golden.dump import keras_tensors
+    from mobilenet_v2.golden.manifest import dequantize
     from mobilenet_v2.inference.classifier import (
         load_for,
         load_keras,

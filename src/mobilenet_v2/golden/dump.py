@@ -5,8 +5,8 @@ as text and/or `.npy` files with `manifest.json` and `manifest.csv`.
 Text files start with `# key: <JSON value>` header lines (name, type, index, shape, layout and
 how it was transposed, producing op, Keras layer, quantization parameters as written), then
 every value in C order of the written shape, one line per innermost row: integers as
-integers, float32 with 9 significant digits (which round-trips exactly). `read_tensor` gives
-back the exact array and its header.
+integers, float32 with 9 significant digits (which round-trips exactly).
+`manifest.read_tensor` gives back the exact array and its header.
 
 File names are the Keras layer a tensor belongs to (`block_1_expand_relu`,
 `block_1_expand.folded_kernel`, `predictions_logits`), so a float dump and an INT8 dump pair up
@@ -17,9 +17,10 @@ For test benches and C code (`FORMATS`): `bin` holds each tensor's raw little-en
 (C order of the written shape: `fread`, `np.fromfile`); `hex` one value per line as
 two's-complement hex, two digits per byte (int8 -1 is `ff`, int32 -1 `ffffffff`; floats their
 IEEE 754 bit pattern), for Verilog's `$readmemh`; `c` one header per tensor
-(`c_source.tensor_header`) and an umbrella header including them all. Their manifest entries
+(`c_header.tensor_header`) and an umbrella header including them all. Their manifest entries
 carry what reading them needs: dtype, written shape and layout, element size, byte order,
-scales and zero points.
+scales and zero points. Each format's writer and reader: `formats`; a tensor's entry and
+the manifests: `manifest`.
 
 The manifest also says how to make the set again: the command (`mobilenet-v2 dump ...`, null
 from Python), the preprocessing flags it was given (`input_flags`), the versions of
@@ -31,65 +32,42 @@ seeded random ones; `calibration` for a model we converted).
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import os
 import shlex
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from mobilenet_v2.analysis.tensor_map import (
-    CSV_COLUMNS,
     DATA_FORMATS,
     ModelTable,
     TensorInfo,
     assign_file_names,
-    tensor_rows,
-    to_csv,
-    written_layout,
 )
-from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.base.machine import package_versions
 from mobilenet_v2.base.outputs import check_output_dir, staged_directory
-from mobilenet_v2.base.quantization import dequantize as base_dequantize
-from mobilenet_v2.golden.c_source import (
-    tensor_header,
-    umbrella_header,
-    unique_identifiers,
+from mobilenet_v2.golden.c_header import umbrella_header, unique_identifiers
+from mobilenet_v2.golden.formats import FILE_FORMATS
+from mobilenet_v2.golden.manifest import (
+    MANIFEST,
+    MODEL_FILE,
+    inside,
+    write_manifests,
+    write_tensor,
 )
 
 # "both" stays txt + npy, as before the test-bench formats came; each other value is one kind.
 FORMATS = ("txt", "npy", "both", "bin", "hex", "c")
-# What each file kind holds, recorded in the manifest (`file_formats`) for whoever reads it.
-FILE_FORMATS = {
-    "txt": "text: '# key: <JSON>' header lines, then the values, one innermost row per line",
-    "npy": "NumPy .npy (np.load)",
-    "bin": "raw values, C order of written_shape, byte_order, element_size bytes each",
-    "hex": "one value per line, C order: two's-complement hex (floats: IEEE 754 bit "
-    "pattern), 2 * element_size digits, no prefix (Verilog $readmemh)",
-    "h": "C header: static const array NAME[NAME_LEN], NAME_SHAPE, NAME_SCALE(S), "
-    "NAME_ZERO_POINT(S); float16 as uint16_t bit patterns; c_name is NAME",
-}
 _KINDS = {"both": ("txt", "npy"), "c": ("h",)}
 KERNELS = ("reference", "optimized", "numpy")
-MANIFEST = "manifest.json"
-MODEL_FILE = "model.tflite"  # the model itself, in a golden set that includes it
 # The packages whose versions decide a dump's values (importlib.metadata: none is imported).
 VERSIONED = ("mobilenet-v2", "ai-edge-litert", "tensorflow", "numpy")
 # Preprocessing overrides and the flags that give them (`input_flags` in the manifest).
 _INPUT_FLAGS = {"resize": "--resize", "mean": "--input-mean", "std": "--input-std"}
 # What our conversion records in the model and a dump of it repeats (null where absent).
 _RECORD_FIELDS = ("weights", "init_seed", "alpha", "calibration")
-_FLOAT_FORMATS = {"float16": "%.5g", "float32": "%.9g", "float64": "%.17g"}
-
-
-class DumpedTensor(NamedTuple):
-    array: np.ndarray
-    meta: dict[str, Any]
 
 
 # --- Engines ---------------------------------------------------------------------------------
@@ -407,31 +385,24 @@ def write_dump(
         entries = []
         for t, c_name in zip(tensors, c_names[1:], strict=True):
             array = arrays.get(t.index)
-            entry = _write_tensor(staging, t, array, kinds, data_format, op_types, c_name)
+            entry = write_tensor(staging, t, array, kinds, data_format, op_types, c_name)
             entries.append(entry)
-        by_index = {e["index"]: e for e in entries}
         manifest = {**info, "data_format": data_format, "format": fmt}
         manifest["file_formats"] = {k: FILE_FORMATS[k] for k in kinds}
         whole = []  # files of the whole dump, beside each tensor's
         if fmt == "c":
             headers = [f for e in entries for f in e["files"]]
-            _inside(staging, umbrella).write_text(umbrella_header(umbrella, headers))
+            inside(staging, umbrella).write_text(umbrella_header(umbrella, headers))
             whole.append(umbrella)
         for name, content in (files or {}).items():
-            _inside(staging, name).write_bytes(content)
+            inside(staging, name).write_bytes(content)
             whole.append(name)
         if whole:
             manifest["files"] = whole
         manifest["totals"] = table.totals
         manifest["ops"] = table.to_json()["ops"]
         manifest["tensors"] = entries
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        rows = []
-        for r in tensor_rows(table):
-            e = by_index[r["tensor_index"]]
-            rows.append({**r, **{k: e[k] for k in _WRITTEN_COLUMNS}})
-        columns = CSV_COLUMNS + list(_WRITTEN_COLUMNS)
-        (staging / "manifest.csv").write_text(to_csv(rows, columns))
+        write_manifests(staging, manifest, table, entries)
     return out
 
 
@@ -441,230 +412,3 @@ def _umbrella_name(taken: set[str]) -> str:
     while name in taken:
         name = f"all_{name}"
     return f"{name}.h"
-
-
-_WRITTEN_COLUMNS = ("written_shape", "written_layout", "written_quantized_dimension", "files")
-
-
-def _write_tensor(
-    staging: Path,
-    t: TensorInfo,
-    array: np.ndarray | None,
-    kinds: tuple[str, ...],
-    data_format: str,
-    op_types: dict[int, str],
-    c_name: str,
-) -> dict[str, Any]:
-    layout, axes = written_layout(t.layout, data_format)
-    qdim = int(t.quantized_dimension)
-    entry: dict[str, Any] = {
-        "index": t.index,
-        "name": t.name,
-        "kind": t.kind,
-        "keras_layer": t.keras_layer,
-        "op": None if t.producer is None else {"index": t.producer, "type": op_types[t.producer]},
-        "dtype": t.dtype,
-        "shape": list(t.shape),
-        "layout": t.layout,
-        "written_shape": list(t.shape),
-        "written_layout": layout,
-        "transpose": list(axes) if axes else None,
-        "scales": [float(s) for s in t.scales],
-        "zero_points": [int(z) for z in t.zero_points],
-        "quantized_dimension": qdim,
-        "written_quantized_dimension": axes.index(qdim) if axes and qdim < len(axes) else qdim,
-        "files": [],
-    }
-    if array is None:
-        entry["note"] = "no data in the interpreter"
-        return entry
-    if t.kind == "scratch":
-        entry["note"] = "a kernel's working memory (e.g. im2col), not a result: not written"
-        return entry
-    if axes and array.ndim != len(axes):
-        axes, entry["transpose"], entry["written_layout"] = None, None, t.layout
-        entry["written_quantized_dimension"] = qdim
-    written = np.ascontiguousarray(np.transpose(array, axes) if axes else array)
-    entry["written_shape"] = list(written.shape)
-    entry["dtype"] = written.dtype.name
-    # What a test bench needs to read .bin and .hex files (fread, $readmemh).
-    entry["element_size"] = written.dtype.itemsize
-    entry["byte_order"] = "little"
-    for kind in kinds:
-        path = _inside(staging, f"{t.file_name}.{kind}")
-        if kind == "txt":
-            path.write_text(_header(entry) + format_values(written))
-        elif kind == "npy":
-            np.save(path, written)
-        elif kind == "bin":
-            path.write_bytes(_little_endian(written).tobytes())
-        elif kind == "hex":
-            path.write_text(format_hex(written))
-        elif kind == "h":
-            entry["c_name"] = c_name
-            path.write_text(tensor_header(c_name, written, entry))
-        else:
-            raise ValueError(f"unknown file kind {kind!r}")
-        entry["files"].append(path.name)
-    return entry
-
-
-def _little_endian(array: np.ndarray) -> np.ndarray:
-    """The same values stored little-endian (a no-op on the usual hosts)."""
-    return array.astype(array.dtype.newbyteorder("<"), copy=False)
-
-
-def format_hex(array: np.ndarray) -> str:
-    """All values, C order, one per line: the little-endian bytes read as one unsigned number,
-    i.e. two's complement for integers and the IEEE 754 bit pattern for floats, zero-padded
-    to two hex digits per byte (what Verilog's `$readmemh` reads into a register that wide)."""
-    size = array.dtype.itemsize
-    flat = _little_endian(np.ascontiguousarray(array)).reshape(-1).view(f"<u{size}")
-    if size == 1:  # the common case (int8, uint8): a table instead of a format per value
-        table = [f"{v:02x}" for v in range(256)]
-        lines = [table[v] for v in flat.tolist()]
-    else:
-        pattern = f"{{:0{2 * size}x}}"
-        lines = [pattern.format(v) for v in flat.tolist()]
-    return "".join(line + "\n" for line in lines)
-
-
-def _inside(directory: Path, name: str) -> Path:
-    """Defence in depth: `name` was made safe, and still must land directly in `directory`."""
-    path = directory / name
-    if path.resolve().parent != directory.resolve() or path.exists():
-        raise MobileNetV2Error(f"{directory}: refusing file name {name!r}")
-    return path
-
-
-def _header(entry: dict[str, Any]) -> str:
-    note = f"{entry['written_layout'] or 'as stored'}"
-    if entry["transpose"]:
-        note = (
-            f"{entry['written_layout']}: np.transpose(x, {tuple(entry['transpose'])}) of the "
-            f"engine's {entry['layout']} tensor {entry['shape']}"
-        )
-    fields = {
-        "name": entry["name"],
-        "type": entry["dtype"],
-        "index": entry["index"],
-        "shape": entry["written_shape"],
-        "layout": entry["written_layout"],
-        "layout_note": note,
-        "original_shape": entry["shape"],
-        "original_layout": entry["layout"],
-        "transpose": entry["transpose"],
-        "kind": entry["kind"],
-        "op": entry["op"],
-        "keras_layer": entry["keras_layer"],
-        "scales": entry["scales"],
-        "zero_points": entry["zero_points"],
-        "quantized_dimension": entry["written_quantized_dimension"],
-        "original_quantized_dimension": entry["quantized_dimension"],
-    }
-    return "".join(f"# {k}: {json.dumps(v)}\n" for k, v in fields.items())
-
-
-def format_values(array: np.ndarray) -> str:
-    """All values, C order, one line per innermost row; exact for every dtype."""
-    if array.size == 0:
-        return ""
-    rows = array.reshape(-1, array.shape[-1]) if array.ndim else array.reshape(1, 1)
-    fmt = _FLOAT_FORMATS.get(array.dtype.name, "%d")
-    if array.dtype.kind == "f" and array.dtype.name not in _FLOAT_FORMATS:
-        raise ValueError(f"cannot write {array.dtype} exactly as text")
-    buffer = io.StringIO()
-    np.savetxt(buffer, rows.astype(np.int64) if array.dtype.kind == "b" else rows, fmt=fmt)
-    return buffer.getvalue()
-
-
-# --- Reading ---------------------------------------------------------------------------------
-
-
-def read_tensor(path: str | os.PathLike) -> DumpedTensor:
-    """The exact array of a dump file and its metadata (the text header, or for `.npy` the
-    manifest entry beside it)."""
-    path = Path(path)
-    try:
-        if path.suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
-            return DumpedTensor(array, _manifest_entry(path))
-        text = path.read_text()
-    except (OSError, ValueError) as exc:
-        raise MobileNetV2Error(f"{path}: cannot read tensor file ({exc})") from None
-    return parse_tensor_text(text, path)
-
-
-def parse_tensor_text(text: str, path: str | os.PathLike) -> DumpedTensor:
-    """A text dump file's contents (`# key: <JSON>` header, then the values) as its exact
-    array and header; `path` names the file in errors."""
-    meta: dict[str, Any] = {}
-    lines = text.split("\n")
-    body = 0
-    for body, line in enumerate(lines):
-        if not line.startswith("# "):
-            break
-        key, _, value = line[2:].partition(": ")
-        try:
-            meta[key] = json.loads(value)
-        except ValueError:
-            raise MobileNetV2Error(
-                f"{path}: not a tensor dump file (line {body + 1} is no '# key: <JSON>')"
-            ) from None
-    else:
-        body = len(lines)
-    try:
-        dtype = np.dtype(meta["type"])
-        shape = tuple(meta["shape"])
-        values = _parse_values("\n".join(lines[body:]), dtype)
-        return DumpedTensor(values.reshape(shape), meta)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MobileNetV2Error(f"{path}: not a tensor dump file ({exc})") from None
-
-
-def parse_numbers(text: str, dtype: np.dtype, sep: str = " ") -> np.ndarray | None:
-    """Numbers separated by `sep` (" ": any whitespace) as int64 or float64 (by `dtype`'s
-    kind), with NumPy's C parser; None where it stops early (a `1.5` among integers, a C
-    spelling such as `1.5f`), for the caller's slower path."""
-    wide = np.float64 if np.dtype(dtype).kind == "f" else np.int64
-    if not text.strip():
-        return np.zeros(0, wide)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # "could not be read to its end": not all numbers
-        try:
-            return np.fromstring(text, dtype=wide, sep=sep)
-        except (ValueError, DeprecationWarning):
-            return None
-
-
-def _parse_values(text: str, dtype: np.dtype) -> np.ndarray:
-    """Whitespace-separated numbers as `dtype`, exactly."""
-    values = parse_numbers(text, dtype)
-    if values is None:
-        wide = np.float64 if dtype.kind == "f" else np.int64
-        values = np.array(text.split(), dtype=wide)
-    return values.astype(dtype)
-
-
-def _manifest_entry(path: Path) -> dict[str, Any]:
-    manifest = path.parent / MANIFEST
-    try:
-        for entry in json.loads(manifest.read_text())["tensors"]:
-            if path.name in entry["files"]:
-                return {
-                    **entry,
-                    "type": entry["dtype"],
-                    "shape": entry["written_shape"],
-                    "quantized_dimension": entry["written_quantized_dimension"],
-                    "original_quantized_dimension": entry["quantized_dimension"],
-                }
-    except (OSError, ValueError, KeyError) as exc:
-        raise MobileNetV2Error(f"{manifest}: cannot read the manifest ({exc})") from None
-    raise MobileNetV2Error(f"{path}: not listed in {manifest}")
-
-
-def dequantize(array: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
-    """`(q - zero_point) * scale` with the file's own parameters (per channel along
-    `quantized_dimension` as written); float tensors come back as float32."""
-    axis = int(meta.get("quantized_dimension", 0))
-    return base_dequantize(array, meta.get("scales", []), meta.get("zero_points"), axis)

@@ -13,16 +13,16 @@ tensor's largest magnitude for float ones, and the first element beyond the tole
 its (n, c, h, w) index and the `trace` command that explains it. Rows come in execution
 order; the first failing one is the layer to debug, later ones inherit its error.
 
-No TensorFlow: it runs in the LiteRT-only install, wherever the user's kernels are tested.
+Both sides are read through the same readers that dump's writers pair with (`formats`), the
+golden set through `manifest`; the table and report files are `verify_report`'s. No
+TensorFlow: it runs in the LiteRT-only install, wherever the user's kernels are tested.
 """
 
 from __future__ import annotations
 
 import difflib
 import itertools
-import json
 import os
-import re
 import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,15 +32,20 @@ import numpy as np
 
 from mobilenet_v2.analysis.tensor_map import written_layout
 from mobilenet_v2.base.errors import MobileNetV2Error
-from mobilenet_v2.base.outputs import markdown_table, staged_directory
-from mobilenet_v2.golden.c_source import C_TYPES
-from mobilenet_v2.golden.dump import MANIFEST, MODEL_FILE, parse_numbers, parse_tensor_text
+from mobilenet_v2.golden.formats import EXTENSIONS, READ_FORMATS, read_file
+from mobilenet_v2.golden.manifest import (
+    MANIFEST,
+    MODEL_FILE,
+    Golden,
+    GoldenTensor,
+    files_by_tensor,
+    load_golden,
+    load_manifest,
+)
+from mobilenet_v2.golden.tensor_file import wrong_size
 
-FORMATS = ("auto", "txt", "npy", "bin", "hex", "c")
+FORMATS = ("auto", *READ_FORMATS)
 LAYOUTS = ("auto", "NCHW", "NHWC")
-# File extension -> format; `auto` tries them in this order when a tensor has several files
-# (a `--format both` dump has .txt and .npy: the .npy is exact and quick to read).
-EXTENSIONS = {".npy": "npy", ".bin": "bin", ".txt": "txt", ".hex": "hex", ".h": "c"}
 _SUFFIX = {fmt: ext for ext, fmt in EXTENSIONS.items()}
 # The user's layout -> the data format whose written layouts they follow (weights too:
 # NCHW goes with OIHW and C1HW, NHWC with TFLite's own OHWI and 1HWC).
@@ -52,52 +57,8 @@ DEFAULT_FLOAT_TOLERANCE = 1e-5
 
 
 class VerifyError(MobileNetV2Error):
-    """Input that cannot be verified: no manifest, a file of the wrong size, ..."""
-
-
-@dataclass
-class GoldenTensor:
-    """One tensor of the golden dump, from its manifest entry."""
-
-    name: str  # the file stem, which the user's files share
-    entry: dict[str, Any]
-    path: Path  # one of its files
-    order: tuple[int, int]  # (op, 0 before / 1 after it): execution order
-    _array: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.entry["written_shape"])
-
-    @property
-    def dtype(self) -> np.dtype:
-        return np.dtype(self.entry["dtype"])
-
-    @property
-    def layout(self) -> str:
-        return self.entry.get("written_layout") or ""
-
-    def read(self) -> np.ndarray:
-        """The golden values in the written shape (read once)."""
-        if self._array is None:
-            array, _ = read_file(self.path, EXTENSIONS[self.path.suffix], self)
-            self._array = array.reshape(self.shape)
-        return self._array
-
-
-@dataclass
-class Golden:
-    directory: Path
-    manifest: dict[str, Any]
-    tensors: dict[str, GoldenTensor]  # by file stem, in execution order
-
-    @property
-    def data_format(self) -> str:
-        return self.manifest.get("data_format", "channel_first")
-
-    @property
-    def op_types(self) -> dict[int, str]:
-        return {op["index"]: op["type"] for op in self.manifest.get("ops", ())}
+    """What verify cannot work with: an unknown layout or format, no file of theirs named
+    like a tensor, ... (an unreadable golden set or file is a `TensorFileError`)."""
 
 
 @dataclass
@@ -153,242 +114,6 @@ class Report:
             "first_divergence": first and first.name,
             "tensors": [asdict(r) for r in self.results],
         }
-
-
-# --- The golden dump -------------------------------------------------------------------------
-
-
-def load_golden(directory: str | os.PathLike) -> Golden:
-    """The dump in `directory`: every tensor with a file, in execution order."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise VerifyError(f"{directory}: not a directory (give a dump directory as GOLDEN)")
-    path = directory / MANIFEST
-    if not path.is_file():
-        raise VerifyError(
-            f"{directory}: no {MANIFEST}, so not a dump directory (mobilenet-v2 dump "
-            "--output DIR writes one)"
-        )
-    try:
-        manifest = json.loads(path.read_text())
-        entries = manifest["tensors"]
-        ops = manifest.get("ops", [])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise VerifyError(f"{path}: not a dump manifest ({exc})") from None
-    order = _execution_order(ops)
-    tensors = []
-    for entry in entries:
-        files = [f for f in entry.get("files", ()) if Path(f).suffix in EXTENSIONS]
-        if not files:
-            continue  # scratch tensors, optional inputs: nothing was written
-        files.sort(key=lambda f: list(EXTENSIONS).index(Path(f).suffix))
-        tensors.append(
-            GoldenTensor(
-                name=Path(files[0]).stem,
-                entry=entry,
-                path=directory / files[0],
-                order=order.get(entry["index"], (len(ops), 0)),
-            )
-        )
-    tensors.sort(key=lambda t: (t.order, t.entry["index"]))
-    return Golden(directory, manifest, {t.name: t for t in tensors})
-
-
-def _execution_order(ops: list[dict[str, Any]]) -> dict[int, tuple[int, int]]:
-    """Tensor index -> (op, 1) for what an op computes, (op, 0) for what it reads first
-    (the model input, weights, biases): weights precede the output they make."""
-    order: dict[int, tuple[int, int]] = {}
-    for op in ops:
-        for index in op.get("outputs", ()):
-            order.setdefault(index, (op["index"], 1))
-    for op in ops:
-        for index in (*op.get("inputs", ()), *op.get("weights", ())):
-            order.setdefault(index, (op["index"], 0))
-    return order
-
-
-# --- Reading any format ----------------------------------------------------------------------
-
-
-def read_file(path: Path, fmt: str, golden: GoldenTensor) -> tuple[np.ndarray, tuple | None]:
-    """The values of `path` read as `fmt`, and their shape where the file says it (npy, our
-    text files, our C headers; else None, and the array is flat). Formats without a dtype
-    take the golden tensor's; a file with the wrong number of values is an error."""
-    try:
-        if fmt == "npy":
-            array = np.load(path, allow_pickle=False)
-            return array, tuple(array.shape)
-        if fmt == "bin":
-            return _read_bin(path, golden), None
-        text = path.read_text()
-    except (OSError, ValueError, EOFError, UnicodeDecodeError) as exc:
-        raise VerifyError(f"{path}: cannot read as {fmt} ({_reason(exc)})") from None
-    if fmt == "txt":
-        head = [line for line in text.split("\n", 40) if line.startswith("# ")]
-        if any(h.startswith("# type: ") for h in head) and any(
-            h.startswith("# shape: ") for h in head
-        ):  # our own text format: its header has dtype and shape
-            array = parse_tensor_text(text, path).array  # already read: not again
-            return array, tuple(array.shape)
-        text = "\n".join(line.split("#")[0] for line in text.splitlines())  # comments
-        return _values(path, text, golden), None
-    if fmt == "hex":
-        return _read_hex(path, text, golden), None
-    if fmt == "c":
-        return _read_c(path, text, golden)
-    raise VerifyError(f"{path}: unknown format {fmt!r} (give one of {', '.join(FORMATS[1:])})")
-
-
-def _reason(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or " ".join(str(exc).split())[:120]
-
-
-def _wrong_size(path: Path, golden: GoldenTensor, found: str) -> VerifyError:
-    size = int(np.prod(golden.shape))
-    return VerifyError(
-        f"{path}: {found}, but tensor {golden.name} {list(golden.shape)} {golden.dtype} has "
-        f"{size} values ({size * golden.dtype.itemsize} bytes)"
-    )
-
-
-def _read_bin(path: Path, golden: GoldenTensor) -> np.ndarray:
-    data = path.read_bytes()
-    if len(data) != int(np.prod(golden.shape)) * golden.dtype.itemsize:
-        raise _wrong_size(path, golden, f"{len(data)} bytes")
-    return np.frombuffer(data, golden.dtype.newbyteorder("<")).astype(golden.dtype)
-
-
-def _read_hex(path: Path, text: str, golden: GoldenTensor) -> np.ndarray:
-    """One value per line, two's complement (floats: IEEE 754 bits), as `$readmemh` reads:
-    `//` and `/* */` comments, `_` separators and a `0x` prefix allowed; `@address` lines
-    are not (the golden tensor is one contiguous block)."""
-    size = golden.dtype.itemsize
-    text = re.sub(r"/\*.*?\*/|//[^\n]*", " ", text, flags=re.S)
-    tokens = text.replace("_", "").split()
-    if any(t.startswith("@") for t in tokens):
-        raise VerifyError(f"{path}: @address lines are not supported: one value per line")
-    if len(tokens) != int(np.prod(golden.shape)):
-        raise _wrong_size(path, golden, f"{len(tokens)} values")
-    digits = "".join(tokens)
-    if len(digits) == 2 * size * len(tokens):  # ours: every value zero-padded to its width
-        try:
-            data = bytes.fromhex(digits)  # all at once: each value's big-endian bytes
-            return np.frombuffer(data, f">u{size}").astype(f"<u{size}").view(golden.dtype)
-        except ValueError:
-            pass
-    try:
-        values = [int(t, 16) for t in tokens]
-    except ValueError:
-        bad = next(t for t in tokens if not re.fullmatch(r"(0[xX])?[0-9a-fA-F]+", t))
-        raise VerifyError(f"{path}: {bad!r} is not a hex value") from None
-    if values and max(values) >= 1 << (8 * size):
-        wide = next(t for t, v in zip(tokens, values, strict=True) if v >= 1 << (8 * size))
-        raise VerifyError(f"{path}: {wide!r} is wider than {size} byte(s) ({golden.dtype})")
-    return np.array(values, dtype=f"<u{size}").view(golden.dtype)
-
-
-def _values(
-    path: Path, text: str, golden: GoldenTensor, dtype: Any = None, sep: str = " "
-) -> np.ndarray:
-    """Numbers separated by `sep` (" ": any whitespace) as `dtype` (the golden tensor's by
-    default): NumPy's C parser first, then one by one for C spellings (`INT64_C(...)`,
-    `(NAN)`, `1.5f`) and hex literals. An integer outside `dtype`'s range is an error, not
-    a silent wrap: an unsaturated accumulator is what such a value usually means."""
-    dtype = np.dtype(dtype or golden.dtype)
-    text = text.strip().rstrip(sep.strip() or " ")  # a trailing comma
-    values = parse_numbers(text, dtype, sep)
-    hex_literals = False
-    if values is None:
-        tokens = text.split(sep) if sep.strip() else text.split()
-        try:
-            literals = [_c_literal(t) for t in tokens]
-            if dtype.kind == "f":
-                values = np.array(literals, dtype=np.float64)
-            else:
-                numbers = [int(t, 0) for t in literals]
-                hex_literals = any(t.lstrip("-").lower().startswith("0x") for t in literals)
-                values = np.array(numbers, dtype=object if hex_literals else np.int64)
-        except (ValueError, OverflowError):
-            raise VerifyError(f"{path}: not a list of {dtype} values") from None
-    if values.size != int(np.prod(golden.shape)):
-        raise _wrong_size(path, golden, f"{values.size} values")
-    if dtype.kind in "iu" and values.size:
-        info = np.iinfo(dtype)
-        low, high = int(values.min()), int(values.max())
-        if hex_literals and low >= 0 and high < 1 << info.bits:
-            # 0xffffc3d1 for an int32: a bit pattern, two's complement as in C
-            return np.array(values.tolist(), np.uint64).astype(f"u{dtype.itemsize}").view(dtype)
-        if low < info.min or high > info.max:
-            bad = low if low < info.min else high
-            raise VerifyError(
-                f"{path}: value {bad} is outside {dtype} [{info.min}, {info.max}] "
-                "(an unsaturated result?)"
-            )
-    return values.astype(dtype)
-
-
-_C_NAMES = {c: name for name, c in reversed(C_TYPES.items())}  # int8_t -> int8, uint16_t ->..
-_C_ARRAY = re.compile(r"(\w+)\s+(\w+)\s*((?:\[[^\]]*\]\s*)+)=\s*\{(.*?)\}\s*;", re.S)
-# What may stand around a declaration without changing its values.
-_C_QUALIFIERS = re.compile(
-    r"\b(?:static|const|volatile|extern|constexpr)\b|\balignas\s*\([^)]*\)"
-    r"|__attribute__\s*\(\((?:[^()]|\([^()]*\))*\)\)|__declspec\s*\([^)]*\)",
-    re.S,
-)
-
-
-def _read_c(path: Path, text: str, golden: GoldenTensor) -> tuple[np.ndarray, tuple | None]:
-    """A C header with one tensor: its array (the one that is not NAME_SHAPE, NAME_SCALES or
-    NAME_ZERO_POINTS), in its own C type, and NAME_SHAPE where there is one."""
-    text = re.sub(r"/\*.*?\*/|//[^\n]*", " ", text, flags=re.S)
-    text = _C_QUALIFIERS.sub(" ", text)
-    arrays = {
-        name: (ctype, body.replace("{", " ").replace("}", " "))  # int8_t a[2][3] = {{..}, {..}}
-        for ctype, name, _, body in _C_ARRAY.findall(text)
-    }
-    names = [n for n in arrays if not n.endswith(("_SHAPE", "_SCALES", "_ZERO_POINTS"))]
-    if len(names) != 1:
-        found = ", ".join(names) or "none"
-        raise VerifyError(f"{path}: expected one tensor array in the header, found {found}")
-    name = names[0]
-    ctype, body = arrays[name]
-    if ctype not in _C_NAMES:
-        raise VerifyError(
-            f"{path}: array {name} has type {ctype!r}; expected one of "
-            f"{', '.join(sorted(_C_NAMES))}"
-        )
-    dtype = np.dtype(_C_NAMES[ctype])
-    if ctype == "uint16_t" and golden.dtype == np.float16:
-        dtype = np.dtype(np.uint16)  # float16 travels as its bit patterns
-    same_width = dtype.itemsize == golden.dtype.itemsize and dtype != golden.dtype
-    if same_width and {dtype.kind, golden.dtype.kind} == {"i", "u"}:
-        # uint8_t bytes for an int8 tensor (or the reverse): a test bench's two's-complement
-        # bytes, read as the tensor's type, as .bin and .hex files are
-        dtype, view = np.dtype(dtype), golden.dtype
-    else:
-        view = None
-    array = _values(path, body, golden, dtype, sep=",")
-    if view is not None:
-        array = array.view(view)
-    if dtype == np.uint16 and golden.dtype == np.float16:
-        array = array.view(np.float16)
-    shape = None
-    if f"{name}_SHAPE" in arrays:
-        dims = [int(_c_literal(d), 0) for d in arrays[f"{name}_SHAPE"][1].split(",") if d.strip()]
-        shape = tuple(dims) if int(np.prod(dims)) == array.size else None
-    return array, shape
-
-
-def _c_literal(token: str) -> str:
-    """A C literal as Python reads it: `1.5f`, `INT64_C(-3)`, `(-2147483647 - 1)`, `(NAN)`."""
-    token = token.strip()
-    token = re.sub(r"U?INT64_C\(([^)]*)\)", r"\1", token).strip("() ")
-    if m := re.fullmatch(r"(-?\w+)\s*-\s*1", token):
-        return str(int(m.group(1), 0) - 1)
-    token = {"NAN": "nan", "INFINITY": "inf", "-INFINITY": "-inf"}.get(token, token)
-    if re.fullmatch(r"[-+]?[\d.]+(?:[eE][-+]?\d+)?[fF]", token):
-        token = token[:-1]
-    return re.sub(r"(?<=\d)[uUlL]+$", "", token)
 
 
 # --- Comparing -------------------------------------------------------------------------------
@@ -654,7 +379,7 @@ def their_files(
         raise VerifyError(f"{theirs}: no such file or directory")
     found: dict[str, tuple[Path, str]] = {}
     ignored = []
-    same_tensor = _files_per_tensor(theirs)
+    same_tensor = files_by_tensor(theirs)
     suffixes = list(EXTENSIONS) if fmt == "auto" else [_SUFFIX[fmt]]
     for path in sorted(theirs.iterdir()):
         suffix = path.suffix.lower()
@@ -687,16 +412,6 @@ def their_files(
             f"{golden.directory} (e.g. {example}{_SUFFIX.get(fmt, '.npy')})"
         )
     return found, ignored
-
-
-def _files_per_tensor(directory: Path) -> dict[str, set[str]]:
-    """When `directory` is one of our dumps: each tensor's files (by stem), from its
-    manifest; else nothing."""
-    try:
-        entries = json.loads((directory / MANIFEST).read_text())["tensors"]
-        return {Path(e["files"][0]).stem: set(e["files"]) for e in entries if e["files"]}
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
-        return {}
 
 
 def _umbrella(path: Path) -> bool:
@@ -737,10 +452,10 @@ def verify(
     files, ignored = their_files(golden, theirs, fmt, tensor)
     loaded = {}
     for name, (path, kind) in files.items():
-        values, shape = read_file(path, kind, golden.tensors[name])
+        values, shape = read_file(path, kind, golden.tensors[name].spec)
         if values.size != int(np.prod(golden.tensors[name].shape)):
             found = f"{values.size} values" + (f" of shape {list(shape)}" if shape else "")
-            raise _wrong_size(path, golden.tensors[name], found)
+            raise wrong_size(path, golden.tensors[name].spec, found)
         loaded[name] = _Theirs(path, kind, values, shape)
     if layout == "auto":
         layout = _vote(golden, loaded)
@@ -773,7 +488,7 @@ def _provenance_notes(golden: Golden, theirs: Path) -> list[str]:
     if path == golden.directory / MANIFEST or not path.is_file():
         return []
     try:
-        other = json.loads(path.read_text())
+        other = load_manifest(path)
     except (OSError, ValueError):
         return []
     ours = golden.manifest
@@ -819,119 +534,3 @@ def _vote(golden: Golden, loaded: dict[str, _Theirs]) -> str:
     if votes["NCHW"] == votes["NHWC"]:
         return own
     return max(votes, key=lambda f: votes[f])
-
-
-# --- Reports ---------------------------------------------------------------------------------
-
-
-def _fmt_diff(value: float, unit: str) -> str:
-    if unit == "LSB":
-        return f"{value:.0f}" if float(value).is_integer() else f"{value:.3g}"
-    return f"{value:.2e}" if value else "0"
-
-
-def table_rows(report: Report) -> list[list[str]]:
-    first = report.first_divergence
-    rows = []
-    for r in report.results:
-        status = {"ok": "ok", "differs": f"{r.beyond} beyond"}.get(r.status, r.status)
-        if r is first:
-            status += "  <- first divergence"
-        rows.append(
-            [
-                r.name,
-                r.op,
-                "x".join(map(str, r.shape)),
-                r.layout
-                if r.layout == r.expected_layout
-                else f"{r.layout} (not {r.expected_layout})",
-                f"{r.exact}/{r.elements}",
-                _fmt_diff(r.max_diff, r.unit),
-                _fmt_diff(r.mean_diff, r.unit),
-                r.unit,
-                status,
-            ]
-        )
-    return rows
-
-
-HEADERS = [
-    "tensor",
-    "op",
-    "golden shape",
-    "layout",
-    "exact",
-    "max |d|",
-    "mean |d|",
-    "unit",
-    "status",
-]
-
-
-def summary(report: Report) -> list[str]:
-    """The verdict, the first diverging tensor with its first bad element, and what was left
-    out, as lines."""
-    ok = sum(r.passed for r in report.results)
-    tol = f"{report.tolerance} LSB, float {report.float_tolerance:g} relative"
-    lines = [f"{ok} of {len(report.results)} tensors within tolerance ({tol})"]
-    lines += [f"note: {note}" for note in report.notes]
-    first = report.first_divergence
-    if first is not None:
-        lines.append(f"first divergence: {first.name} ({first.op or first.kind}): {_why(first)}")
-        if first.first:
-            e = first.first
-            lines.append(
-                f"  first element beyond tolerance: {e['index']}: golden {e['golden']}, "
-                f"theirs {e['theirs']}"
-            )
-            if e.get("trace"):
-                lines.append(f"  explain it: {e['trace']}")
-    if report.missing:
-        lines.append(
-            f"{len(report.missing)} golden tensors have no file in {report.theirs} (not checked)"
-        )
-    if report.ignored:
-        shown = ", ".join(report.ignored[:5]) + (", ..." if len(report.ignored) > 5 else "")
-        lines.append(f"{len(report.ignored)} files match no golden tensor (ignored): {shown}")
-    return lines
-
-
-def _why(r: TensorResult) -> str:
-    if r.status == "differs":
-        return (
-            f"{r.beyond} of {r.elements} elements beyond tolerance, max |d| "
-            f"{_fmt_diff(r.max_diff, r.unit)} {r.unit}, mean {_fmt_diff(r.mean_diff, r.unit)}"
-        )
-    if r.status == "layout" and r.beyond == 0:
-        return f"{r.note} (the values match once transposed)"
-    return r.note
-
-
-def markdown(report: Report) -> str:
-    head = "\n".join(f"- {line.strip()}" for line in summary(report))
-    table = markdown_table(HEADERS, table_rows(report), text_columns=4)
-    return (
-        f"# verify: {report.theirs} against {report.golden}\n\n{head}\n\n"
-        f"Tensors in execution order; |d| in quantization steps (LSB) for integer tensors, "
-        f"relative to the tensor's largest magnitude for float ones.\n\n{table}\n"
-    )
-
-
-def write_report(report: Report, directory: str | os.PathLike) -> Path:
-    """report.md and report.json into `directory`, both or neither."""
-    with staged_directory(directory) as staging:
-        (staging / "report.md").write_text(markdown(report))
-        data = _json_safe(report.to_json())
-        (staging / "report.json").write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
-    return Path(directory)
-
-
-def _json_safe(value: Any) -> Any:
-    """`value` with NaN and infinities as the strings "nan", "inf", "-inf": strict JSON."""
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value

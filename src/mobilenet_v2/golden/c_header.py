@@ -1,6 +1,8 @@
-"""C source for hardware and microcontroller teams: tensors as C headers (`dump --format c`)
-and a `.tflite` file as an aligned byte array (`export --c-array`), the way TensorFlow Lite
-Micro's examples embed a model (`xxd -i` style, plus `alignas(16)`).
+"""C headers for hardware and microcontroller teams (`dump --format c`), written and read back:
+one tensor per header (`tensor_header`), an umbrella header including them all, and the
+reader `verify` uses for anyone's header with one tensor array (`read_c_header`). The literals
+written (`c_values`) and the grammar that reads them back (`c_literal`, `parse_values`) sit
+side by side, so that every value survives the round trip exactly.
 
 Everything written here compiles as C11 and as C++11 with `-Wall -Werror`; the tests build it
 with the system compiler and compare lengths and checksums with NumPy's.
@@ -9,7 +11,6 @@ with the system compiler and compare lengths and checksums with NumPy's.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -17,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mobilenet_v2.base.errors import MobileNetV2Error
-from mobilenet_v2.base.outputs import check_writable, write_atomic
+from mobilenet_v2.golden.tensor_file import TensorFileError, TensorSpec, parse_numbers, wrong_size
 
 # C11 and C++ keywords (and C23's new ones), and `main`: an identifier equal to one gets a
 # prefix.
@@ -33,6 +33,7 @@ _KEYWORD_TEXT = """
     virtual wchar_t char8_t char16_t char32_t concept consteval constinit co_await co_return
     co_yield requires and and_eq bitand bitor compl not not_eq or or_eq xor xor_eq main
 """
+
 _KEYWORDS = frozenset(_KEYWORD_TEXT.split())
 
 # NumPy dtype -> C element type. float16 has no portable C type: its IEEE bit patterns go
@@ -51,6 +52,7 @@ C_TYPES = {
     "float32": "float",
     "float64": "double",
 }
+
 # What each tensor header defines besides NAME itself: kept free of other tensors' names.
 _DERIVED = (
     "_H_",
@@ -63,8 +65,8 @@ _DERIVED = (
     "_ZERO_POINTS",
     "_QUANTIZED_DIMENSION",
 )
+
 _VALUES_PER_LINE = 16
-_BYTES_PER_LINE = 12  # as xxd -i
 
 
 def c_identifier(text: str, prefix: str = "t_") -> str:
@@ -133,7 +135,8 @@ def _comment(text: str) -> str:
     return json.dumps(text).replace("*/", "*\\/").replace("??", "?\\?")
 
 
-def _lines(tokens: Sequence[str], per_line: int) -> str:
+def initializer_lines(tokens: Sequence[str], per_line: int) -> str:
+    """Tokens as the lines of a C initializer, `per_line` to a line, indented."""
     return ",\n".join(
         "    " + ", ".join(tokens[i : i + per_line]) for i in range(0, len(tokens), per_line)
     )
@@ -180,7 +183,7 @@ def tensor_header(ident: str, array: np.ndarray, entry: dict[str, Any]) -> str:
     if array.size:
         lines += [
             f"static const {ctype} {ident}[{array.size}] = {{",
-            _lines(c_values(array), _VALUES_PER_LINE),
+            initializer_lines(c_values(array), _VALUES_PER_LINE),
             "};",
         ]
     else:
@@ -207,81 +210,115 @@ def umbrella_header(name: str, headers: Sequence[str]) -> str:
     )
 
 
-def model_array_source(raw: bytes, ident: str, header_name: str) -> str:
-    """The bytes as TFLite Micro embeds a model: `alignas(16) const unsigned char NAME[]` and
-    `const unsigned int NAME_len`; compiles as C11 (`<stdalign.h>`) and as C++11."""
-    table = [f"0x{b:02x}" for b in range(256)]
-    tokens = [table[b] for b in raw]
-    return "\n".join(
-        [
-            "/* Written by mobilenet-v2 export --c-array: a .tflite flatbuffer, 16-byte aligned",
-            "   as TensorFlow Lite Micro requires (tflite::GetModel reads it in place). */",
-            f'#include "{header_name}"',
-            "",
-            "#ifndef __cplusplus",
-            "#include <stdalign.h> /* C11: alignas; a keyword in C++11 and C23 */",
-            "#endif",
-            "",
-            f"alignas(16) const unsigned char {ident}[] = {{",
-            _lines(tokens, _BYTES_PER_LINE),
-            "};",
-            f"const unsigned int {ident}_len = {len(raw)};",
-            "",
-        ]
-    )
+def write_c_header(path: Path, array: np.ndarray, entry: dict[str, Any]) -> None:
+    """`array` as `tensor_header` writes it, named by the entry's `c_name`."""
+    path.write_text(tensor_header(entry["c_name"], array, entry))
 
 
-def model_array_header(ident: str, size: int) -> str:
-    """The declarations of `model_array_source`; `extern "C"` so that C and C++ link alike."""
-    guard = f"{ident.upper()}_H_"
-    return "\n".join(
-        [
-            f"/* A .tflite model of {size} bytes, written by mobilenet-v2 export --c-array. */",
-            f"#ifndef {guard}",
-            f"#define {guard}",
-            "",
-            "#ifdef __cplusplus",
-            'extern "C" {',
-            "#endif",
-            "",
-            f"extern const unsigned char {ident}[];",
-            f"extern const unsigned int {ident}_len;",
-            "",
-            "#ifdef __cplusplus",
-            "}",
-            "#endif",
-            "",
-            f"#endif /* {guard} */",
-            "",
-        ]
-    )
+# --- Reading ---------------------------------------------------------------------------------
 
 
-def c_array_paths(output: str | os.PathLike) -> tuple[Path, Path]:
-    """`model.cc` -> (`model.cc`, `model.h`): the source and the header beside it."""
-    source = Path(output)
-    header = source.with_suffix(".h")
-    if header == source or source.name.startswith("."):
-        raise MobileNetV2Error(f"{source}: give a C or C++ source name (model.cc, model.c)")
-    return source, header
+_C_NAMES = {c: name for name, c in reversed(C_TYPES.items())}  # int8_t -> int8, uint16_t ->..
+
+_C_ARRAY = re.compile(r"(\w+)\s+(\w+)\s*((?:\[[^\]]*\]\s*)+)=\s*\{(.*?)\}\s*;", re.S)
+
+# What may stand around a declaration without changing its values.
+_C_QUALIFIERS = re.compile(
+    r"\b(?:static|const|volatile|extern|constexpr)\b|\balignas\s*\([^)]*\)"
+    r"|__attribute__\s*\(\((?:[^()]|\([^()]*\))*\)\)|__declspec\s*\([^)]*\)",
+    re.S,
+)
 
 
-def write_model_array(model: str | os.PathLike, output: str | os.PathLike) -> tuple[Path, Path]:
-    """Write the `.tflite` file `model` as `output` (`model_array_source`, the array named
-    after the file's stem) and its header beside it, each atomically; both or neither."""
-    from mobilenet_v2.lite.tflite_file import read_model_bytes
+def read_c_header(path: Path, text: str, spec: TensorSpec) -> tuple[np.ndarray, tuple | None]:
+    """A C header with one tensor: its array (the one that is not NAME_SHAPE, NAME_SCALES or
+    NAME_ZERO_POINTS), in its own C type, and NAME_SHAPE where there is one."""
+    text = re.sub(r"/\*.*?\*/|//[^\n]*", " ", text, flags=re.S)
+    text = _C_QUALIFIERS.sub(" ", text)
+    arrays = {
+        name: (ctype, body.replace("{", " ").replace("}", " "))  # int8_t a[2][3] = {{..}, {..}}
+        for ctype, name, _, body in _C_ARRAY.findall(text)
+    }
+    names = [n for n in arrays if not n.endswith(("_SHAPE", "_SCALES", "_ZERO_POINTS"))]
+    if len(names) != 1:
+        found = ", ".join(names) or "none"
+        raise TensorFileError(f"{path}: expected one tensor array in the header, found {found}")
+    name = names[0]
+    ctype, body = arrays[name]
+    if ctype not in _C_NAMES:
+        raise TensorFileError(
+            f"{path}: array {name} has type {ctype!r}; expected one of "
+            f"{', '.join(sorted(_C_NAMES))}"
+        )
+    dtype = np.dtype(_C_NAMES[ctype])
+    if ctype == "uint16_t" and spec.dtype == np.float16:
+        dtype = np.dtype(np.uint16)  # float16 travels as its bit patterns
+    same_width = dtype.itemsize == spec.dtype.itemsize and dtype != spec.dtype
+    if same_width and {dtype.kind, spec.dtype.kind} == {"i", "u"}:
+        # uint8_t bytes for an int8 tensor (or the reverse): a test bench's two's-complement
+        # bytes, read as the tensor's type, as .bin and .hex files are
+        dtype, view = np.dtype(dtype), spec.dtype
+    else:
+        view = None
+    array = parse_values(path, body, spec, dtype, sep=",")
+    if view is not None:
+        array = array.view(view)
+    if dtype == np.uint16 and spec.dtype == np.float16:
+        array = array.view(np.float16)
+    shape = None
+    if f"{name}_SHAPE" in arrays:
+        dims = [int(c_literal(d), 0) for d in arrays[f"{name}_SHAPE"][1].split(",") if d.strip()]
+        shape = tuple(dims) if int(np.prod(dims)) == array.size else None
+    return array, shape
 
-    source, header = c_array_paths(output)
-    for path in (source, header):  # before reading the model: fail fast, write nothing
-        check_writable(path)
-    raw = read_model_bytes(model)  # a missing or non-TFLite file: one line naming it
-    ident = c_identifier(source.stem, prefix="g_")
-    existed = header.exists()
-    write_atomic(header, model_array_header(ident, len(raw)).encode())
-    try:
-        write_atomic(source, model_array_source(raw, ident, header.name).encode())
-    except BaseException:
-        if not existed:  # never a header without its source
-            header.unlink(missing_ok=True)
-        raise
-    return source, header
+
+def c_literal(token: str) -> str:
+    """A C literal as Python reads it: `1.5f`, `INT64_C(-3)`, `(-2147483647 - 1)`, `(NAN)`."""
+    token = token.strip()
+    token = re.sub(r"U?INT64_C\(([^)]*)\)", r"\1", token).strip("() ")
+    if m := re.fullmatch(r"(-?\w+)\s*-\s*1", token):
+        return str(int(m.group(1), 0) - 1)
+    token = {"NAN": "nan", "INFINITY": "inf", "-INFINITY": "-inf"}.get(token, token)
+    if re.fullmatch(r"[-+]?[\d.]+(?:[eE][-+]?\d+)?[fF]", token):
+        token = token[:-1]
+    return re.sub(r"(?<=\d)[uUlL]+$", "", token)
+
+
+def parse_values(
+    path: Path, text: str, spec: TensorSpec, dtype: Any = None, sep: str = " "
+) -> np.ndarray:
+    """Numbers separated by `sep` (" ": any whitespace) as `dtype` (the spec's by
+    default): NumPy's C parser first, then one by one for C spellings (`INT64_C(...)`,
+    `(NAN)`, `1.5f`) and hex literals. An integer outside `dtype`'s range is an error, not
+    a silent wrap: an unsaturated accumulator is what such a value usually means."""
+    dtype = np.dtype(dtype or spec.dtype)
+    text = text.strip().rstrip(sep.strip() or " ")  # a trailing comma
+    values = parse_numbers(text, dtype, sep)
+    hex_literals = False
+    if values is None:
+        tokens = text.split(sep) if sep.strip() else text.split()
+        try:
+            literals = [c_literal(t) for t in tokens]
+            if dtype.kind == "f":
+                values = np.array(literals, dtype=np.float64)
+            else:
+                numbers = [int(t, 0) for t in literals]
+                hex_literals = any(t.lstrip("-").lower().startswith("0x") for t in literals)
+                values = np.array(numbers, dtype=object if hex_literals else np.int64)
+        except (ValueError, OverflowError):
+            raise TensorFileError(f"{path}: not a list of {dtype} values") from None
+    if values.size != int(np.prod(spec.shape)):
+        raise wrong_size(path, spec, f"{values.size} values")
+    if dtype.kind in "iu" and values.size:
+        info = np.iinfo(dtype)
+        low, high = int(values.min()), int(values.max())
+        if hex_literals and low >= 0 and high < 1 << info.bits:
+            # 0xffffc3d1 for an int32: a bit pattern, two's complement as in C
+            return np.array(values.tolist(), np.uint64).astype(f"u{dtype.itemsize}").view(dtype)
+        if low < info.min or high > info.max:
+            bad = low if low < info.min else high
+            raise TensorFileError(
+                f"{path}: value {bad} is outside {dtype} [{info.min}, {info.max}] "
+                "(an unsaturated result?)"
+            )
+    return values.astype(dtype)
