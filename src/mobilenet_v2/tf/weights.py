@@ -21,7 +21,8 @@ import numpy as np
 from mobilenet_v2.base.architecture import BN_EPSILON, batch_norm_name
 from mobilenet_v2.base.download import download
 from mobilenet_v2.base.errors import ModelFileError, WeightsError
-from mobilenet_v2.lite.tflite_file import TFLiteModel, check_identifier, read_tflite
+from mobilenet_v2.lite.layer_map import CLASSIFIER_OPS, WeightOp, map_tflite
+from mobilenet_v2.lite.tflite_file import Operator, TFLiteModel, check_identifier, read_tflite
 from mobilenet_v2.tf import layers
 from mobilenet_v2.tf._tf import keras
 
@@ -31,11 +32,9 @@ LayerWeights = dict[str, dict[str, np.ndarray]]
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _ZIP_SIGNATURE = b"PK\x03\x04"
-_CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 # Keras 2 (and the official files) call the depthwise weight `depthwise_kernel`, Keras 3
 # calls it `kernel`.
 _ALIASES = {"depthwise_kernel": ("kernel",)}
-_CLASSIFIER_OPS = ("CONV_2D", "FULLY_CONNECTED")
 # What h5py raises for a file whose structure is not what Keras writes (attributes of the
 # wrong type, listed groups that are missing): a bad file, not a bug.
 _MALFORMED = (OSError, KeyError, ValueError, TypeError)
@@ -250,35 +249,29 @@ def _read_keras_archive(path: Path, model: keras.Model) -> LayerWeights:
 
 
 def _read_tflite(tfl: TFLiteModel, model: keras.Model) -> LayerWeights:
-    """Map the file's convolutions, in execution order, onto the model's.
+    """Take each convolution's weights from the operator `lite.layer_map` pairs it with.
 
     Batch norm is folded into TFLite convolutions (their bias is the folded BN shift), so each
     BN layer becomes the identity plus that bias: gamma 1, beta = bias, mean 0 and variance
     1 - epsilon, which makes `(x - mean) / sqrt(variance + epsilon)` exactly `x`.
     """
     path = tfl.path
+    walk = map_tflite(tfl)
     convs = [
         layer
         for layer in model.layers
         if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D))
     ]
-    ops = [op for op in tfl.operators if op.opcode in (*_CONV_OPS, "FULLY_CONNECTED")]
     found: LayerWeights = {}
-    for position, layer in enumerate(convs):
-        if position >= len(ops):
-            raise WeightsError(
-                f"{path}: the file has {len(ops)} convolutions; layer '{layer.name}' has none"
-            )
-        op = ops[position]
-        expected = "DEPTHWISE_CONV_2D" if isinstance(layer, layers.DepthwiseConv2D) else "CONV_2D"
-        if op.opcode != expected:
-            raise WeightsError(
-                f"{path}: op {op.index} is {op.opcode} where layer '{layer.name}' needs {expected}"
-            )
-        kernel = _op_constant(tfl, op, 1)
+    for layer in convs:
+        weights = walk.convolutions.get(layer.name)
+        if weights is None:
+            raise WeightsError(f"{path}: {walk.problem or f'no op for layer {layer.name!r}'}")
+        op = weights.op
+        kernel = _op_constant(tfl, op, weights.kernel, 1)
         # TFLite: conv OHWI and depthwise 1HWC; Keras: HWIO and HWC1.
         kernel = kernel.transpose(1, 2, 3, 0)
-        name = "depthwise_kernel" if expected == "DEPTHWISE_CONV_2D" else "kernel"
+        name = "depthwise_kernel" if isinstance(layer, layers.DepthwiseConv2D) else "kernel"
         var = getattr(layer, name)
         if kernel.shape != tuple(var.shape):
             raise WeightsError(
@@ -287,15 +280,15 @@ def _read_tflite(tfl: TFLiteModel, model: keras.Model) -> LayerWeights:
             )
         found[layer.name] = {name: kernel}
         channels = kernel.shape[-1] * (kernel.shape[-2] if name == "depthwise_kernel" else 1)
-        bias = _op_bias(tfl, op, channels)
+        bias = _op_bias(tfl, weights, channels)
         found[batch_norm_name(layer.name)] = _identity_batch_norm(bias)
 
-    rest = ops[len(convs) :]
     if "predictions" in (layer.name for layer in model.layers):
-        found["predictions"] = _classifier(tfl, rest, model.get_layer("predictions"))
-    elif len(rest) > 1:
+        found["predictions"] = _classifier(tfl, walk.head, model.get_layer("predictions"))
+    elif len(walk.head) > 1:
+        extra = walk.head[1].op
         raise WeightsError(
-            f"{path}: op {rest[1].index} ({rest[1].opcode}) has weights beyond MobileNetV2's"
+            f"{path}: op {extra.index} ({extra.opcode}) has weights beyond MobileNetV2's"
         )
     return found
 
@@ -310,36 +303,38 @@ def _identity_batch_norm(bias: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def _op_constant(tfl: TFLiteModel, op, position: int) -> np.ndarray:
-    if position >= len(op.inputs) or op.inputs[position] < 0:
+def _op_constant(tfl: TFLiteModel, op: Operator, tensor: int, position: int) -> np.ndarray:
+    if tensor < 0:
         raise WeightsError(f"{tfl.path}: op {op.index} ({op.opcode}) has no input {position}")
-    tensor = tfl.constant(op.inputs[position])
-    if tensor.data is None:
+    constant = tfl.constant(tensor)
+    if constant.data is None:
         raise WeightsError(
-            f"{tfl.path}: op {op.index} ({op.opcode}) input '{tensor.name}' is not a constant"
+            f"{tfl.path}: op {op.index} ({op.opcode}) input '{constant.name}' is not a constant"
         )
-    return tensor.dequantized()
+    return constant.dequantized()
 
 
-def _op_bias(tfl: TFLiteModel, op, channels: int) -> np.ndarray:
-    if len(op.inputs) < 3 or op.inputs[2] < 0:
+def _op_bias(tfl: TFLiteModel, weights: WeightOp, channels: int) -> np.ndarray:
+    if weights.bias < 0:
         return np.zeros(channels, np.float32)
-    return _op_constant(tfl, op, 2).reshape(-1)
+    return _op_constant(tfl, weights.op, weights.bias, 2).reshape(-1)
 
 
-def _classifier(tfl: TFLiteModel, ops: list, dense: keras.layers.Layer) -> dict[str, np.ndarray]:
+def _classifier(
+    tfl: TFLiteModel, head: list[WeightOp], dense: keras.layers.Layer
+) -> dict[str, np.ndarray]:
     path = tfl.path
-    if len(ops) != 1 or ops[0].opcode not in _CLASSIFIER_OPS:
-        found = ", ".join(f"{op.index}:{op.opcode}" for op in ops) or "none"
+    if len(head) != 1 or head[0].op.opcode not in CLASSIFIER_OPS:
+        found = ", ".join(f"{w.op.index}:{w.op.opcode}" for w in head) or "none"
         raise WeightsError(
             f"{path}: expected one classifier op (CONV_2D 1x1 or FULLY_CONNECTED) after the last "
             f"convolution, found {found}"
         )
-    op = ops[0]
-    weights = _op_constant(tfl, op, 1)
+    op = head[0].op
+    weights = _op_constant(tfl, op, head[0].kernel, 1)
     classes_in_file = weights.shape[0]
     kernel = weights.reshape(classes_in_file, -1).T  # (out, ..., in) -> (in, out)
-    bias = _op_bias(tfl, op, classes_in_file)
+    bias = _op_bias(tfl, head[0], classes_in_file)
     classes = int(dense.units)
     if classes_in_file == classes + 1:
         # TF-slim classifiers have 1001 outputs, index 0 being "background".
