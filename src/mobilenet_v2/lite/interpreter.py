@@ -16,14 +16,9 @@ from mobilenet_v2.base.errors import ModelFileError
 from mobilenet_v2.base.preprocess import normalize
 from mobilenet_v2.base.quantization import dequantize
 from mobilenet_v2.base.quiet import silenced_stderr
-from mobilenet_v2.lite.model_metadata import describe_model
-from mobilenet_v2.lite.tflite_file import (
-    check_softmax_scales,
-    parse_tflite,
-    pixel_grid,
-    read_model_bytes,
-    round_half_away,
-)
+from mobilenet_v2.lite.arithmetic import check_softmax_scales, round_half_away
+from mobilenet_v2.lite.model_description import describe_model, pixel_grid
+from mobilenet_v2.lite.tflite_file import parse_tflite, read_model_bytes
 
 
 class TFLiteClassifier:

@@ -22,7 +22,7 @@ from mobilenet_v2.base.preprocess import DEFAULT_PREPROCESSING
 from mobilenet_v2.base.provenance import weights_label
 from mobilenet_v2.base.quiet import silenced_stderr, silenced_stdout
 from mobilenet_v2.lite.model_metadata import with_standard_metadata
-from mobilenet_v2.lite.tflite_file import IO_TYPES, QUANTIZATIONS, embed_metadata
+from mobilenet_v2.lite.record import IO_TYPES, QUANTIZATIONS, embed_metadata
 from mobilenet_v2.tf._tf import keras, tf
 
 # (x - 128) / 128 maps every 8-bit pixel exactly onto the int8 input grid (scale 1/128, zero
