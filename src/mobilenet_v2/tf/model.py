@@ -28,7 +28,6 @@ from mobilenet_v2.tf._tf import keras
 IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 IMAGENET_SIZES = (96, 128, 160, 192, 224)
 MIN_SIZE = 32
-WEIGHTS_ENV = "MOBILENET_V2_WEIGHTS"
 
 
 def conv_bn(x: keras.KerasTensor, step: ConvStep, data_format: str, init: dict[str, Any]):
@@ -70,19 +69,16 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
     """Build MobileNetV2, optionally with weights.
 
     `weights`: `None` (random), `"imagenet"` (the official Keras file for this alpha and size,
-    from the Keras cache or downloaded; `$MOBILENET_V2_WEIGHTS` replaces it with a file of
-    yours), or a path to a legacy Keras `.h5`, a `.weights.h5`/`.keras` of this package or of
-    `keras.applications`, or a `.tflite` MobileNetV2 classifier (float or quantized).
+    from the Keras cache or downloaded), or a path to a legacy Keras `.h5`, a
+    `.weights.h5`/`.keras` of this package or of `keras.applications`, or a `.tflite`
+    MobileNetV2 classifier (float or quantized). Only the command line reads
+    `$MOBILENET_V2_WEIGHTS` (its `--weights` default).
 
     `init_seed` (with `weights=None` only): seeded random weights instead of Keras'
     unseeded initializers, the same for a seed on every run and platform
     (`weights.seeded_initialization`: non-trivial batch norm, for golden tensors).
     """
     data_format = layers.normalize_data_format(data_format)
-    if weights == "imagenet" and os.environ.get(WEIGHTS_ENV):
-        weights = os.environ[WEIGHTS_ENV]
-        if weights.lower() == "none":  # as --weights none: random initialization
-            weights = None
     if not (weights in ("imagenet", None) or isinstance(weights, (str, os.PathLike))):
         raise InvalidArgumentError(
             "The `weights` argument should be either `None` (random initialization), "
