@@ -28,8 +28,8 @@ from mobilenet_v2.tf._tf import keras, tf
 # (x - 128) / 128 maps every 8-bit pixel exactly onto the int8 input grid (scale 1/128, zero
 # point 0; uint8: zero point 128), as TF-slim's quantized MobileNets do. With 127.5 the
 # calibrated scale is 2/255 and x / scale lands on .5: rounding then merges pixel levels.
-# Its top-1 cost on 250 images (-5 to -1 images by kernel set) is inside the kernels' own
-# spread; tests check the grid itself (docs/benchmarks.md, "Accuracy across kernels").
+# Its top-1 cost is inside the kernels' own spread; tests check the grid itself
+# (docs/benchmarks.md, "Accuracy across kernels").
 INT8_INPUT = {"mean": 128.0, "std": 128.0}
 IMAGENETTE_URL = "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz"
 # What to do instead when imagenette cannot be downloaded, in `mobilenet-v2 convert`'s flags.
