@@ -24,6 +24,7 @@ from mobilenet_v2.base.errors import InvalidArgumentError
 from mobilenet_v2.tf import layers
 from mobilenet_v2.tf import weights as weights_io
 from mobilenet_v2.tf._tf import keras
+from mobilenet_v2.tf.initialization import seeded_initialization
 
 IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 IMAGENET_SIZES = (96, 128, 160, 192, 224)
@@ -76,7 +77,7 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
 
     `init_seed` (with `weights=None` only): seeded random weights instead of Keras'
     unseeded initializers, the same for a seed on every run and platform
-    (`weights.seeded_initialization`: non-trivial batch norm, for golden tensors).
+    (`initialization.seeded_initialization`: non-trivial batch norm, for golden tensors).
     """
     data_format = layers.normalize_data_format(data_format)
     if not (weights in ("imagenet", None) or isinstance(weights, (str, os.PathLike))):
@@ -168,7 +169,7 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
     if weights is not None:
         weights_io.load_weights(model, weights)
     elif init_seed is not None:
-        weights_io.seeded_initialization(model, init_seed)
+        seeded_initialization(model, init_seed)
     # Which file the weights came from (None: random), for results that name it by hash,
     # and the seed of random ones (None: unseeded, or real weights).
     model.loaded_weights_file = None if weights is None else str(weights)
