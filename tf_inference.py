@@ -14,7 +14,6 @@ from mobilenet_v2.cli import main
 from mobilenet_v2.cli.parser import ArgumentParser, pixel_mean, positive_float
 
 PROG = "tf_inference.py"
-SPELLINGS = {"--input-mean": "--input_mean", "--input-std": "--input_std"}
 
 if __name__ == "__main__":
     # `bazel run` starts programs in their runfiles; paths on the command line are the caller's.
@@ -36,4 +35,4 @@ if __name__ == "__main__":
         argv += ["--weights", args.weights]
     if args.debug:
         argv.append("--debug")
-    sys.exit(main(argv, prog=PROG, spellings=SPELLINGS))
+    sys.exit(main(argv, prog=PROG))

@@ -5,22 +5,90 @@
                                [--calibration_size N] [--force]
 
 Writes DIR/mobilenet_v2_1.0_224_int8.tflite (DIR is created if missing; its parent must
-exist). A thin wrapper over `mobilenet-v2 convert`.
+exist). A thin wrapper over `mobilenet_v2.tf.convert.convert_file`, as `mobilenet-v2 convert`
+runs it, with the seed's flags.
 """
 
+import argparse
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from mobilenet_v2.base.errors import MobileNetV2Error
+import numpy as np
+from tqdm import tqdm
+
+from mobilenet_v2.base.calibration import (
+    CALIBRATION_SIZE,
+    MIN_CALIBRATION_IMAGES,
+    calibration_images,
+)
+from mobilenet_v2.base.errors import ImageError, MobileNetV2Error
 from mobilenet_v2.base.outputs import check_output_dir
-from mobilenet_v2.cli import error, main
-from mobilenet_v2.cli.parser import ArgumentParser, positive_int
+from mobilenet_v2.cli import error, run_reporting
+from mobilenet_v2.cli.parser import ArgumentParser, positive_int, weights_arg
 
 PROG = "tflite_converter.py"
 # Our int8 model: not the TF-hosted uint8 mobilenet_v2_1.0_224_quant.tflite, a different file.
 MODEL_NAME = "mobilenet_v2_1.0_224_int8.tflite"
-SPELLINGS = {"--calibration-dir": "--calibration_dir", "--calibration-size": "--calibration_size"}
+CALIBRATION_HINT = "pass --calibration_dir DIR with your own images"
+
+
+def warn(message: str) -> None:
+    tqdm.write(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+def calibrate(
+    source: str | os.PathLike,
+    count: int,
+    seed: int,
+    preprocessing: dict,
+    force: bool,
+    warn: Callable[[str], None] = warn,
+) -> np.ndarray:
+    """`calibration_images`, with its refusal of too few images said in this script's flags
+    (the library's names `mobilenet-v2 convert`'s): drawn with `force`, then refused here.
+    By its contract every unreadable image gets one warning, and a last one says how many
+    were found when that is fewer than `count`."""
+    held: list[str] = []
+    images = calibration_images(source, count, seed, preprocessing, force=True, warn=held.append)
+    found = held.pop() if len(images) < count else None
+    for message in held:
+        warn(message)
+    if len(images) < MIN_CALIBRATION_IMAGES <= count and not force:
+        unreadable = f" ({len(held)} unreadable)" if held else ""
+        raise ImageError(
+            f"{source}: {len(images)} readable calibration images{unreadable}, fewer than the "
+            f"{MIN_CALIBRATION_IMAGES} needed for a stable calibration; add images, ask for "
+            f"{len(images)} with --calibration_size, or pass --force"
+        )
+    if found is not None:
+        warn(found)
+    return images
+
+
+def convert(args: argparse.Namespace, output: Path) -> int:
+    from mobilenet_v2.tf.convert import convert_file  # TensorFlow loads here
+
+    weights = weights_arg(args.weights)  # unset: $MOBILENET_V2_WEIGHTS, else imagenet
+    start = time.perf_counter()
+    path = convert_file(
+        output,
+        weights,
+        calibration_dir=args.calibration_dir,
+        calibration_size=args.calibration_size or CALIBRATION_SIZE,
+        preprocessing={"resize": "crop"},
+        force=args.force,
+        warn=warn,
+        init_seed=None if weights is not None else 0,
+        calibration_hint=CALIBRATION_HINT,
+        calibrate=calibrate,
+    )
+    size = path.stat().st_size / 1e6
+    print(f"wrote {path} ({size:.1f} MB, int8, int8 I/O) in {time.perf_counter() - start:.1f} s")
+    return 0
+
 
 if __name__ == "__main__":
     # `bazel run` starts programs in their runfiles; paths on the command line are the caller's.
@@ -48,19 +116,7 @@ if __name__ == "__main__":
         sys.exit(error(PROG, str(exc)))
     created = not save_to.exists()
     save_to.mkdir(exist_ok=True)
-    argv = ["convert", "--output", str(save_to / MODEL_NAME)]
-    for flag, value in [
-        ("--weights", args.weights),
-        ("--calibration-dir", args.calibration_dir),
-        ("--calibration-size", args.calibration_size),
-    ]:
-        if value is not None:
-            argv += [flag, str(value)]
-    if args.force:
-        argv.append("--force")
-    if args.debug:
-        argv.append("--debug")
-    status = main(argv, prog=PROG, spellings=SPELLINGS)
+    status = run_reporting(lambda: convert(args, save_to / MODEL_NAME), PROG, args.debug)
     if status and created and not any(save_to.iterdir()):
         save_to.rmdir()  # leave nothing behind that this run made
     sys.exit(status)

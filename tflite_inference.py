@@ -24,12 +24,6 @@ from mobilenet_v2.cli.parser import ArgumentParser, pixel_mean, positive_float, 
 
 PROG = "tflite_inference.py"
 DEFAULT_MODEL = Path("models") / "mobilenet_v2_1.0_224_int8.tflite"
-SPELLINGS = {
-    "--input-mean": "--input_mean",
-    "--input-std": "--input_std",
-    "--num-threads": "--num_threads",
-    "--data-format": "--data_format",
-}
 
 if __name__ == "__main__":
     # `bazel run` starts programs in their runfiles; paths on the command line are the caller's.
@@ -74,9 +68,9 @@ if __name__ == "__main__":
         argv += ["--num-threads", str(args.num_threads)]
     debug = ["--debug"] if args.debug else []
     argv += debug
-    status = main(argv, prog=PROG, spellings=SPELLINGS)
+    status = main(argv, prog=PROG)
     if status == 0 and args.save_to:
         dump = ["dump", args.image, "--model", args.model, "--output", args.save_to]
         dump += ["--data-format", args.data_format, *overrides, *debug]
-        status = main(dump, prog=PROG, spellings=SPELLINGS)
+        status = main(dump, prog=PROG)
     sys.exit(status)

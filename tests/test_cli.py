@@ -283,7 +283,7 @@ def test_weights_none_is_random_initialization_everywhere(tmp_path, capsys, monk
     convert = ["convert", "--output", str(out), "--weights", "none", "--quantize", "none"]
     assert main([*convert, "--size", "96"]) == 0
     capsys.readouterr()
-    from mobilenet_v2.lite.tflite_file import read_metadata
+    from mobilenet_v2.lite.record import read_metadata
 
     record = read_metadata(out.read_bytes())  # convert seeds random weights (0 by default)
     assert record["weights"] == "none (random initialization, seed 0)"
@@ -400,7 +400,7 @@ def test_keras_argument_errors_stay_one_line_user_errors(capsys):
 
 
 def test_a_tflite_model_with_invalid_recorded_preprocessing_is_refused(tmp_path, capsys):
-    from mobilenet_v2.lite.tflite_file import embed_metadata
+    from mobilenet_v2.lite.record import embed_metadata
 
     bad = tmp_path / "bad_prep.tflite"
     record = {"preprocessing": {"mean": 128.0, "std": 0.0}}
@@ -446,7 +446,7 @@ def test_a_negative_seed_is_refused_as_a_flag_value(capsys):
 
 
 def test_a_model_whose_record_is_not_an_object_is_a_file_error_for_every_engine(tmp_path, capsys):
-    from mobilenet_v2.lite.tflite_file import embed_metadata
+    from mobilenet_v2.lite.record import embed_metadata
 
     bad = tmp_path / "list_record.tflite"
     bad.write_bytes(embed_metadata(FIXTURE_TFLITE.read_bytes(), ["not", "an", "object"]))

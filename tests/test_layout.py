@@ -5,8 +5,8 @@ the source (AST: `import`, `from ... import` and `importlib.import_module` with 
 relative and computed imports are refused), a room imports only the rooms below it, even
 inside a function; base, lite and reference never import TensorFlow or Keras; the rooms above
 tf import them only inside functions that handle a Keras model. And importing every module
-outside `tf/` in a fresh interpreter loads neither TensorFlow, Keras nor Ray. Needs no
-../shared data.
+outside `tf/` in a fresh interpreter loads neither TensorFlow, Keras nor Ray. No two modules
+import each other, through any chain and by any import. Needs no ../shared data.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ TF_NAMES = ("tensorflow", "keras", "h5py", "mobilenet_v2.tf", "mobilenet_v2.Mobi
 ROOT = "mobilenet_v2"
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+def module_name(path: Path, package: Path = PACKAGE) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -176,3 +176,72 @@ def test_the_command_line_parser_loads_no_tensorflow():
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def import_graph(package: Path) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports, every import counted: at module level,
+    inside functions and under `if TYPE_CHECKING:`. An imported name resolves to the longest
+    prefix of it that is a module of the package (`from a.b import c`: a.b.c where c is a
+    module, else a.b)."""
+    names = {module_name(path, package): path for path in package.rglob("*.py")}
+    graph = {}
+    for name, path in names.items():
+        targets = set()
+        for imported, _ in imports(path):
+            parts = imported.split(".")
+            prefixes = (".".join(parts[:n]) for n in range(len(parts), 0, -1))
+            found = next((prefix for prefix in prefixes if prefix in names), None)
+            if found is not None and found != name:
+                targets.add(found)
+        graph[name] = targets
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import circle as [a, b, ..., a], or [] when there is none (depth-first search)."""
+    state: dict[str, str] = {}  # "open": on the current path; "done": no circle through it
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = "open"
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == "open":
+                return [*path[path.index(target) :], target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        path.pop()
+        state[node] = "done"
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return []
+
+
+def test_no_import_circle_among_the_package_modules():
+    """Not even one that Python tolerates (an import inside a function, or for type hints
+    only): modules import one way, as the rooms do."""
+    graph = import_graph(PACKAGE)
+    assert len(graph) > 25 and any(graph.values())  # the package was read, imports were found
+    cycle = find_cycle(graph)
+    assert not cycle, f"import circle: {' -> '.join(cycle)}"
+
+
+def test_the_circle_check_finds_a_circle_and_names_its_modules(tmp_path):
+    """Two modules that import each other, the ways the package once did: one under
+    `if TYPE_CHECKING:`, the other inside a function; a third imports one of them only."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.b import B\n"
+    )
+    (package / "b.py").write_text("def f():\n    from pkg import a\n    return a\n")
+    (package / "c.py").write_text("import pkg.a\n")
+    graph = import_graph(package)
+    assert graph["pkg.a"] == {"pkg.b"} and graph["pkg.b"] == {"pkg", "pkg.a"}
+    assert find_cycle(graph) == ["pkg.a", "pkg.b", "pkg.a"]
+    (package / "b.py").write_text("")
+    assert find_cycle(import_graph(package)) == []

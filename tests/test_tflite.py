@@ -21,7 +21,8 @@ from mobilenet_v2.base.labels import synset_to_index
 from mobilenet_v2.base.machine import describe, machine_info, usable_cpus
 from mobilenet_v2.cli import main
 from mobilenet_v2.inference.classifier import load_tflite
-from mobilenet_v2.lite.tflite_file import METADATA_NAME, read_metadata, read_tflite
+from mobilenet_v2.lite.record import METADATA_NAME, read_metadata
+from mobilenet_v2.lite.tflite_file import read_tflite
 from mobilenet_v2.reference import ReferenceInterpreter
 
 pytestmark = pytest.mark.shared  # conversions (integration) are marked by their fixtures

@@ -259,11 +259,19 @@ def test_offline_download_fails_fast_and_says_what_to_do(tmp_path, monkeypatch):
     assert list((tmp_path / "models").iterdir()) == []  # no partial file left behind
 
 
-def test_weights_env_replaces_the_imagenet_default(tmp_path, monkeypatch):
-    ref = keras_reference()
-    monkeypatch.setenv("MOBILENET_V2_WEIGHTS", str(write_legacy_h5(ref, tmp_path / "w.h5")))
-    mine = MobileNetV2(input_shape=SHAPE, alpha=0.35)
-    assert np.abs(mine.predict(X, verbose=0) - ref.predict(X, verbose=0)).max() <= 1e-5
+def test_the_constructor_ignores_the_weights_variable(tmp_path, monkeypatch):
+    """`$MOBILENET_V2_WEIGHTS` is the command line's (`--weights`' default): `weights="imagenet"`
+    loads the official file (here from the Keras cache), whatever the variable names."""
+    official = keras_reference(seed=0)
+    name = weights_io.imagenet_weights_filename(0.35, SHAPE[0], True)
+    (tmp_path / "keras" / "models").mkdir(parents=True)
+    write_legacy_h5(official, tmp_path / "keras" / "models" / name, with_suffix=True)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    other = write_legacy_h5(keras_reference(seed=1), tmp_path / "other.h5")
+    for value in (str(other), "none"):
+        monkeypatch.setenv("MOBILENET_V2_WEIGHTS", value)
+        mine = MobileNetV2(input_shape=SHAPE, alpha=0.35)
+        assert np.abs(mine.predict(X, verbose=0) - official.predict(X, verbose=0)).max() <= 1e-5
 
 
 def test_copy_weights_helper_is_by_name():

@@ -10,7 +10,7 @@ import numpy as np
 
 from mobilenet_v2.analysis.tensor_map import tflite_table
 from mobilenet_v2.base.errors import MobileNetV2Error
-from mobilenet_v2.lite.tflite_file import round_half_away
+from mobilenet_v2.lite.arithmetic import round_half_away
 from mobilenet_v2.reference.fixed_point import (
     exp_on_negative_values,
     get_reciprocal,

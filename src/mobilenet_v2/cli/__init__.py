@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import re
 import signal
 import sys
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.cli import (
@@ -59,30 +58,27 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     return parser
 
 
-def respell(message: str, spellings: Mapping[str, str] | None) -> str:
-    """`message` with this command's flags spelled as a wrapper script spells them."""
-    for flag, spelled in (spellings or {}).items():
-        message = re.sub(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", spelled, message)
-    return message
-
-
-def main(
-    argv: Sequence[str] | None = None,
-    prog: str = PROG,
-    spellings: Mapping[str, str] | None = None,
-) -> int:
-    """Run one command. A wrapper script passes its own `prog` for the messages and, in
-    `spellings`, its own names for our flags (`{"--calibration-dir": "--calibration_dir"}`),
-    so that every hint names a flag the user can actually type."""
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """Run one command; `prog` names the program in its messages."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(prog).parse_args(argv)
     args.prog = prog
     args.argv = argv  # as typed: what a golden set records to be made again
+    return run_reporting(lambda: args.run(args), prog, args.debug, f"{prog} {args.command}")
+
+
+def run_reporting(
+    action: Callable[[], int], prog: str, debug: bool = False, usage_prog: str | None = None
+) -> int:
+    """`action()`'s exit status, its errors reported as every program of the package reports
+    them: a UsageError as `usage_prog: error: ... (see --help)`, status 2; the user's input
+    (ours, or the system's about a file the user named) as `prog: error: ...`, status 1; a
+    closed pipe quietly; anything else as a bug (`_unexpected`). The seed scripts run their
+    work through it too."""
     try:
-        return args.run(args)
+        return action()
     except UsageError as exc:
-        message = respell(str(exc), spellings)
-        print(f"{prog} {args.command}: error: {message} (see --help)", file=sys.stderr)
+        print(f"{usage_prog or prog}: error: {exc} (see --help)", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as a program killed by SIGPIPE does.
@@ -93,13 +89,13 @@ def main(
     except (MobileNetV2Error, OSError) as exc:
         # Ours, or the system's about a file the user named; an OSError naming no file is not.
         if not (isinstance(exc, MobileNetV2Error) or exc.filename):
-            return _unexpected(prog, exc, args.debug)
-        if args.debug:
+            return _unexpected(prog, exc, debug)
+        if debug:
             traceback.print_exception(exc)
-        print(f"{prog}: error: {respell(_one_line(exc), spellings)}", file=sys.stderr)
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:  # anything else is a bug, not the user's input
-        return _unexpected(prog, exc, args.debug)
+        return _unexpected(prog, exc, debug)
 
 
 def _one_line(exc: BaseException) -> str:

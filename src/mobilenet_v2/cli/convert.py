@@ -21,7 +21,7 @@ from mobilenet_v2.cli.parser import (
     weights_arg,
     width_multiplier,
 )
-from mobilenet_v2.lite.tflite_file import IO_TYPES, QUANTIZATIONS
+from mobilenet_v2.lite.record import IO_TYPES, QUANTIZATIONS
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -216,7 +216,7 @@ def provenance(command: Sequence[str] | None, preprocessing: dict[str, Any]) -> 
 def _tflite_facts(raw: bytes, input_size: tuple[int, ...]) -> dict[str, Any]:
     """The model's SHA-256 and size, and what our conversion recorded in it (weights, init
     seed, width, calibration); null where a model from elsewhere records nothing."""
-    from mobilenet_v2.lite.tflite_file import read_metadata
+    from mobilenet_v2.lite.record import read_metadata
 
     record = read_metadata(raw)
     record = record if isinstance(record, dict) else {}

@@ -16,14 +16,9 @@ from mobilenet_v2.base.errors import ModelFileError
 from mobilenet_v2.base.preprocess import normalize
 from mobilenet_v2.base.quantization import dequantize
 from mobilenet_v2.base.quiet import silenced_stderr
-from mobilenet_v2.lite.model_metadata import describe_model
-from mobilenet_v2.lite.tflite_file import (
-    check_softmax_scales,
-    parse_tflite,
-    pixel_grid,
-    read_model_bytes,
-    round_half_away,
-)
+from mobilenet_v2.lite.arithmetic import check_softmax_scales, round_half_away
+from mobilenet_v2.lite.model_description import describe_model, pixel_grid
+from mobilenet_v2.lite.tflite_file import parse_tflite, read_model_bytes
 
 
 class TFLiteClassifier:
@@ -49,10 +44,9 @@ class TFLiteClassifier:
             check_softmax_scales(parse_tflite(raw, self.path))
         if xnnpack is None:
             # On for every kind of model, as LiteRT's own default. Dynamic-range models too:
-            # on all 500 sample images XNNPACK and the built-in hybrid kernels score the same
-            # top-1 (Intel Xeon, docs/benchmarks.md); the 250-image gaps (-4 images on AMD
-            # EPYC, +1 on Intel) change sign with the CPU, so they are kernel rounding noise,
-            # and XNNPACK runs the model 2x faster.
+            # XNNPACK and the built-in hybrid kernels score the same top-1 on the sample
+            # images, and the gaps on subsets change sign with the CPU, so they are kernel
+            # rounding noise; XNNPACK runs the model faster (docs/benchmarks.md).
             xnnpack = True
         # Reference kernels: TFLite's plain reference implementations, the arithmetic that
         # golden tensors follow. A delegate (XNNPACK) would compute intermediates out of sight.
@@ -165,8 +159,8 @@ class TFLiteClassifier:
                 f"received shape {model_input.shape}"
             )
         scores = []
-        # One at a time: works for fixed-batch models too, and a batch of 8 or 32 is no
-        # faster with XNNPACK (measured, Intel Xeon: 244 img/s at batch 1, 176 at 32).
+        # One at a time: works for fixed-batch models too, and a larger batch is no faster
+        # with XNNPACK (docs/benchmarks.md).
         for image in model_input:
             scores.append(self._dequantize(self.invoke(image[None]))[0])
         return np.stack(scores)[:, self.label_offset :]

@@ -27,7 +27,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from mobilenet_v2.base.errors import MissingExtraError, ModelFileError
-from mobilenet_v2.lite.tflite_file import named_buffer, read_metadata, read_preprocessing
+from mobilenet_v2.lite.tflite_file import named_buffer
 
 STANDARD_NAME = "TFLITE_METADATA"  # the name every reader looks the buffer up by
 FILE_IDENTIFIER = b"M001"
@@ -124,7 +124,7 @@ def read_standard_metadata(model_bytes: bytes, path: str | Path) -> StandardMeta
             found["labels"] = _read_labels(model_bytes, found["label_file"])
         except (zipfile.BadZipFile, KeyError, ValueError, NotImplementedError, RuntimeError) as e:
             # Tools that rewrite the flatbuffer drop the zip behind it: the model still
-            # runs, so this is a note (`describe_model`), not an error.
+            # runs, so this is a note (`model_description.describe_model`), not an error.
             found["label_problem"] = f"its label file {found['label_file']} is unreadable ({e})"
     return StandardMetadata(**found)
 
@@ -317,58 +317,3 @@ def _stats(type_name: str, low: float, high: float):
     integer = {"UINT8": (0.0, 255.0), "INT8": (-128.0, 127.0)}.get(type_name)
     stats.min, stats.max = ([v] for v in integer or (float(low), float(high)))
     return stats
-
-
-@dataclass(frozen=True)
-class ModelDescription:
-    """How to feed a classifier and name its classes, from its metadata (standard first)."""
-
-    preprocessing: dict
-    label_offset: int  # 1 for TF-slim's 1001 classes (index 0 = background)
-    labels: tuple[str, ...] | None  # the model's own name per class (offset applied), or None
-    standard: StandardMetadata | None
-    notes: tuple[str, ...]  # what a user should know: defaults used, metadata ignored
-
-
-def describe_model(
-    model_bytes: bytes, path: str | Path, grid: dict[str, float], classes: int | None
-) -> ModelDescription:
-    """Read both metadata: the standard one and our own record (`read_preprocessing`).
-    A model without metadata gets the defaults, with a note saying so; a label file that
-    does not fit the output is ignored, with a note."""
-    notes = []
-    try:
-        standard = read_standard_metadata(model_bytes, path)
-    except MissingExtraError:
-        standard = None
-        notes.append(
-            f"{path}: its standard TFLite metadata needs MediaPipe's schema to be read "
-            "(pip install 'mobilenet-v2[metadata]'); using our own record, if it has one, "
-            "else the defaults and ImageNet's class names"
-        )
-    preprocessing = read_preprocessing(model_bytes, path, grid, standard)
-    offset = 1 if classes == 1001 else 0
-    labels = standard.labels if standard is not None else None
-    record = read_metadata(model_bytes)
-    own = record.get("labels") if isinstance(record, dict) else None
-    if labels is None and isinstance(own, list) and len(own) != 1000 and len(own) == classes:
-        # A model trained on a user's classes (`mobilenet-v2 train`): our record names them
-        # too, so that an install without MediaPipe's schema still does.
-        labels = tuple(str(label) for label in own)
-    if standard is not None and standard.label_problem:
-        notes.append(f"{path}: {standard.label_problem}; using ImageNet's class names")
-    if labels is not None and classes is not None and len(labels) != classes:
-        notes.append(
-            f"{path}: its label file {standard.label_file} has {len(labels)} lines for "
-            f"{classes} classes; using ImageNet's class names"
-        )
-        labels = None
-    if standard is None and record is None and not notes:
-        notes.append(f"{path}: no metadata; using the default preprocessing and labels")
-    return ModelDescription(
-        preprocessing=preprocessing,
-        label_offset=offset,
-        labels=None if labels is None else labels[offset:],
-        standard=standard,
-        notes=tuple(notes),
-    )

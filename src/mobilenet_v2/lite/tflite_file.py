@@ -6,25 +6,16 @@ only, so reading a model never imports TensorFlow.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from mobilenet_v2.base.errors import ModelFileError
 from mobilenet_v2.base.quantization import dequantize
-
-if TYPE_CHECKING:  # model_metadata imports this module
-    from mobilenet_v2.lite.model_metadata import StandardMetadata
-
-# What our converter makes: weight quantization, and input/output tensor types.
-QUANTIZATIONS = ("int8", "float16", "dynamic", "none")
-IO_TYPES = ("float32", "int8", "uint8")
 
 _OPCODE_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 _TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
@@ -103,40 +94,6 @@ class TFLiteModel:
             if op is not None and op.opcode == "DEQUANTIZE":
                 return self.tensors[op.inputs[0]]
         return tensor
-
-
-# TFLite's kScaledDiffIntegerBits: the int8/uint8 SOFTMAX kernels scale input differences to
-# Q5.26, so their input multiplier is beta * input_scale * 2**26.
-SOFTMAX_DIFF_INTEGER_BITS = 5
-
-
-def softmax_input_multiplier(beta: float, input_scale: float) -> float:
-    """The real multiplier of a quantized SOFTMAX's input, as TFLite's
-    `PreprocessSoftmaxScaling` computes it (capped at 2**31 - 1)."""
-    scaled = beta * float(np.float32(input_scale)) * (1 << (31 - SOFTMAX_DIFF_INTEGER_BITS))
-    return min(scaled, 2.0**31 - 1.0)
-
-
-def check_softmax_scales(model: TFLiteModel) -> None:
-    """Refuse a model whose quantized SOFTMAX input multiplier is at most 1: LiteRT's
-    reference kernel does not return an error for it, it aborts the whole process
-    (TFLITE_CHECK in `QuantizeMultiplierGreaterThanOne`). That happens when the logits'
-    whole range is below about 1e-6 (scale < 2**-26), e.g. with random weights whose
-    activations vanish layer by layer."""
-    for op in model.operators:
-        if op.opcode != "SOFTMAX":
-            continue
-        tensor = model.tensors[op.inputs[0]]
-        if not tensor.quantized:
-            continue
-        beta = float(op.options.beta) if op.options is not None else 1.0
-        scale = float(tensor.scales[0])
-        if softmax_input_multiplier(beta, scale) <= 1.0:
-            raise ModelFileError(
-                f"{model.path}: op {op.index} SOFTMAX: its input scale {scale:.3g} is below "
-                f"2^-26, which TFLite's reference softmax cannot scale (LiteRT would abort); "
-                "the logits have almost no range: are the weights degenerate?"
-            )
 
 
 def read_model_bytes(path: str | os.PathLike) -> bytes:
@@ -288,31 +245,6 @@ def _buffer_data(
     return np.frombuffer(data, dtype).reshape(shape).copy()
 
 
-# --- The preprocessing record that our converter embeds -------------------------------------
-
-METADATA_NAME = "mobilenet_v2.preprocessing"
-
-
-def embed_metadata(model_bytes: bytes, record: dict) -> bytes:
-    """Return the model with `record` stored as JSON in a named metadata buffer.
-
-    TFLite keeps named metadata buffers beside the graph; interpreters ignore names they do
-    not know, so the model runs anywhere and still carries how to feed it.
-    """
-    model = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(json.dumps(record, sort_keys=True).encode("utf8"), np.uint8)
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = METADATA_NAME
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = [m for m in (model.metadata or []) if m.name != METADATA_NAME.encode()]
-    model.metadata.append(entry)
-    builder = flatbuffers.Builder(len(model_bytes) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
 def named_buffer(model_bytes: bytes, name: str) -> bytes | None:
     """The data of the model's metadata entry `name`, None when it has none. A buffer kept
     after the flatbuffer (models over 2 GB) is read from there; an entry that points to no
@@ -334,80 +266,3 @@ def named_buffer(model_bytes: bytes, name: str) -> bytes | None:
             return model_bytes[buffer.Offset() : buffer.Offset() + buffer.Size()]
         return b""
     return None
-
-
-def read_metadata(model_bytes: bytes) -> dict | None:
-    """The embedded preprocessing record, or None for models from elsewhere."""
-    data = named_buffer(model_bytes, METADATA_NAME)
-    return None if data is None else json.loads(data.decode("utf8"))
-
-
-def read_preprocessing(
-    model_bytes: bytes,
-    path: str | os.PathLike,
-    grid: dict[str, float] | None = None,
-    standard: StandardMetadata | None = None,
-) -> dict[str, Any]:
-    """The preprocessing a model records, over the defaults, checked: a record that is not
-    JSON, not an object, or cannot normalize pixels is a ModelFileError naming the file.
-
-    The standard metadata's NormalizationOptions (`standard`, a `StandardMetadata`) come
-    first for float inputs. An 8-bit input gets `grid`, the exact pixel grid of its
-    quantization (`pixel_grid`), as MediaPipe and the Task Library feed such models raw
-    pixels whatever their metadata says: the fixture's mean and std of 127.5 would shift half
-    the levels by one step and merge 254 with 255. Our own record (crop, resize; the mean and
-    std it was calibrated with) fills in what the standard does not say.
-    """
-    from mobilenet_v2.base.preprocess import (
-        DEFAULT_PREPROCESSING,
-        check_normalization,
-        check_resize,
-    )
-
-    float_input = not grid
-    try:
-        record = read_metadata(model_bytes) or {}
-        recorded = record.get("preprocessing", {}) if isinstance(record, dict) else None
-        if not isinstance(recorded, dict):
-            raise TypeError("not a JSON object")
-        if "mean" in recorded or "std" in recorded:
-            grid = {}
-        prep = {**DEFAULT_PREPROCESSING, **(grid or {}), **recorded}
-        if float_input and standard is not None and standard.mean and standard.std:
-            prep["mean"] = _one_value(standard.mean, "mean")
-            prep["std"] = _one_value(standard.std, "std")
-        check_normalization(prep["mean"], prep["std"])
-        check_resize(prep["resize"], prep["crop_fraction"])
-    except (ValueError, TypeError) as exc:  # JSON and UTF-8 errors are ValueErrors
-        raise ModelFileError(f"{path}: invalid recorded preprocessing ({exc})") from None
-    return prep
-
-
-def _one_value(values: tuple[float, ...], what: str) -> float:
-    """The one normalization value of all channels; a different one per channel is refused
-    (our pipelines normalize every channel alike)."""
-    if len(set(values)) != 1:
-        shown = ", ".join(f"{v:g}" for v in values)
-        raise ValueError(f"a different {what} per channel [{shown}] is not supported")
-    return float(values[0])
-
-
-def pixel_grid(dtype: Any, scales: Any, zero_points: Any) -> dict[str, float]:
-    """{mean, std} that map pixel p exactly to the quantized input p (uint8) or p - 128
-    (int8): the input is (q - zero_point) * scale, so mean = zero_point (+ 128 for int8) and
-    std = 1 / scale. Empty for float inputs and for inputs without one scale."""
-    offset = {np.dtype(np.uint8): 0, np.dtype(np.int8): 128}.get(np.dtype(dtype))
-    scales, zero_points = np.atleast_1d(scales), np.atleast_1d(zero_points)
-    if offset is None or scales.size != 1 or not float(scales[0]) > 0:
-        return {}
-    zero_point = int(zero_points[0]) if zero_points.size else 0
-    return {"mean": float(zero_point + offset), "std": 1.0 / float(scales[0])}
-
-
-def round_half_away(q: Any) -> Any:
-    """std::round: to nearest, halves away from zero, exact for float32 and float64 alike."""
-    q = np.asarray(q)
-    whole = np.trunc(q)
-    frac = q - whole
-    result = whole + np.where(np.abs(frac) >= 0.5, np.sign(q), 0)
-    return int(result) if result.ndim == 0 else result.astype(np.int64)

@@ -1,6 +1,6 @@
 """A bit-exact NumPy reference of TFLite's integer kernels. This room imports NumPy, the core
-and `mobilenet_v2.lite.tflite_file` (the flatbuffer schema), never TensorFlow nor LiteRT's
-interpreter: see tests/test_layout.py."""
+and the `.tflite` readers of `mobilenet_v2.lite` (the flatbuffer schema), never TensorFlow nor
+LiteRT's interpreter: see tests/test_layout.py."""
 
 from mobilenet_v2.reference.interpreter import ReferenceInterpreter, UnsupportedOpError
 

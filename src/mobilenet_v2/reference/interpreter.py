@@ -27,18 +27,19 @@ from typing import Any
 import numpy as np
 
 from mobilenet_v2.base.errors import ModelFileError
-from mobilenet_v2.lite.model_metadata import describe_model
-from mobilenet_v2.lite.tflite_file import (
+from mobilenet_v2.lite.arithmetic import (
     SOFTMAX_DIFF_INTEGER_BITS,
+    check_softmax_scales,
+    round_half_away,
+    softmax_input_multiplier,
+)
+from mobilenet_v2.lite.model_description import describe_model, pixel_grid
+from mobilenet_v2.lite.tflite_file import (
     Operator,
     Tensor,
     TFLiteModel,
-    check_softmax_scales,
     parse_tflite,
-    pixel_grid,
     read_model_bytes,
-    round_half_away,
-    softmax_input_multiplier,
 )
 from mobilenet_v2.reference.fixed_point import (
     exp_on_negative_values,

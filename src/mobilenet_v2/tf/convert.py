@@ -22,21 +22,24 @@ from mobilenet_v2.base.preprocess import DEFAULT_PREPROCESSING
 from mobilenet_v2.base.provenance import weights_label
 from mobilenet_v2.base.quiet import silenced_stderr, silenced_stdout
 from mobilenet_v2.lite.model_metadata import with_standard_metadata
-from mobilenet_v2.lite.tflite_file import IO_TYPES, QUANTIZATIONS, embed_metadata
+from mobilenet_v2.lite.record import IO_TYPES, QUANTIZATIONS, embed_metadata
 from mobilenet_v2.tf._tf import keras, tf
 
 # (x - 128) / 128 maps every 8-bit pixel exactly onto the int8 input grid (scale 1/128, zero
 # point 0; uint8: zero point 128), as TF-slim's quantized MobileNets do. With 127.5 the
 # calibrated scale is 2/255 and x / scale lands on .5: rounding then merges pixel levels.
-# Its top-1 cost on 250 images (-5 to -1 images by kernel set) is inside the kernels' own
-# spread; tests check the grid itself (docs/benchmarks.md, "Accuracy across kernels").
+# Its top-1 cost is inside the kernels' own spread; tests check the grid itself
+# (docs/benchmarks.md, "Accuracy across kernels").
 INT8_INPUT = {"mean": 128.0, "std": 128.0}
 IMAGENETTE_URL = "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz"
+# What to do instead when imagenette cannot be downloaded, in `mobilenet-v2 convert`'s flags.
+CALIBRATION_HINT = "pass --calibration-dir DIR with your own images"
 
 
-def imagenette_validation_dir(cache: Path | None = None) -> Path:
+def imagenette_validation_dir(cache: Path | None = None, hint: str = CALIBRATION_HINT) -> Path:
     """The imagenette2-160 validation images (the seed's calibration source), downloaded and
-    unpacked once into the Keras cache (`$KERAS_HOME/datasets`)."""
+    unpacked once into the Keras cache (`$KERAS_HOME/datasets`); `hint` ends the error of a
+    failed download, in the caller's flags."""
     from mobilenet_v2.tf.weights import keras_cache_dir
 
     cache = cache or keras_cache_dir().parent / "datasets"
@@ -45,7 +48,7 @@ def imagenette_validation_dir(cache: Path | None = None) -> Path:
         return target
     archive = cache / "imagenette2-160.tgz"
     if not archive.is_file():
-        download(IMAGENETTE_URL, archive, hint="pass --calibration-dir DIR with your own images")
+        download(IMAGENETTE_URL, archive, hint=hint)
     staging = Path(tempfile.mkdtemp(prefix=".imagenette-", dir=cache))
     try:
         with tarfile.open(archive) as tar:
@@ -143,9 +146,13 @@ def convert_file(
     warn: Callable[[str], None] | None = None,
     per_tensor: bool = False,
     init_seed: int | None = None,
+    calibration_hint: str = CALIBRATION_HINT,
+    calibrate: Callable[..., np.ndarray] = calibration_images,
 ) -> Path:
     """Build, calibrate, convert and write; the file embeds its preprocessing and labels.
-    `force` and `warn`: as for `calibration_images`; `init_seed`: seeded random weights
+    `force` and `warn`: as for `calibration_images`, which draws the images unless
+    `calibrate` (of the same signature) replaces it; `calibration_hint`: as for
+    `imagenette_validation_dir`; `init_seed`: seeded random weights
     (`weights=None`), recorded in the file. A model trained on a user's classes
     (`mobilenet-v2 train`) brings its labels, width and size (`size` overrides it); `alpha`
     and `size` otherwise default to 1.0 and 224."""
@@ -162,9 +169,9 @@ def convert_file(
         raise ValueError(f"--io-type {io_type} needs --quantize int8 (integer I/O)")
     calibration = None
     if quantize == "int8":
-        source = calibration_dir or imagenette_validation_dir()
+        source = calibration_dir or imagenette_validation_dir(hint=calibration_hint)
         extra = {"warn": warn} if warn else {}
-        calibration = calibration_images(source, calibration_size, seed, prep, force=force, **extra)
+        calibration = calibrate(source, calibration_size, seed, prep, force=force, **extra)
     model = MobileNetV2(
         input_shape=(size, size, 3),
         alpha=alpha,

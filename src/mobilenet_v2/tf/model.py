@@ -24,11 +24,11 @@ from mobilenet_v2.base.errors import InvalidArgumentError
 from mobilenet_v2.tf import layers
 from mobilenet_v2.tf import weights as weights_io
 from mobilenet_v2.tf._tf import keras
+from mobilenet_v2.tf.initialization import seeded_initialization
 
 IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 IMAGENET_SIZES = (96, 128, 160, 192, 224)
 MIN_SIZE = 32
-WEIGHTS_ENV = "MOBILENET_V2_WEIGHTS"
 
 
 def conv_bn(x: keras.KerasTensor, step: ConvStep, data_format: str, init: dict[str, Any]):
@@ -70,19 +70,16 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
     """Build MobileNetV2, optionally with weights.
 
     `weights`: `None` (random), `"imagenet"` (the official Keras file for this alpha and size,
-    from the Keras cache or downloaded; `$MOBILENET_V2_WEIGHTS` replaces it with a file of
-    yours), or a path to a legacy Keras `.h5`, a `.weights.h5`/`.keras` of this package or of
-    `keras.applications`, or a `.tflite` MobileNetV2 classifier (float or quantized).
+    from the Keras cache or downloaded), or a path to a legacy Keras `.h5`, a
+    `.weights.h5`/`.keras` of this package or of `keras.applications`, or a `.tflite`
+    MobileNetV2 classifier (float or quantized). Only the command line reads
+    `$MOBILENET_V2_WEIGHTS` (its `--weights` default).
 
     `init_seed` (with `weights=None` only): seeded random weights instead of Keras'
     unseeded initializers, the same for a seed on every run and platform
-    (`weights.seeded_initialization`: non-trivial batch norm, for golden tensors).
+    (`initialization.seeded_initialization`: non-trivial batch norm, for golden tensors).
     """
     data_format = layers.normalize_data_format(data_format)
-    if weights == "imagenet" and os.environ.get(WEIGHTS_ENV):
-        weights = os.environ[WEIGHTS_ENV]
-        if weights.lower() == "none":  # as --weights none: random initialization
-            weights = None
     if not (weights in ("imagenet", None) or isinstance(weights, (str, os.PathLike))):
         raise InvalidArgumentError(
             "The `weights` argument should be either `None` (random initialization), "
@@ -172,7 +169,7 @@ def MobileNetV2(  # noqa: N802 (the name is keras.applications')
     if weights is not None:
         weights_io.load_weights(model, weights)
     elif init_seed is not None:
-        weights_io.seeded_initialization(model, init_seed)
+        seeded_initialization(model, init_seed)
     # Which file the weights came from (None: random), for results that name it by hash,
     # and the seed of random ones (None: unseeded, or real weights).
     model.loaded_weights_file = None if weights is None else str(weights)

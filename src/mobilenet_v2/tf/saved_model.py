@@ -135,7 +135,7 @@ class ServingModule(tf.Module):
     a module holding a Keras 3 model saves a SavedModel that TensorFlow's Python loader
     reads but the session loader of TF Serving and `saved_model_cli run` does not ("Could
     not find variable ..."), and Keras' own `ExportArchive` mends that by saving every
-    weight twice (28 MB instead of 14 MB for alpha 1.0)."""
+    weight twice."""
 
     def __init__(
         self,

@@ -9,7 +9,6 @@ never leaves the model half-loaded.
 from __future__ import annotations
 
 import io
-import math
 import os
 import re
 import zipfile
@@ -21,7 +20,8 @@ import numpy as np
 from mobilenet_v2.base.architecture import BN_EPSILON, batch_norm_name
 from mobilenet_v2.base.download import download
 from mobilenet_v2.base.errors import ModelFileError, WeightsError
-from mobilenet_v2.lite.tflite_file import TFLiteModel, check_identifier, read_tflite
+from mobilenet_v2.lite.layer_map import CLASSIFIER_OPS, WeightOp, map_tflite
+from mobilenet_v2.lite.tflite_file import Operator, TFLiteModel, check_identifier, read_tflite
 from mobilenet_v2.tf import layers
 from mobilenet_v2.tf._tf import keras
 
@@ -31,11 +31,9 @@ LayerWeights = dict[str, dict[str, np.ndarray]]
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _ZIP_SIGNATURE = b"PK\x03\x04"
-_CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 # Keras 2 (and the official files) call the depthwise weight `depthwise_kernel`, Keras 3
 # calls it `kernel`.
 _ALIASES = {"depthwise_kernel": ("kernel",)}
-_CLASSIFIER_OPS = ("CONV_2D", "FULLY_CONNECTED")
 # What h5py raises for a file whose structure is not what Keras writes (attributes of the
 # wrong type, listed groups that are missing): a bad file, not a bug.
 _MALFORMED = (OSError, KeyError, ValueError, TypeError)
@@ -250,35 +248,29 @@ def _read_keras_archive(path: Path, model: keras.Model) -> LayerWeights:
 
 
 def _read_tflite(tfl: TFLiteModel, model: keras.Model) -> LayerWeights:
-    """Map the file's convolutions, in execution order, onto the model's.
+    """Take each convolution's weights from the operator `lite.layer_map` pairs it with.
 
     Batch norm is folded into TFLite convolutions (their bias is the folded BN shift), so each
     BN layer becomes the identity plus that bias: gamma 1, beta = bias, mean 0 and variance
     1 - epsilon, which makes `(x - mean) / sqrt(variance + epsilon)` exactly `x`.
     """
     path = tfl.path
+    walk = map_tflite(tfl)
     convs = [
         layer
         for layer in model.layers
         if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D))
     ]
-    ops = [op for op in tfl.operators if op.opcode in (*_CONV_OPS, "FULLY_CONNECTED")]
     found: LayerWeights = {}
-    for position, layer in enumerate(convs):
-        if position >= len(ops):
-            raise WeightsError(
-                f"{path}: the file has {len(ops)} convolutions; layer '{layer.name}' has none"
-            )
-        op = ops[position]
-        expected = "DEPTHWISE_CONV_2D" if isinstance(layer, layers.DepthwiseConv2D) else "CONV_2D"
-        if op.opcode != expected:
-            raise WeightsError(
-                f"{path}: op {op.index} is {op.opcode} where layer '{layer.name}' needs {expected}"
-            )
-        kernel = _op_constant(tfl, op, 1)
+    for layer in convs:
+        weights = walk.convolutions.get(layer.name)
+        if weights is None:
+            raise WeightsError(f"{path}: {walk.problem or f'no op for layer {layer.name!r}'}")
+        op = weights.op
+        kernel = _op_constant(tfl, op, weights.kernel, 1)
         # TFLite: conv OHWI and depthwise 1HWC; Keras: HWIO and HWC1.
         kernel = kernel.transpose(1, 2, 3, 0)
-        name = "depthwise_kernel" if expected == "DEPTHWISE_CONV_2D" else "kernel"
+        name = "depthwise_kernel" if isinstance(layer, layers.DepthwiseConv2D) else "kernel"
         var = getattr(layer, name)
         if kernel.shape != tuple(var.shape):
             raise WeightsError(
@@ -287,15 +279,15 @@ def _read_tflite(tfl: TFLiteModel, model: keras.Model) -> LayerWeights:
             )
         found[layer.name] = {name: kernel}
         channels = kernel.shape[-1] * (kernel.shape[-2] if name == "depthwise_kernel" else 1)
-        bias = _op_bias(tfl, op, channels)
+        bias = _op_bias(tfl, weights, channels)
         found[batch_norm_name(layer.name)] = _identity_batch_norm(bias)
 
-    rest = ops[len(convs) :]
     if "predictions" in (layer.name for layer in model.layers):
-        found["predictions"] = _classifier(tfl, rest, model.get_layer("predictions"))
-    elif len(rest) > 1:
+        found["predictions"] = _classifier(tfl, walk.head, model.get_layer("predictions"))
+    elif len(walk.head) > 1:
+        extra = walk.head[1].op
         raise WeightsError(
-            f"{path}: op {rest[1].index} ({rest[1].opcode}) has weights beyond MobileNetV2's"
+            f"{path}: op {extra.index} ({extra.opcode}) has weights beyond MobileNetV2's"
         )
     return found
 
@@ -310,36 +302,38 @@ def _identity_batch_norm(bias: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def _op_constant(tfl: TFLiteModel, op, position: int) -> np.ndarray:
-    if position >= len(op.inputs) or op.inputs[position] < 0:
+def _op_constant(tfl: TFLiteModel, op: Operator, tensor: int, position: int) -> np.ndarray:
+    if tensor < 0:
         raise WeightsError(f"{tfl.path}: op {op.index} ({op.opcode}) has no input {position}")
-    tensor = tfl.constant(op.inputs[position])
-    if tensor.data is None:
+    constant = tfl.constant(tensor)
+    if constant.data is None:
         raise WeightsError(
-            f"{tfl.path}: op {op.index} ({op.opcode}) input '{tensor.name}' is not a constant"
+            f"{tfl.path}: op {op.index} ({op.opcode}) input '{constant.name}' is not a constant"
         )
-    return tensor.dequantized()
+    return constant.dequantized()
 
 
-def _op_bias(tfl: TFLiteModel, op, channels: int) -> np.ndarray:
-    if len(op.inputs) < 3 or op.inputs[2] < 0:
+def _op_bias(tfl: TFLiteModel, weights: WeightOp, channels: int) -> np.ndarray:
+    if weights.bias < 0:
         return np.zeros(channels, np.float32)
-    return _op_constant(tfl, op, 2).reshape(-1)
+    return _op_constant(tfl, weights.op, weights.bias, 2).reshape(-1)
 
 
-def _classifier(tfl: TFLiteModel, ops: list, dense: keras.layers.Layer) -> dict[str, np.ndarray]:
+def _classifier(
+    tfl: TFLiteModel, head: list[WeightOp], dense: keras.layers.Layer
+) -> dict[str, np.ndarray]:
     path = tfl.path
-    if len(ops) != 1 or ops[0].opcode not in _CLASSIFIER_OPS:
-        found = ", ".join(f"{op.index}:{op.opcode}" for op in ops) or "none"
+    if len(head) != 1 or head[0].op.opcode not in CLASSIFIER_OPS:
+        found = ", ".join(f"{w.op.index}:{w.op.opcode}" for w in head) or "none"
         raise WeightsError(
             f"{path}: expected one classifier op (CONV_2D 1x1 or FULLY_CONNECTED) after the last "
             f"convolution, found {found}"
         )
-    op = ops[0]
-    weights = _op_constant(tfl, op, 1)
+    op = head[0].op
+    weights = _op_constant(tfl, op, head[0].kernel, 1)
     classes_in_file = weights.shape[0]
     kernel = weights.reshape(classes_in_file, -1).T  # (out, ..., in) -> (in, out)
-    bias = _op_bias(tfl, op, classes_in_file)
+    bias = _op_bias(tfl, head[0], classes_in_file)
     classes = int(dense.units)
     if classes_in_file == classes + 1:
         # TF-slim classifiers have 1001 outputs, index 0 being "background".
@@ -394,93 +388,3 @@ def recalibrate_batch_norm(model: keras.Model, images: np.ndarray, batch_size: i
         bn.beta.assign((shift + scale * mean).astype(np.float32))
         bn.moving_mean.assign(mean.astype(np.float32))
         bn.moving_variance.assign(var.astype(np.float32))
-
-
-# --- Seeded random initialization -----------------------------------------------------------
-
-# The second moment E[x^2] assumed for the model's input: pixels scaled to [-1, 1], about
-# uniform (1/3). Only the scale of the BN statistics derives from it.
-_INPUT_SECOND_MOMENT = 1.0 / 3.0
-
-
-def seeded_initialization(model: keras.Model, seed: int) -> None:
-    """Set every variable of `model` from `np.random.default_rng(seed)`, layer by layer in the
-    model's order (that of `model.weights`): one seed, one set of weights, on every run and
-    every platform (Keras' initializers draw from TensorFlow's unseeded generator).
-
-    Kernels (convolution, depthwise, dense): Glorot uniform, fan_in and fan_out computed from
-    the shape as Keras does. Biases: zero. BatchNormalization: gamma in U[0.5, 1.5], beta from
-    N(0, 0.1), moving_mean from N(0, 0.1 * rms) and moving_variance in rms^2 * U[0.5, 1.5],
-    where rms is the scale the convolution before it produces. Why not Keras' identity BN
-    (gamma 1, beta 0, mean 0, variance 1): golden tensors of such a model cannot show a
-    mistake in folding BN into the convolutions. Why the scale: Glorot kernels shrink the
-    signal (a depthwise 3x3 over C channels by about 2 / C), and with a variance of 1 the
-    activations fall to ~1e-8 within a few blocks, so every INT8 tensor is zero and LiteRT's
-    reference softmax aborts on the logits' scale. The scale comes from the shapes and the
-    drawn values alone (expected second moments, propagated layer by layer), never from
-    running the model, so it is the same on every platform; it is size-independent (image
-    borders are ignored), so one seed gives one set of weights for every input size.
-    """
-    rng = np.random.default_rng(seed)
-    # E[x^2] of each symbolic tensor, by id: Keras shares one tensor object between the layer
-    # that makes it and the layers that take it.
-    moments: dict[int, float] = {}
-    for layer in model.layers:
-        inputs = layer.input if isinstance(layer.input, list) else [layer.input]
-        moment = sum(moments.get(id(t), _INPUT_SECOND_MOMENT) for t in inputs)
-        if isinstance(layer, keras.layers.InputLayer):
-            moment = _INPUT_SECOND_MOMENT
-        elif isinstance(layer, layers.BatchNormalization):
-            moment = _seeded_batch_norm(layer, rng, moment)
-        elif isinstance(layer, layers.ReLU6):
-            moment /= 2  # half of a zero-centred signal passes; 6 is rarely reached
-        else:
-            moment *= _seeded_kernel_and_bias(layer, rng)
-        moments[id(layer.output)] = moment
-
-
-def _seeded_kernel_and_bias(layer: keras.layers.Layer, rng: np.random.Generator) -> float:
-    """Glorot-uniform kernel and zero bias; returns the gain on E[x^2] (1 with no kernel)."""
-    gain = 1.0
-    for var in layer.weights:
-        shape = tuple(int(d) for d in var.shape)
-        if var.name in ("kernel", "depthwise_kernel"):
-            # Keras' fans: the receptive field times the last two dimensions.
-            receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
-            fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
-            limit = np.sqrt(6.0 / (fan_in + fan_out))
-            value = rng.uniform(-limit, limit, shape)
-            # Terms summed per output: kh * kw * C_in, but kh * kw for a depthwise kernel.
-            terms = receptive if var.name == "depthwise_kernel" else fan_in
-            gain = terms * 2.0 / (fan_in + fan_out)  # the variance of U[-limit, limit] x terms
-        elif var.name == "bias":
-            value = np.zeros(shape)
-        else:
-            raise WeightsError(
-                f"cannot initialize weight '{var.name}' of layer '{layer.name}' "
-                f"({type(layer).__name__}): not a MobileNetV2 weight"
-            )
-        var.assign(value.astype(np.float32))
-    return gain
-
-
-def _seeded_batch_norm(bn: keras.layers.Layer, rng: np.random.Generator, moment: float) -> float:
-    """Draw a BatchNormalization's four vectors for an input of second moment `moment`;
-    returns its output's second moment, averaged over channels."""
-    shape = tuple(int(d) for d in bn.moving_mean.shape)
-    rms = np.sqrt(moment)
-    values = {
-        "gamma": rng.uniform(0.5, 1.5, shape),
-        "beta": rng.normal(0.0, 0.1, shape),
-        "moving_mean": rng.normal(0.0, 0.1 * rms, shape),
-        "moving_variance": moment * rng.uniform(0.5, 1.5, shape),
-    }
-    for var in bn.weights:
-        var.assign(values[var.name].astype(np.float32))
-    gamma = values["gamma"] if bn.scale else np.ones(shape)
-    beta = values["beta"] if bn.center else np.zeros(shape)
-    # y = gamma (x - mean) / sqrt(var + eps) + beta, for x of mean 0 and second moment `moment`.
-    scale = gamma / np.sqrt(values["moving_variance"].astype(np.float32) + bn.epsilon)
-    second = np.square(scale) * moment + np.square(beta - scale * values["moving_mean"])
-    # fsum: an exactly rounded sum, the same on every platform (NumPy's may vary with SIMD).
-    return math.fsum(second.tolist()) / second.size
