@@ -233,9 +233,9 @@ def check_engine_flags(args: argparse.Namespace) -> None:
     if args.engine != "ray":
         refuse(args, ("--ray-address", "--workers"), "applies to --engine ray")
     if args.batch_size is None:
-        from mobilenet_v2.inference.ray_engine import RAY_BATCH
+        from mobilenet_v2.inference.runner import default_batch_size
 
-        args.batch_size = RAY_BATCH if args.engine == "ray" else 32
+        args.batch_size = default_batch_size(args.engine)
 
 
 class UsageError(MobileNetV2Error):
