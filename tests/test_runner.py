@@ -1,6 +1,7 @@
 """The one batch runner (`mobilenet_v2.inference.runner`), on both engines through the same
 call, `classify_images`: one row per input in the inputs' order, an image that cannot be read
-is a row with an error, and an interrupted run resumes from its journal.
+is a row with an error, an interrupted run resumes from its journal, and a Ray worker that
+dies is retried without losing or doubling a row.
 
 A fake classifier (ten classes of its own, scores from the pixels) stands in for a model:
 the runner is what is tested, not LiteRT. Images are generated here; no ../shared data. One
@@ -9,6 +10,7 @@ local Ray serves the module.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, ClassVar
@@ -58,6 +60,22 @@ class InterruptedAfterOneBatch(FakeClassifier):
         if self.calls == 2:
             raise KeyboardInterrupt
         return super().predict(images)
+
+
+class DiesOnce(FakeClassifier):
+    """The fake, whose first prediction anywhere kills its process (as a machine lost
+    mid-job would), once: `marker` records that it happened."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        try:
+            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return super().predict(images)
+        os.close(fd)
+        os._exit(1)
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +156,12 @@ def test_an_interrupted_run_resumes_from_its_journal_with_one_row_per_input(
     assert [r.path for r in rows] == [str(p) for p in images]
     assert rows == classify_images(images, FakeClassifier(), top=TOP)
     assert not journal_path(out).exists()
+
+
+def test_a_ray_worker_that_dies_is_retried_without_losing_or_doubling_a_row(
+    local_ray, images, tmp_path
+):
+    marker = tmp_path / "died"
+    rows = classify_images(images, DiesOnce(marker), engine="ray", top=TOP, batch_size=2)
+    assert marker.exists(), "no worker died"
+    assert rows == classify_images(images, FakeClassifier(), top=TOP, batch_size=2)

@@ -245,8 +245,6 @@ class InferenceWorker:
                 self.classifiers.append(loaded)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if crash_file := os.environ.get("MOBILENET_V2_TEST_CRASH_ONCE"):
-            _crash_once(crash_file)
         good = np.array([not e for e in batch["error"]], dtype=bool)
         count = len(good)
         result = {"index": batch["index"], "error": batch["error"]}
@@ -265,17 +263,6 @@ class InferenceWorker:
             result[f"classes_{m}"] = classes
             result[f"scores_{m}"] = scores
         return result
-
-
-def _crash_once(marker: str) -> None:
-    """Fault injection for the tests: the first inference call anywhere kills its worker
-    process (as a machine lost mid-job would), once."""
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return
-    os.close(fd)
-    os._exit(1)
 
 
 @dataclass
