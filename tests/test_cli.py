@@ -377,7 +377,7 @@ def test_an_unexpected_exception_is_not_dressed_up_as_a_user_error(capsys, monke
         raise ValueError("internal invariant broken")
 
     monkeypatch.setattr(classifier, "preprocessing_for", broken)
-    monkeypatch.setattr("mobilenet_v2.cli.classify.preprocessing_for", broken)
+    monkeypatch.setattr("mobilenet_v2.inference.runner.preprocessing_for", broken)
     argv = ["classify", str(IMAGES / "cat.bmp"), "--model", str(FIXTURE_TFLITE)]
     assert main(argv) == 70  # EX_SOFTWARE
     err = capsys.readouterr().err

@@ -1,7 +1,7 @@
 """`--engine ray`: classify and evaluate on Ray Data give the default engine's rows and
-numbers, on a local Ray that starts and stops itself and on a two-node cluster; a worker that
-dies is retried without losing or doubling a row; bad inputs are rows with an error; sources
-may be globs and URLs.
+numbers, on a local Ray that starts and stops itself and on a two-node cluster; bad inputs
+are rows with an error; sources may be globs and URLs. (A worker that dies is retried without
+losing or doubling a row: tests/test_runner.py, with a classifier that dies once.)
 
 Every Ray run is a subprocess, as a user's would be: Ray starts there and stops with it.
 """
@@ -118,27 +118,6 @@ def test_a_two_node_cluster_shares_the_work_and_reads_urls(tmp_path):
     rows = read_results(out)
     assert [r.path for r in rows] == [p.as_uri() for p in images]
     assert all(r.error is None and r.synsets for r in rows)
-
-
-def test_a_worker_that_dies_is_retried_without_losing_or_doubling_a_row(splits, tmp_path):
-    """The first inference call kills its worker process (MOBILENET_V2_TEST_CRASH_ONCE):
-    Ray restarts the worker and runs the batch again; the output has each image once."""
-    marker, out, default = tmp_path / "crashed", tmp_path / "rows.jsonl", tmp_path / "d.jsonl"
-    args = ["classify", str(splits[1]), "--model", str(FIXTURE_TFLITE)]
-    run = mobilenet_v2(
-        *args,
-        "--output",
-        str(out),
-        "--engine",
-        "ray",
-        env={"MOBILENET_V2_TEST_CRASH_ONCE": str(marker)},
-    )
-    assert marker.exists(), "no worker was killed"
-    assert run.returncode == 0, run.stderr[-2000:]
-    rows = read_results(out)
-    assert len(rows) == len({r.path for r in rows}) == 250
-    assert main([*args, "--output", str(default)]) == 0
-    assert_same_rows(rows, read_results(default))
 
 
 @pytest.mark.parametrize("engine", ["default", "ray"])

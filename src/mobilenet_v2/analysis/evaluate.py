@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -14,24 +12,12 @@ import numpy as np
 from tqdm import tqdm
 
 from mobilenet_v2.base.errors import MobileNetV2Error
-from mobilenet_v2.base.labels import synset_to_index, top_classes
+from mobilenet_v2.base.labels import synset_to_index
 from mobilenet_v2.base.outputs import markdown_table
-from mobilenet_v2.base.preprocess import (
-    Geometry,
-    decode_image,
-    decode_pool,
-    decoded_batches,
-    geometry_of,
-    list_images,
-    resize_image,
-)
+from mobilenet_v2.base.preprocess import list_images
 from mobilenet_v2.base.sources import Source, is_url
-from mobilenet_v2.inference.classifier import (
-    Classifier,
-    kernels_of,
-    predict_pixels,
-    preprocessing_for,
-)
+from mobilenet_v2.inference.classifier import Classifier, kernels_of
+from mobilenet_v2.inference.runner import BatchRunner
 
 _SYNSET = re.compile(r"^(n\d{8})(?![0-9])")
 
@@ -129,23 +115,20 @@ def evaluate(
 ) -> dict[str, Any]:
     """Decode each image once, feed every model its own preprocessing, count hits; in this
     process (`engine="default"`) or on Ray Data (`"ray"`, local or at `ray_address`)."""
-    preps = [preprocessing_for(c, **overrides) for c in classifiers]
-    if draft and len({geometry_of(p) for p in preps}) > 1:
-        raise MobileNetV2Error(
-            "--draft needs the models to share one input size and resize: DCT scaling "
-            "decodes for one size at a time"
-        )
-    if engine == "ray":  # before the first image is read
-        from mobilenet_v2.inference.ray_engine import preflight
-
-        preflight(classifiers, ray_address)
+    runner = BatchRunner(
+        classifiers,
+        5,  # a model of fewer than five classes ranks them all (-1: no class)
+        engine=engine,
+        batch_size=batch_size,
+        workers=workers,
+        ray_address=ray_address,
+        draft=draft,
+        overrides=overrides,
+    )
+    runner.preflight()  # before the first image is read
     sources = [path for path, _ in images]
     top5: dict[int, list[np.ndarray]] = {}  # input position -> top-5 per model
     errors: dict[int, str] = {}
-    if engine == "ray":
-        batches = _ray_batches(classifiers, preps, sources, batch_size, ray_address, workers, draft)
-    else:
-        batches = _batches(classifiers, preps, sources, batch_size, draft)
     with tqdm(
         total=len(images),
         unit="img",
@@ -154,13 +137,13 @@ def evaluate(
         desc="evaluate",
         disable=len(images) <= batch_size or engine == "ray",  # Ray Data shows its own
     ) as bar:
-        for positions, failed, ranks in batches:
-            for row, position in enumerate(positions):
-                if failed[row]:
-                    errors[position] = failed[row]
+        for batch in runner.batches(sources):
+            for row, position in enumerate(batch.positions):
+                if batch.errors[row]:
+                    errors[position] = batch.errors[row]
                 else:
-                    top5[position] = [model_ranks[row] for model_ranks in ranks]
-            bar.update(len(positions))
+                    top5[position] = [model_classes[row] for model_classes in batch.classes]
+            bar.update(len(batch.positions))
     if not top5:
         raise MobileNetV2Error(f"no readable images to evaluate ({len(errors)} skipped)")
     kept = sorted(top5)
@@ -185,72 +168,6 @@ def evaluate(
         results.append(row)
     skipped = [errors[i] for i in sorted(errors)]
     return {"results": results, "reference": classifiers[0].name, "skipped": skipped}
-
-
-Batch = tuple[list[int], list[str], list[np.ndarray]]  # positions, errors, top-5 per model
-
-
-def _batches(
-    classifiers: list[Classifier],
-    preps: list[dict[str, Any]],
-    sources: list[Path],
-    size: int,
-    draft: bool,
-) -> Iterator[Batch]:
-    """In this process: the next batch decodes on the pool while this one is classified."""
-    geometries = {geometry_of(p) for p in preps}
-    # DCT scaling serves one size at a time (as decode_batch on the Ray engine)
-    reduced = next(iter(geometries)) if draft and len(geometries) == 1 else None
-
-    def decode(path: Path) -> Any:
-        try:
-            return decode_image(path, *reduced) if reduced else decode_image(path)
-        except MobileNetV2Error as exc:  # an image's, or its URL's: skipped
-            return exc
-
-    start = 0
-    with decode_pool() as pool:
-        for batch, decoded in decoded_batches(sources, size, decode):
-            positions = list(range(start, start + len(batch)))
-            start += len(batch)
-            good = [img for img in decoded if not isinstance(img, MobileNetV2Error)]
-            failed = [str(img) if isinstance(img, MobileNetV2Error) else "" for img in decoded]
-            # Each geometry resized once, whichever models share it
-            resized = {
-                g: np.stack(list(pool.map(functools.partial(_resize, geometry=g), good)))
-                for g in (geometries if good else ())
-            }
-            ranks = []
-            for classifier, prep in zip(classifiers, preps, strict=True):
-                top = np.full((len(batch), 5), -1)
-                if good:
-                    pixels = resized[geometry_of(prep)]
-                    scores = predict_pixels(classifier, pixels, prep["mean"], prep["std"])
-                    # A model of fewer than five classes ranks them all (-1: no class).
-                    best = top_classes(scores, min(5, scores.shape[1]))
-                    top[np.array([not f for f in failed]), : best.shape[1]] = best
-                ranks.append(top)
-            yield positions, failed, ranks
-
-
-def _ray_batches(
-    classifiers: list[Classifier],
-    preps: list[dict[str, Any]],
-    sources: list[Path],
-    size: int,
-    address: str | None,
-    workers: int | None,
-    draft: bool,
-) -> Iterator[Batch]:
-    from mobilenet_v2.inference.ray_engine import RayJob, connected
-
-    with connected(address):
-        for ranked in RayJob(sources, classifiers, preps, 5, size, workers, draft):
-            yield ranked.positions, ranked.errors, ranked.classes
-
-
-def _resize(img, geometry: Geometry) -> np.ndarray:
-    return np.asarray(resize_image(img, *geometry))
 
 
 def markdown(report: dict[str, Any]) -> str:

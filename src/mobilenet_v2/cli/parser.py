@@ -8,13 +8,11 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import NoReturn
 
-from mobilenet_v2.base.errors import MobileNetV2Error, ModelFileError
-from mobilenet_v2.base.machine import usable_cpus
+from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.base.preprocess import RESIZE_MODES, check_normalization
-from mobilenet_v2.inference.classifier import load_keras, load_tflite
+from mobilenet_v2.inference.models import SameModelTwiceError, load_models, model_notes
 
 PROG = "mobilenet-v2"
 LITERT_KERNELS = ("reference", "optimized")
@@ -235,9 +233,9 @@ def check_engine_flags(args: argparse.Namespace) -> None:
     if args.engine != "ray":
         refuse(args, ("--ray-address", "--workers"), "applies to --engine ray")
     if args.batch_size is None:
-        from mobilenet_v2.inference.ray_engine import RAY_BATCH
+        from mobilenet_v2.inference.runner import default_batch_size
 
-        args.batch_size = RAY_BATCH if args.engine == "ray" else 32
+        args.batch_size = default_batch_size(args.engine)
 
 
 class UsageError(MobileNetV2Error):
@@ -286,48 +284,32 @@ def model_paths(args: argparse.Namespace) -> list[str]:
 
 
 def load_classifiers(args: argparse.Namespace, models: list[str]) -> list:
-    """The TFLite `models` (from `model_paths`), else (or also, with --weights) the TF model."""
-    threads = args.num_threads
-    if threads is None and getattr(args, "engine", None) == "default":
-        # A throughput job: LiteRT's default is one thread, which leaves a core idle
-        # whenever decoding waits on inference (2 cores: 157-173 -> 189-192 img/s).
-        threads = usable_cpus()
-    found = [load_tflite(m, threads, args.xnnpack) for m in models]
-    print_notes(args, found)
-    for classifier in found:
-        # A model with its own label file (one trained on a user's classes) names them.
-        if classifier.labels is None and classifier.classes - classifier.label_offset != 1000:
-            raise ModelFileError(
-                f"{classifier.path}: has {classifier.classes} classes and no label file; "
-                "ImageNet's 1000 (or 1001 with background) are needed to name them"
-            )
-    _unique_names(found)
-    if args.weights or not found:
-        # Unset: a trained model's own width and size (from its .keras), else 1.0 and 224.
-        size = getattr(args, "size", None)
-        found.insert(0, load_keras(weights_arg(args.weights), args.alpha, size))
-    return found
+    """The TFLite `models` (from `model_paths`), else (or also, with --weights) the TF model,
+    as `mobilenet_v2.inference.models.load_models` loads them; its notes printed."""
+    try:
+        return load_models(
+            models,
+            tf_weights=weights_arg(args.weights),
+            tf_model=bool(args.weights),
+            alpha=args.alpha,
+            size=getattr(args, "size", None),
+            num_threads=args.num_threads,
+            xnnpack=args.xnnpack,
+            engine=getattr(args, "engine", ""),
+            note=lambda note: print_note(args, note),
+        )
+    except SameModelTwiceError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def print_notes(args: argparse.Namespace, models: list) -> None:
     """What reading the models' metadata found worth saying (defaults used, labels ignored)."""
-    for model in models:
-        for note in getattr(model, "notes", ()):
-            print(f"{args.prog}: note: {note}", file=sys.stderr)
+    for note in model_notes(models):
+        print_note(args, note)
 
 
-def _unique_names(classifiers: list) -> None:
-    """Each model by its file name; models that share one get as many parent folders as it
-    takes to tell them apart (a/int8.tflite, b/int8.tflite). One file twice is refused."""
-    paths = [Path(os.path.abspath(c.path)) for c in classifiers]  # links keep their names
-    if len(set(paths)) < len(paths):
-        raise UsageError("the same --model is given twice")
-    for classifier, path in zip(classifiers, paths, strict=True):
-        rivals = [p for p in paths if p.name == path.name and p != path]
-        depth = 1
-        while any(p.parts[-depth:] == path.parts[-depth:] for p in rivals):
-            depth += 1
-        classifier.name = str(Path(*path.parts[-depth:]))
+def print_note(args: argparse.Namespace, note: str) -> None:
+    print(f"{args.prog}: note: {note}", file=sys.stderr)
 
 
 def input_overrides(args: argparse.Namespace) -> dict:

@@ -4,14 +4,14 @@ inference workers, each of which loads the models once.
 The pipeline, as in Ray Data's batch-inference examples, one callable per stage:
 
     sources --> decode_batch (tasks: read, decode, resize to uint8)
-            --> Rank (actors: normalize, predict, the top-k classes and scores)
-            --> the driver (rows to the caller: `classify` writes them, `evaluate` counts)
+            --> InferenceWorker (actors: normalize, predict, the top-k classes and scores)
+            --> the driver (`RankedBatch`es to the runner, `mobilenet_v2.inference.runner`)
 
 Resized images travel between stages as uint8 (a quarter of float32); normalizing in the
 worker is the same arithmetic as `load_image`, so both engines compute the same numbers. The
 model file's bytes travel through Ray's object store, so a worker on another machine needs
-neither the file nor a download; images must be readable where the decoding runs (a URL, or
-a filesystem every node mounts).
+neither the file nor a download (a classifier object of another kind travels pickled); images
+must be readable where the decoding runs (a URL, or a filesystem every node mounts).
 
 Every input carries its position; the driver keeps the first result for each and asserts
 that none is missing, so a worker that dies and is retried cannot add or lose a row.
@@ -37,11 +37,7 @@ from mobilenet_v2.base.labels import top_classes
 from mobilenet_v2.base.preprocess import Geometry, decode_image, geometry_of, resize_image
 from mobilenet_v2.base.sources import Source, is_url
 from mobilenet_v2.inference.classifier import predict_pixels
-
-# Images per Ray task and per inference call unless --batch-size says otherwise: each batch
-# costs Ray a scheduling round and an object-store transfer; at 32 that overhead halved the
-# throughput of 2 cores (136 img/s at 32, 199 at 128; INT8, Intel Xeon, 2000 images).
-RAY_BATCH = 128
+from mobilenet_v2.inference.runner import RAY_BATCH, RankedBatch
 
 
 def _ray() -> Any:
@@ -109,7 +105,7 @@ def _check_reachable(address: str) -> None:
 class WorkerModel:
     """What an inference worker needs to load one model: its file, shipped by value."""
 
-    kind: str  # "tflite" or "keras"
+    kind: str  # "tflite", "keras", or "object" (a classifier of neither kind, pickled)
     file_name: str
     content: bytes  # the file
     geometry: int  # which of the decoded sizes it reads
@@ -119,6 +115,7 @@ class WorkerModel:
     size: int = 224
     num_threads: int | None = None
     xnnpack: bool | None = None
+    classifier: Any = None  # kind "object": the classifier itself
 
 
 def preflight(classifiers: list[Any], address: str | None) -> None:
@@ -132,9 +129,11 @@ def preflight(classifiers: list[Any], address: str | None) -> None:
 
 
 def check_shippable(classifiers: list[Any]) -> None:
-    """Before Ray starts: every model must be a file that workers can load the same way."""
+    """Before Ray starts: every TF model must come from a file that workers can load the
+    same way (LiteRT models always do; any other classifier travels pickled)."""
     for classifier in classifiers:
-        if getattr(classifier, "raw", None) is None and classifier.weights_file is None:
+        tf_model = getattr(classifier, "raw", None) is None and hasattr(classifier, "weights_file")
+        if tf_model and classifier.weights_file is None:
             raise MobileNetV2Error(
                 "--engine ray needs a weights file: with random initialization (--weights "
                 "none) every worker would build a different model"
@@ -164,6 +163,11 @@ def worker_models(
                     xnnpack=classifier.xnnpack,
                     **common,
                 )
+            )
+            continue
+        if not hasattr(classifier, "weights_file"):  # neither LiteRT nor the TF model
+            models.append(
+                WorkerModel("object", classifier.name, b"", classifier=classifier, **common)
             )
             continue
         weights = classifier.weights_file  # check_shippable: not None
@@ -209,9 +213,10 @@ def decode_batch(
     return result
 
 
-class Rank:
-    """An inference worker: loads every model once, then ranks the classes of each batch:
-    `classes_<m>` (int32, -1 for failed images) and `scores_<m>` per model, best first."""
+class InferenceWorker:
+    """An inference worker (a Ray actor): loads every model once, then ranks the classes of
+    each batch: `classes_<m>` (int32, -1 for failed images) and `scores_<m>` per model, best
+    first."""
 
     def __init__(self, models: list[WorkerModel], top: int) -> None:
         import ray
@@ -226,6 +231,9 @@ class Rank:
         # a worker that dies leaves nothing behind.
         with tempfile.TemporaryDirectory(prefix="mobilenet-v2-worker-") as folder:
             for number, model in enumerate(models):
+                if model.kind == "object":
+                    self.classifiers.append(model.classifier)
+                    continue
                 path = Path(folder, str(number), model.file_name)
                 path.parent.mkdir()
                 path.write_bytes(model.content)
@@ -237,8 +245,6 @@ class Rank:
                 self.classifiers.append(loaded)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if crash_file := os.environ.get("MOBILENET_V2_TEST_CRASH_ONCE"):
-            _crash_once(crash_file)
         good = np.array([not e for e in batch["error"]], dtype=bool)
         count = len(good)
         result = {"index": batch["index"], "error": batch["error"]}
@@ -259,32 +265,10 @@ class Rank:
         return result
 
 
-def _crash_once(marker: str) -> None:
-    """Fault injection for the tests: the first inference call anywhere kills its worker
-    process (as a machine lost mid-job would), once."""
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return
-    os.close(fd)
-    os._exit(1)
-
-
 @dataclass
-class Ranked:
-    """One batch of results: input positions, errors ("" when fine), and per model the
-    top-k class indices and scores."""
-
-    positions: list[int]
-    errors: list[str]
-    classes: list[np.ndarray]
-    scores: list[np.ndarray]
-
-
-@dataclass
-class RayJob:
-    """Rank `sources` with `classifiers` on Ray Data; iterate for results as they finish.
-    `decode_nodes` and `rank_nodes` say where the work ran."""
+class RayRankingJob:
+    """Rank `sources` with `classifiers` on Ray Data; iterate for `RankedBatch`es in the
+    inputs' order as they finish. `decode_nodes` and `rank_nodes` say where the work ran."""
 
     sources: list[Source]
     classifiers: list[Any]
@@ -296,7 +280,7 @@ class RayJob:
     decode_nodes: set[str] = field(default_factory=set)
     rank_nodes: set[str] = field(default_factory=set)
 
-    def __iter__(self) -> Iterator[Ranked]:
+    def __iter__(self) -> Iterator[RankedBatch]:
         import ray
         import ray.data
         import ray.exceptions
@@ -322,7 +306,7 @@ class RayJob:
                 batch_format="numpy",
             )
             .map_batches(
-                Rank,
+                InferenceWorker,
                 fn_constructor_kwargs={"models": models, "top": self.top},
                 batch_size=self.batch_size,
                 batch_format="numpy",
@@ -358,8 +342,9 @@ class RayJob:
                     done += 1
                 if ready:
                     rows = [pending.pop(p) for p in ready]
-                    yield Ranked(
+                    yield RankedBatch(
                         positions=ready,
+                        sources=[self.sources[p] for p in ready],
                         errors=[error for error, _, _ in rows],
                         classes=[np.stack([r[1][m] for r in rows]) for m in range(len(models))],
                         scores=[np.stack([r[2][m] for r in rows]) for m in range(len(models))],

@@ -20,7 +20,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from typing import Any
 from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.base.extras import missing_extra
 from mobilenet_v2.base.outputs import atomic_file, check_writable
+from mobilenet_v2.base.sources import Source
 
 SUFFIXES = (".parquet", ".csv", ".jsonl")
 ROW_GROUP = 65_536  # Parquet rows per row group: a few groups for a million images
@@ -160,6 +161,82 @@ class Journal:
     def remove(self) -> None:
         self.close()
         self.path.unlink(missing_ok=True)
+
+
+class ResultWriter:
+    """The one writer of a result file: what `--resume` keeps from an earlier run, the
+    journal that each batch's rows are appended to, and the output written at the end in
+    the inputs' order. `start(sources)` says which sources are left to classify."""
+
+    def __init__(
+        self,
+        output: str | os.PathLike,
+        model: str,
+        model_sha256: str,
+        top: int,
+        resume: bool = False,
+    ) -> None:
+        self.output = Path(output)
+        self.journal = Journal(self.output)
+        self.model, self.model_sha256, self.top = model, model_sha256, top
+        self.kept: list[Row] = self._earlier(self.output, top) if resume else []
+        self.written = 0  # rows appended by this run
+
+    def _earlier(self, output: Path, top: int) -> list[Row]:
+        """What the output and an interrupted run's journal hold, minus failures."""
+        kept = {path_key(r.path): r for r in read_results(output) + self.journal.rows()}
+        earlier = [r for r in kept.values() if r.error is None]
+        identity = (self.model, self.model_sha256)
+        other = next((r for r in earlier if (r.model, r.model_sha256) != identity), None)
+        if other is not None:
+            raise MobileNetV2Error(
+                f"{output}: holds results of another model ({other.model}, sha256 "
+                f"{other.model_sha256[:12]}…); write to a new file, or drop --resume"
+            )
+        widest = max((len(r.synsets) for r in earlier), default=0)
+        if widest > top:
+            raise MobileNetV2Error(
+                f"{output}: holds top-{widest} results; resume with --top {widest} or more"
+            )
+        return earlier
+
+    def start(self, sources: Sequence[Source]) -> list[Source]:
+        """The sources still to classify, each once however often or however spelled it
+        was given; the journal starts over with the rows kept."""
+        done = {path_key(r.path) for r in self.kept}
+        todo = []
+        for source in sources:
+            key = path_key(source)
+            if key not in done:
+                done.add(key)
+                todo.append(source)
+        self.journal.rewrite(self.kept)
+        return todo
+
+    def append(self, rows: list[Row]) -> None:
+        self.journal.append(rows)
+        self.written += len(rows)
+
+    @property
+    def rows_so_far(self) -> int:
+        """Rows the journal holds: kept from before and written by this run."""
+        return self.written + len(self.kept)
+
+    def close(self) -> None:
+        """After an interruption: the journal stays for `--resume`."""
+        self.journal.close()
+
+    def finish(self, sources: Sequence[Source]) -> None:
+        """The output from the journal, atomically, then no journal. Rows come in the order
+        the engine finished them; the output lists them in the inputs' order (rows kept from
+        an earlier run for other inputs first)."""
+        self.journal.close()
+        order: dict[str, int] = {}
+        for i, source in enumerate(sources):  # an input given twice: where it first appears
+            order.setdefault(path_key(source), i)
+        rows = sorted(self.journal.rows(), key=lambda r: order.get(path_key(r.path), -1))
+        write_results(self.output, rows, self.top)
+        self.journal.remove()
 
 
 def write_results(path: str | os.PathLike, rows: list[Row], top: int) -> None:

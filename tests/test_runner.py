@@ -1,0 +1,167 @@
+"""The one batch runner (`mobilenet_v2.inference.runner`), on both engines through the same
+call, `classify_images`: one row per input in the inputs' order, an image that cannot be read
+is a row with an error, an interrupted run resumes from its journal, and a Ray worker that
+dies is retried without losing or doubling a row.
+
+A fake classifier (ten classes of its own, scores from the pixels) stands in for a model:
+the runner is what is tested, not LiteRT. Images are generated here; no ../shared data. One
+local Ray serves the module.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mobilenet_v2.base.preprocess import load_pixels
+from mobilenet_v2.inference.results import journal_path, read_results
+from mobilenet_v2.inference.runner import classify_images
+
+LABELS = tuple(f"class_{k}" for k in range(10))
+TOP = 3
+
+
+class FakeClassifier:
+    """Ten classes; class k scores the fractional part of (k + 1) x the image's mean
+    pixel, plus 0.01 (every class above 0): distinct images, distinct rankings."""
+
+    name = "fake"
+    input_size = (8, 8)
+    preprocessing: ClassVar[dict[str, Any]] = {
+        "resize": "crop",
+        "crop_fraction": 0.875,
+        "mean": 0.0,
+        "std": 255.0,
+    }
+    labels = LABELS
+    classes = len(LABELS)
+    label_offset = 0
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        means = images.reshape(len(images), -1).mean(axis=1, dtype=np.float64)
+        factors = np.arange(1, len(LABELS) + 1)
+        return ((means[:, None] * factors) % 1.0 + 0.01).astype(np.float32)
+
+
+class InterruptedAfterOneBatch(FakeClassifier):
+    """The fake, whose second batch is interrupted (as by Ctrl-C)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.calls == 2:
+            raise KeyboardInterrupt
+        return super().predict(images)
+
+
+class DiesOnce(FakeClassifier):
+    """The fake, whose first prediction anywhere kills its process (as a machine lost
+    mid-job would), once: `marker` records that it happened."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        try:
+            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return super().predict(images)
+        os.close(fd)
+        os._exit(1)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> list[Path]:
+    """Six generated images (each of one grey level) and, third, text named .png."""
+    folder = tmp_path_factory.mktemp("images")
+    found = []
+    for level in (10, 60, 110, 160, 210, 250):
+        path = folder / f"grey_{level:03d}.png"
+        Image.new("RGB", (24, 16), (level, level, level)).save(path)
+        found.append(path)
+    corrupt = folder / "corrupt.png"
+    corrupt.write_text("not an image")
+    found.insert(2, corrupt)
+    return found
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the module; the runner uses a session already connected. The fakes
+    travel to its workers by value (they are not importable there)."""
+    ray = pytest.importorskip("ray")
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="error",
+    )
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(params=["default", "ray"])
+def engine(request) -> str:
+    if request.param == "ray":
+        request.getfixturevalue("local_ray")
+    return request.param
+
+
+def expected_names(path: Path) -> list[str]:
+    """The fake's top classes for one image, straight from its pixels."""
+    pixels = load_pixels(path, (8, 8), "crop", 0.875)[None].astype(np.float32) / 255.0
+    scores = FakeClassifier().predict(pixels)[0]
+    return [LABELS[k] for k in np.argsort(-scores, kind="stable")[:TOP]]
+
+
+def test_each_input_is_one_row_in_the_inputs_order_a_corrupt_image_a_row_with_its_error(
+    engine, images
+):
+    rows = classify_images(images, FakeClassifier(), engine=engine, top=TOP, batch_size=2)
+    assert [r.path for r in rows] == [str(p) for p in images]
+    assert rows[2].error == f"{images[2]}: not an image Pillow can read"
+    assert (rows[2].synsets, rows[2].names, rows[2].scores) == ([], [], [])
+    good = [(path, row) for path, row in zip(images, rows, strict=True) if path != images[2]]
+    assert [row.names for _, row in good] == [expected_names(path) for path, _ in good]
+    assert all(row.synsets == row.names and row.error is None for _, row in good)
+    assert {(row.model, row.model_sha256) for row in rows} == {("fake", "")}
+
+
+def test_an_interrupted_run_resumes_from_its_journal_with_one_row_per_input(
+    engine, images, tmp_path
+):
+    """The first run stops in its second batch (two rows journaled, no output); the same
+    call with resume=True, on either engine, classifies only the rest."""
+    out = tmp_path / "rows.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        classify_images(images, InterruptedAfterOneBatch(), output=out, top=TOP, batch_size=2)
+    assert not out.exists()
+    assert [r.path for r in read_results(journal_path(out))] == [str(p) for p in images[:2]]
+
+    summary = classify_images(
+        images, FakeClassifier(), output=out, resume=True, engine=engine, top=TOP, batch_size=2
+    )
+    assert (summary.kept, summary.images, summary.failures) == (2, 5, 1)
+    rows = read_results(out)
+    assert [r.path for r in rows] == [str(p) for p in images]
+    assert rows == classify_images(images, FakeClassifier(), top=TOP)
+    assert not journal_path(out).exists()
+
+
+def test_a_ray_worker_that_dies_is_retried_without_losing_or_doubling_a_row(
+    local_ray, images, tmp_path
+):
+    marker = tmp_path / "died"
+    rows = classify_images(images, DiesOnce(marker), engine="ray", top=TOP, batch_size=2)
+    assert marker.exists(), "no worker died"
+    assert rows == classify_images(images, FakeClassifier(), top=TOP, batch_size=2)
