@@ -13,18 +13,12 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
-from mobilenet_v2.base.calibration import (
-    CALIBRATION_SIZE,
-    MIN_CALIBRATION_IMAGES,
-    calibration_images,
-)
-from mobilenet_v2.base.errors import ImageError, MobileNetV2Error
+from mobilenet_v2.base.calibration import CALIBRATION_SIZE
+from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.base.outputs import check_output_dir
 from mobilenet_v2.cli import error, run_reporting
 from mobilenet_v2.cli.parser import ArgumentParser, positive_int, weights_arg
@@ -37,35 +31,6 @@ CALIBRATION_HINT = "pass --calibration_dir DIR with your own images"
 
 def warn(message: str) -> None:
     tqdm.write(f"{PROG}: warning: {message}", file=sys.stderr)
-
-
-def calibrate(
-    source: str | os.PathLike,
-    count: int,
-    seed: int,
-    preprocessing: dict,
-    force: bool,
-    warn: Callable[[str], None] = warn,
-) -> np.ndarray:
-    """`calibration_images`, with its refusal of too few images said in this script's flags
-    (the library's names `mobilenet-v2 convert`'s): drawn with `force`, then refused here.
-    By its contract every unreadable image gets one warning, and a last one says how many
-    were found when that is fewer than `count`."""
-    held: list[str] = []
-    images = calibration_images(source, count, seed, preprocessing, force=True, warn=held.append)
-    found = held.pop() if len(images) < count else None
-    for message in held:
-        warn(message)
-    if len(images) < MIN_CALIBRATION_IMAGES <= count and not force:
-        unreadable = f" ({len(held)} unreadable)" if held else ""
-        raise ImageError(
-            f"{source}: {len(images)} readable calibration images{unreadable}, fewer than the "
-            f"{MIN_CALIBRATION_IMAGES} needed for a stable calibration; add images, ask for "
-            f"{len(images)} with --calibration_size, or pass --force"
-        )
-    if found is not None:
-        warn(found)
-    return images
 
 
 def convert(args: argparse.Namespace, output: Path) -> int:
@@ -83,7 +48,7 @@ def convert(args: argparse.Namespace, output: Path) -> int:
         warn=warn,
         init_seed=None if weights is not None else 0,
         calibration_hint=CALIBRATION_HINT,
-        calibrate=calibrate,
+        size_flag="--calibration_size",
     )
     size = path.stat().st_size / 1e6
     print(f"wrote {path} ({size:.1f} MB, int8, int8 I/O) in {time.perf_counter() - start:.1f} s")

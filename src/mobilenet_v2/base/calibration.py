@@ -34,6 +34,7 @@ def calibration_images(
     preprocessing: dict[str, Any] | None = None,
     force: bool = False,
     warn: Callable[[str], None] = _warn_on_stderr,
+    size_flag: str = "--calibration-size",
 ) -> np.ndarray:
     """`count` images drawn reproducibly (a seeded shuffle of the sorted, recursive listing),
     preprocessed as `load_image(path, **preprocessing)` does.
@@ -41,7 +42,7 @@ def calibration_images(
     An unreadable image is reported through `warn` and replaced by the next one of the draw.
     When the directory holds fewer readable images than `count`, `warn` says how many are
     used; fewer than MIN_CALIBRATION_IMAGES when at least that many were asked for is an
-    ImageError unless `force`.
+    ImageError unless `force`, whose hint names the caller's `size_flag` for the count.
     """
     prep = preprocessing or {}
     if not Path(directory).is_dir():
@@ -84,7 +85,7 @@ def calibration_images(
         if len(images) < MIN_CALIBRATION_IMAGES <= count and not force:
             raise ImageError(
                 f"{found}, fewer than the {MIN_CALIBRATION_IMAGES} needed for a stable "
-                f"calibration; add images, ask for {len(images)} with --calibration-size, or "
+                f"calibration; add images, ask for {len(images)} with {size_flag}, or "
                 "pass --force"
             )
         warn(f"{found}, not the {count} asked for; calibrating on {len(images)}")

@@ -147,13 +147,12 @@ def convert_file(
     per_tensor: bool = False,
     init_seed: int | None = None,
     calibration_hint: str = CALIBRATION_HINT,
-    calibrate: Callable[..., np.ndarray] = calibration_images,
+    size_flag: str = "--calibration-size",
 ) -> Path:
     """Build, calibrate, convert and write; the file embeds its preprocessing and labels.
-    `force` and `warn`: as for `calibration_images`, which draws the images unless
-    `calibrate` (of the same signature) replaces it; `calibration_hint`: as for
-    `imagenette_validation_dir`; `init_seed`: seeded random weights
-    (`weights=None`), recorded in the file. A model trained on a user's classes
+    `force`, `warn` and `size_flag`: as for `calibration_images`; `calibration_hint`: as for
+    `imagenette_validation_dir` (callers name their own flags in both); `init_seed`: seeded
+    random weights (`weights=None`), recorded in the file. A model trained on a user's classes
     (`mobilenet-v2 train`) brings its labels, width and size (`size` overrides it); `alpha`
     and `size` otherwise default to 1.0 and 224."""
     from mobilenet_v2.base.trained import model_spec
@@ -171,7 +170,9 @@ def convert_file(
     if quantize == "int8":
         source = calibration_dir or imagenette_validation_dir(hint=calibration_hint)
         extra = {"warn": warn} if warn else {}
-        calibration = calibrate(source, calibration_size, seed, prep, force=force, **extra)
+        calibration = calibration_images(
+            source, calibration_size, seed, prep, force=force, size_flag=size_flag, **extra
+        )
     model = MobileNetV2(
         input_shape=(size, size, 3),
         alpha=alpha,
