@@ -233,7 +233,7 @@ def check_engine_flags(args: argparse.Namespace) -> None:
     if args.engine != "ray":
         refuse(args, ("--ray-address", "--workers"), "applies to --engine ray")
     if args.batch_size is None:
-        from mobilenet_v2.inference.runner import default_batch_size
+        from mobilenet_v2.inference.batches import default_batch_size
 
         args.batch_size = default_batch_size(args.engine)
 

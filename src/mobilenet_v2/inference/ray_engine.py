@@ -36,8 +36,8 @@ from mobilenet_v2.base.extras import missing_extra
 from mobilenet_v2.base.labels import top_classes
 from mobilenet_v2.base.preprocess import Geometry, decode_image, geometry_of, resize_image
 from mobilenet_v2.base.sources import Source, is_url
+from mobilenet_v2.inference.batches import RAY_BATCH, RankedBatch
 from mobilenet_v2.inference.classifier import predict_pixels
-from mobilenet_v2.inference.runner import RAY_BATCH, RankedBatch
 
 
 def _ray() -> Any:

@@ -35,6 +35,7 @@ from mobilenet_v2.base.preprocess import (
     resize_image,
 )
 from mobilenet_v2.base.sources import Source
+from mobilenet_v2.inference.batches import ENGINES, RankedBatch, default_batch_size
 from mobilenet_v2.inference.classifier import (
     Classifier,
     load_keras,
@@ -51,31 +52,6 @@ from mobilenet_v2.inference.results import (
     path_text,
     result_format,
 )
-
-ENGINES = ("default", "ray")
-# Images per batch in this process: enough to keep LiteRT's threads busy, two batches of
-# pixels in memory at most.
-DEFAULT_BATCH = 32
-# Images per Ray task and per inference call: each batch costs Ray a scheduling round and an
-# object-store transfer, which small batches pay too often (docs/benchmarks.md).
-RAY_BATCH = 128
-
-
-def default_batch_size(engine: str) -> int:
-    return RAY_BATCH if engine == "ray" else DEFAULT_BATCH
-
-
-@dataclass
-class RankedBatch:
-    """One batch of results, in the inputs' order: positions in the job's sources, the
-    sources, errors ("" when the image was classified), and per model the top-k class
-    indices (-1: no class, for a failed image or a model of fewer classes) and scores."""
-
-    positions: list[int]
-    sources: list[Source]
-    errors: list[str]
-    classes: list[np.ndarray]
-    scores: list[np.ndarray]
 
 
 @dataclass
