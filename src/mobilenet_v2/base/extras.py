@@ -3,6 +3,8 @@ the extra that installs it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from mobilenet_v2.base.errors import MissingExtraError
 
 
@@ -18,3 +20,15 @@ def missing_extra(
         f"{feature}: {package} is not installed; install it with: "
         f"pip install 'mobilenet-v2[{extra}]'" + (f" ({instead})" if instead else "")
     )
+
+
+def pyarrow_for(feature: str, instead: str = "") -> Any:
+    """pyarrow with the parts this package uses (`fs` for URLs, `parquet` for results), or
+    the one-line error naming the `parquet` extra for `feature`."""
+    try:
+        import pyarrow
+        import pyarrow.fs
+        import pyarrow.parquet
+    except ImportError as exc:
+        raise missing_extra(exc, "pyarrow", feature, "parquet", instead) from exc
+    return pyarrow

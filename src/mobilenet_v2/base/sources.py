@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from mobilenet_v2.base.errors import ImageError, MobileNetV2Error, first_line
-from mobilenet_v2.base.extras import missing_extra
+from mobilenet_v2.base.extras import pyarrow_for
 
 Source = Path | str
 # Extensions that directory expansion picks up (files named explicitly may have any).
@@ -151,9 +151,4 @@ def _filesystem(url: str) -> tuple[Any, str]:
 
 
 def _pyarrow() -> Any:
-    try:
-        import pyarrow
-        import pyarrow.fs
-    except ImportError as exc:
-        raise missing_extra(exc, "pyarrow", "URL sources", "parquet") from exc
-    return pyarrow
+    return pyarrow_for("URL sources")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mobilenet_v2.base.errors import MobileNetV2Error
-from mobilenet_v2.base.extras import missing_extra
+from mobilenet_v2.base.extras import pyarrow_for
 from mobilenet_v2.base.outputs import atomic_file, check_writable
 from mobilenet_v2.base.sources import Source
 
@@ -78,14 +78,7 @@ def check_output(path: str | os.PathLike) -> None:
 
 
 def _pyarrow() -> Any:
-    try:
-        import pyarrow
-        import pyarrow.parquet
-    except ImportError as exc:
-        raise missing_extra(
-            exc, "pyarrow", "Parquet results", "parquet", "or write .csv / .jsonl"
-        ) from exc
-    return pyarrow
+    return pyarrow_for("Parquet results", "or write .csv / .jsonl")
 
 
 def _schema(pa: Any) -> Any:
