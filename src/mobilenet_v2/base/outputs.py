@@ -184,9 +184,39 @@ def staged_directory(output: str | os.PathLike, last: str | None = None) -> Iter
 
 def _default_mode(mode: int) -> int:
     """`mode` less the process umask: what open() or mkdir() would have given."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mode & ~mask
+    return mode & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without setting it: os.umask can only learn it by setting it,
+    and a file another thread created in between would get mode 0666. Linux says it in
+    /proc/self/status (since 4.7); elsewhere, the umask this module found on import."""
+    mask = _proc_umask()
+    return _IMPORT_UMASK if mask is None else mask
+
+
+def _proc_umask() -> int | None:
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _umask_at_import() -> int:
+    """Where /proc cannot say it: set and set back, once. The mask in force for that instant
+    is the most private one, so a file another thread creates then is 0600, never 0666."""
+    mask = _proc_umask()
+    if mask is None:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+_IMPORT_UMASK = _umask_at_import()
 
 
 def _listed_files(manifest: Path) -> set[str]:
