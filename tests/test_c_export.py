@@ -460,9 +460,9 @@ def test_a_later_dump_removes_the_earlier_headers(tmp_path):
     """The umbrella header is listed in the manifest's `files`, so a later dump of another
     format into the same directory removes it with the tensors' headers."""
     out = tmp_path / "d"
-    for fmt in ("c", "bin"):
+    for fmt, replace in (("c", []), ("bin", ["--replace"])):
         args = ["dump", str(GRACE_HOPPER), "--model", str(FIXTURE_TFLITE), "--format", fmt]
-        assert main([*args, "--output", str(out)]) == 0
+        assert main([*args, "--output", str(out), *replace]) == 0
     assert not list(out.glob("*.h"))
     files = {f for e in manifest(out)["tensors"] for f in e["files"]}
     assert {p.name for p in out.iterdir()} == files | {"manifest.json", "manifest.csv"}

@@ -155,7 +155,9 @@ def atomic_directory(
 def staged_directory(output: str | os.PathLike, last: str | None = None) -> Iterator[Path]:
     """Yield an empty staging directory beside `output`; when the block succeeds, its files
     move into `output` (created if needed; `last` moves last, so that its presence means a
-    complete set). Files listed by an earlier `last` manifest and not rewritten are removed."""
+    complete set). An earlier `last` manifest is removed first, and the files it lists that
+    were not rewritten before the new one moves in: interrupted midway, `output` holds no
+    manifest, never a mix of two sets that one manifest calls complete."""
     out = Path(output)
     check_output_dir(out)
     try:
@@ -169,13 +171,15 @@ def staged_directory(output: str | os.PathLike, last: str | None = None) -> Iter
             os.replace(staging, out)
             return
         stale = _listed_files(out / last) if last else set()
+        if last:
+            (out / last).unlink(missing_ok=True)
         names = sorted(p.name for p in staging.iterdir() if p.name != last)
         for name in names:
             os.replace(staging / name, out / name)
-        if last and (staging / last).exists():
-            os.replace(staging / last, out / last)
         for name in stale - set(names):
             (out / name).unlink(missing_ok=True)
+        if last and (staging / last).exists():
+            os.replace(staging / last, out / last)
     except OSError as exc:
         raise MobileNetV2Error(f"{out}: cannot write ({exc.strerror or exc})") from None
     finally:
