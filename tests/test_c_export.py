@@ -359,22 +359,18 @@ def test_c_array_refuses_a_truncated_model_as_the_other_commands_do(tmp_path, ca
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.tflite"]
 
 
-@pytest.mark.parametrize("keep", [300, 200, 100, 12])
-def test_c_array_refuses_any_truncation_of_a_small_model(keep, tmp_path, capsys):
-    model = tmp_path / "cut.tflite"
-    model.write_bytes(tiny_model()[:keep])
-    assert main(["export", "--c-array", str(tmp_path / "m.cc"), "--model", str(model)]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith(f"mobilenet-v2: error: {model}: corrupt or truncated TFLite model (")
-    assert err.count("\n") == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.tflite"]
-
-
-def test_c_array_refuses_a_model_that_litert_cannot_allocate(tmp_path, capsys):
-    """A tensor naming a buffer the model lacks: our reader reads past it (it has no data to
-    give), LiteRT's loader refuses the file. The export says so and writes nothing."""
+@pytest.mark.parametrize(
+    "damage",
+    [
+        *(pytest.param(tiny_model()[:keep], id=f"cut to {keep} bytes") for keep in (300, 100, 12)),
+        # A tensor naming a buffer the model lacks: our reader reads past it (it has no data
+        # to give), LiteRT's loader refuses the file.
+        pytest.param(tiny_model(tensor_buffer=7), id="buffer out of range"),
+    ],
+)
+def test_c_array_refuses_a_damaged_small_model(damage, tmp_path, capsys):
     model = tmp_path / "bad.tflite"
-    model.write_bytes(tiny_model(tensor_buffer=7))
+    model.write_bytes(damage)
     assert main(["export", "--c-array", str(tmp_path / "m.cc"), "--model", str(model)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"mobilenet-v2: error: {model}: corrupt or truncated TFLite model (")
