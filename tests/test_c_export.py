@@ -73,10 +73,11 @@ def manifest(directory: Path) -> dict:
     return json.loads((directory / "manifest.json").read_text())
 
 
-def tiny_model(tensor_buffer: int = 0) -> bytes:
+def tiny_model(tensor_buffer: int = 0, custom_op: bytes | None = None) -> bytes:
     """A real, valid `.tflite` of 308 bytes that LiteRT runs: sum = a + b, float32 [1, 2].
     `tensor_buffer`: the buffer the sum's tensor names (0: none; 1 and up point past the
-    model's one buffer, a damage only LiteRT's loader catches)."""
+    model's one buffer, a damage only LiteRT's loader catches). `custom_op`: the op is that
+    custom op instead, whose kernel LiteRT lacks (a microcontroller build brings its own)."""
 
     def tensor(name: bytes, buffer: int = 0) -> schema.TensorT:
         t = schema.TensorT()
@@ -85,6 +86,9 @@ def tiny_model(tensor_buffer: int = 0) -> bytes:
 
     code = schema.OperatorCodeT()
     code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.ADD
+    if custom_op is not None:
+        code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+        code.customCode = custom_op
     op = schema.OperatorT()
     op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1], [2]
     graph = schema.SubGraphT()
@@ -376,6 +380,14 @@ def test_c_array_refuses_a_damaged_small_model(damage, tmp_path, capsys):
     assert err.startswith(f"mobilenet-v2: error: {model}: corrupt or truncated TFLite model (")
     assert err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tflite"]
+
+
+def test_c_array_exports_a_model_whose_custom_op_litert_lacks(tmp_path, capsys):
+    """An op LiteRT has no kernel for is no damage: TFLite Micro builds bring their own."""
+    model = tmp_path / "custom.tflite"
+    model.write_bytes(tiny_model(custom_op=b"MyKernel"))
+    assert main(["export", "--c-array", str(tmp_path / "m.cc"), "--model", str(model)]) == 0
+    assert f"const unsigned int m_len = {model.stat().st_size};" in (tmp_path / "m.cc").read_text()
 
 
 # --- refusals ---------------------------------------------------------------------------------
