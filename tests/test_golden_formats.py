@@ -168,6 +168,22 @@ def test_an_integer_suffix_after_any_literal_is_ignored(tmp_path, literal):
     np.testing.assert_array_equal(values, [255, 2, 3, 4, 5, 6])
 
 
+def test_octal_literals_read_as_c_reads_them(tmp_path):
+    """`010` is 8 in C: a zero-padded value must not come back as decimal 10."""
+    values, _ = read_hand_written(
+        tmp_path, "const uint8_t x[2][3] = {{010, 0377u, 0}, {00, 7, 10}};\n"
+    )
+    np.testing.assert_array_equal(values, [8, 255, 0, 0, 7, 10])
+
+
+def test_float_exponents_with_leading_zeros_are_not_octal(tmp_path):
+    header = tmp_path / "x.h"
+    header.write_text("const float x[2][3] = {{1e-010, 2.5e+07f, 0.0}, {0.5, 1E-05, 10.010}};\n")
+    values, _ = read_file(header, "c", TensorSpec("x", (2, 3), np.dtype(np.float32)))
+    expected = np.array([1e-10, 2.5e7, 0.0, 0.5, 1e-5, 10.01], np.float32)
+    np.testing.assert_array_equal(values, expected)
+
+
 def test_trailing_commas_in_an_initializer_add_no_values(tmp_path):
     values, shape = read_hand_written(
         tmp_path,

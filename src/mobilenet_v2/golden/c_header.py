@@ -269,10 +269,17 @@ def read_c_header(path: Path, text: str, spec: TensorSpec) -> tuple[np.ndarray, 
     return array, shape
 
 
+# An octal integer literal (`017`, `-0377u`): not after a word character, a point or an
+# exponent's sign (`1e-05` is a float), and not followed by what makes it a decimal float.
+_OCTAL = re.compile(r"(?<![\w.])(?<![eE][-+])0([0-7]+)(?=[uUlL]*(?![\w.]))")
+
+
 def _flat_values(body: str) -> str:
     """An initializer's values, comma-separated, without its braces: `{{1, 2,}, {3, 4,},}`
-    (a comma before a closing brace is legal C) -> `1, 2 , 3, 4`."""
+    (a comma before a closing brace is legal C) -> `1, 2 , 3, 4`; octal literals as the
+    decimal numbers C reads them as (`010` is 8), never NumPy's decimal 10."""
     body = re.sub(r",\s*\}", " }", body + "}")[:-1]  # + "}": the outermost brace, cut by _C_ARRAY
+    body = _OCTAL.sub(lambda m: str(int(m.group(1), 8)), body)
     return body.replace("{", " ").replace("}", " ")
 
 
