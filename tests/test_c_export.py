@@ -14,8 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import flatbuffers
 import numpy as np
 import pytest
+from ai_edge_litert import schema_py_generated as schema
 from conftest import FIXTURE_TFLITE, IMAGES
 
 import mobilenet_v2
@@ -69,6 +71,35 @@ def build_and_run(directory: Path, main_c: str, *sources: str, flags=()) -> list
 
 def manifest(directory: Path) -> dict:
     return json.loads((directory / "manifest.json").read_text())
+
+
+def tiny_model(tensor_buffer: int = 0, custom_op: bytes | None = None) -> bytes:
+    """A real, valid `.tflite` of 308 bytes that LiteRT runs: sum = a + b, float32 [1, 2].
+    `tensor_buffer`: the buffer the sum's tensor names (0: none; 1 and up point past the
+    model's one buffer, a damage only LiteRT's loader catches). `custom_op`: the op is that
+    custom op instead, whose kernel LiteRT lacks (a microcontroller build brings its own)."""
+
+    def tensor(name: bytes, buffer: int = 0) -> schema.TensorT:
+        t = schema.TensorT()
+        t.name, t.shape, t.type, t.buffer = name, [1, 2], schema.TensorType.FLOAT32, buffer
+        return t
+
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.ADD
+    if custom_op is not None:
+        code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+        code.customCode = custom_op
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1], [2]
+    graph = schema.SubGraphT()
+    graph.tensors = [tensor(b"a"), tensor(b"b"), tensor(b"sum", tensor_buffer)]
+    graph.inputs, graph.outputs, graph.operators = [0, 1], [2], [op]
+    model = schema.ModelT()
+    model.version, model.operatorCodes, model.subgraphs = 3, [code], [graph]
+    model.buffers = [schema.BufferT()]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 @pytest.fixture(scope="module")
@@ -290,7 +321,7 @@ def test_c_array_compiles_as_c_and_cpp_aligned_with_the_models_bytes(tmp_path, c
 
 def test_c_array_never_imports_tensorflow(tmp_path):
     model = tmp_path / "tiny.tflite"
-    model.write_bytes(b"\x20\x00\x00\x00TFL3" + bytes(range(40)))
+    model.write_bytes(tiny_model())
     code = (
         "import sys\n"
         "from mobilenet_v2.cli import main\n"
@@ -309,8 +340,54 @@ def test_c_array_never_imports_tensorflow(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     text = (tmp_path / "m.cc").read_text()
     assert "alignas(16) const unsigned char m[] = {" in text
-    assert "const unsigned int m_len = 48;" in text
+    assert f"const unsigned int m_len = {len(tiny_model())};" in text
     assert "extern const unsigned char m[];" in (tmp_path / "m.h").read_text()
+
+
+def refusal_of_another_command(model: Path, capsys) -> str:
+    """What `inspect` (our flatbuffer reader) says about `model`, after exit status 1."""
+    assert main(["inspect", str(model)]) == 1
+    return capsys.readouterr().err
+
+
+@pytest.mark.shared
+def test_c_array_refuses_a_truncated_model_as_the_other_commands_do(tmp_path, capsys):
+    """The first 100 kB of the real model: every command calls it corrupt or truncated, and
+    a microcontroller build must not embed it. Exit 1, the same one line, nothing written."""
+    model = tmp_path / "cut.tflite"
+    model.write_bytes(FIXTURE_TFLITE.read_bytes()[:100_000])
+    expected = refusal_of_another_command(model, capsys)
+    assert f"{model}: corrupt or truncated TFLite model" in expected
+    assert main(["export", "--c-array", str(tmp_path / "m.cc"), "--model", str(model)]) == 1
+    assert capsys.readouterr().err == expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.tflite"]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        *(pytest.param(tiny_model()[:keep], id=f"cut to {keep} bytes") for keep in (300, 100, 12)),
+        # A tensor naming a buffer the model lacks: our reader reads past it (it has no data
+        # to give), LiteRT's loader refuses the file.
+        pytest.param(tiny_model(tensor_buffer=7), id="buffer out of range"),
+    ],
+)
+def test_c_array_refuses_a_damaged_small_model(damage, tmp_path, capsys):
+    model = tmp_path / "bad.tflite"
+    model.write_bytes(damage)
+    assert main(["export", "--c-array", str(tmp_path / "m.cc"), "--model", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"mobilenet-v2: error: {model}: corrupt or truncated TFLite model (")
+    assert err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tflite"]
+
+
+def test_c_array_exports_a_model_whose_custom_op_litert_lacks(tmp_path, capsys):
+    """An op LiteRT has no kernel for is no damage: TFLite Micro builds bring their own."""
+    model = tmp_path / "custom.tflite"
+    model.write_bytes(tiny_model(custom_op=b"MyKernel"))
+    assert main(["export", "--c-array", str(tmp_path / "m.cc"), "--model", str(model)]) == 0
+    assert f"const unsigned int m_len = {model.stat().st_size};" in (tmp_path / "m.cc").read_text()
 
 
 # --- refusals ---------------------------------------------------------------------------------
@@ -391,9 +468,9 @@ def test_a_later_dump_removes_the_earlier_headers(tmp_path):
     """The umbrella header is listed in the manifest's `files`, so a later dump of another
     format into the same directory removes it with the tensors' headers."""
     out = tmp_path / "d"
-    for fmt in ("c", "bin"):
+    for fmt, replace in (("c", []), ("bin", ["--replace"])):
         args = ["dump", str(GRACE_HOPPER), "--model", str(FIXTURE_TFLITE), "--format", fmt]
-        assert main([*args, "--output", str(out)]) == 0
+        assert main([*args, "--output", str(out), *replace]) == 0
     assert not list(out.glob("*.h"))
     files = {f for e in manifest(out)["tensors"] for f in e["files"]}
     assert {p.name for p in out.iterdir()} == files | {"manifest.json", "manifest.csv"}

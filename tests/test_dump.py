@@ -15,11 +15,11 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from conftest import FIXTURE_TFLITE, IMAGES, ROOT, randomize
 
-from mobilenet_v2.analysis.tensor_map import safe_file_name
+from mobilenet_v2.analysis.tensor_map import ModelTable, TensorInfo, safe_file_name
 from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.base.preprocess import load_image
 from mobilenet_v2.cli import main
-from mobilenet_v2.golden.dump import dump_keras, dump_tflite
+from mobilenet_v2.golden.dump import dump_keras, dump_tflite, write_dump
 from mobilenet_v2.golden.manifest import dequantize, read_tensor
 
 GRACE_HOPPER = IMAGES / "grace_hopper.bmp"
@@ -325,7 +325,7 @@ def test_fixture_uint8_dump(tmp_path):
 def test_second_dump_replaces_the_first(int8_model, tmp_path):
     out = tmp_path / "d"
     dump_tflite(int8_model, GRACE_HOPPER, out, fmt="both")
-    dump_tflite(int8_model, GRACE_HOPPER, out, fmt="npy")
+    dump_tflite(int8_model, GRACE_HOPPER, out, fmt="npy", replace=True)
     assert not list(out.glob("*.txt"))
     files = {f for e in manifest(out)["tensors"] for f in e["files"]}
     assert {p.name for p in out.glob("*.npy")} == files and len(files) == 173  # 4 scratch
@@ -438,3 +438,114 @@ def test_a_litert_dump_records_versions_without_importing_tensorflow(tmp_path):
     assert facts["command"] is None and facts["input_flags"] == ["--resize", "stretch"]
     # A model from elsewhere records no provenance of ours: null, not guessed.
     assert facts["alpha"] is None and facts["weights"] is None and facts["size"] == 224
+
+
+# --- Golden data is never overwritten by surprise ----------------------------------------------
+
+
+def tiny_set(directory, value: int = 1, fmt: str = "txt", replace: bool = False):
+    """A golden set of two small int8 tensors, `a` and `b`, as `dump` writes it."""
+    tensors = {
+        i: TensorInfo(index=i, name=n, kind="activation", shape=(1, 2), dtype="int8", file_name=n)
+        for i, n in enumerate(("a", "b"))
+    }
+    table = ModelTable(source="test", engine="tflite", tensors=tensors, ops=[])
+    arrays = {i: np.full((1, 2), value, np.int8) for i in tensors}
+    return write_dump(directory, table, arrays, {}, fmt, replace=replace)
+
+
+def listing(directory) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_a_second_dump_into_an_earlier_set_is_refused_without_replace(tmp_path, capsys):
+    """Refused before any work (the model and image named here do not exist), exit 1, the
+    earlier set untouched."""
+    out = tiny_set(tmp_path / "d")
+    before = listing(out)
+    args = ["dump", "x.bmp", "--model", str(tmp_path / "m.tflite"), "--output", str(out)]
+    assert main(args) == 1
+    assert capsys.readouterr().err == (
+        f"mobilenet-v2: error: {out}: holds an earlier golden set (--replace replaces it)\n"
+    )
+    assert listing(out) == before
+
+
+def test_a_dump_into_a_folder_of_other_files_is_refused_without_replace(tmp_path, capsys):
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    args = ["dump", "x.bmp", "--model", str(tmp_path / "m.tflite"), "--output", str(out)]
+    assert main(args) == 1
+    assert capsys.readouterr().err == (
+        f"mobilenet-v2: error: {out}: directory is not empty and holds no golden set "
+        "(manifest.json); --replace writes the set into it, beside its files\n"
+    )
+    assert listing(out) == {"notes.txt": b"mine"}
+
+
+def test_the_library_refuses_what_the_command_refuses(tmp_path):
+    out = tiny_set(tmp_path / "d")
+    with pytest.raises(MobileNetV2Error, match="holds an earlier golden set"):
+        tiny_set(out, value=2)
+    with pytest.raises(MobileNetV2Error, match="holds an earlier golden set"):
+        dump_tflite(tmp_path / "m.tflite", GRACE_HOPPER, out)  # before reading the model
+    assert read_tensor(out / "a.txt")[0].tolist() == [[1, 1]]
+
+
+def test_replace_replaces_an_earlier_set_whole(tmp_path):
+    out = tiny_set(tmp_path / "d", fmt="both")
+    tiny_set(out, value=2, fmt="npy", replace=True)
+    assert sorted(listing(out)) == ["a.npy", "b.npy", "manifest.csv", "manifest.json"]
+    assert np.load(out / "a.npy").tolist() == [[2, 2]]
+
+
+def test_replace_writes_a_set_beside_other_files_and_keeps_them(tmp_path):
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    tiny_set(out, replace=True)
+    tiny_set(out, value=2, fmt="npy", replace=True)  # replaces the set, never the user's file
+    assert sorted(listing(out)) == ["a.npy", "b.npy", "manifest.csv", "manifest.json", "notes.txt"]
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_an_empty_folder_needs_no_replace(tmp_path):
+    out = tmp_path / "d"
+    out.mkdir()
+    tiny_set(out)
+    assert (out / "manifest.json").exists()
+
+
+def test_a_replacement_killed_midway_leaves_no_manifest(tmp_path, monkeypatch):
+    """The earlier manifest goes before any new file moves in: a set cut off midway has no
+    manifest.json, never a mix of two sets that the old manifest calls complete."""
+    import os
+
+    out = tiny_set(tmp_path / "d")
+    moves = []
+    real_replace = os.replace
+
+    def killed_after_one_move(src, dst):
+        if moves:
+            raise KeyboardInterrupt  # the second file: the process is killed here
+        moves.append(dst)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", killed_after_one_move)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_set(out, value=2, replace=True)
+    monkeypatch.undo()
+    assert len(moves) == 1 and not (out / "manifest.json").exists()
+
+
+def test_dump_help_states_the_rule():
+    help_text = subprocess.run(
+        [sys.executable, "-m", "mobilenet_v2.cli", "dump", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert "--replace" in help_text and "never overwritten by surprise" in " ".join(
+        help_text.split()
+    )

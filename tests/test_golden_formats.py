@@ -18,6 +18,7 @@ from mobilenet_v2.golden.c_header import C_TYPES
 from mobilenet_v2.golden.dump import write_dump
 from mobilenet_v2.golden.formats import READ_FORMATS, read_file
 from mobilenet_v2.golden.manifest import load_golden, read_tensor
+from mobilenet_v2.golden.tensor_file import TensorFileError, TensorSpec
 
 SHAPE = (1, 2, 3, 4)  # NHWC, every axis of a different size: a transpose cannot hide
 # Every dtype a tensor file can hold (the C element types cover them all); bool has no C type
@@ -144,3 +145,54 @@ def test_a_bool_tensor_in_a_c_header_reads_back_as_its_uint8_values(tmp_path):
 
     assert values.dtype == np.uint8 and shape == SHAPE
     np.testing.assert_array_equal(values.reshape(SHAPE), array.astype(np.uint8))
+
+
+# --- C headers written by hand or by other tools: every legal C initializer reads -------------
+
+HAND_SPEC = TensorSpec("x", (2, 3), np.dtype(np.uint8))
+
+
+def read_hand_written(tmp_path, text: str) -> tuple[np.ndarray, tuple | None]:
+    header = tmp_path / "x.h"
+    header.write_text(text)
+    return read_file(header, "c", HAND_SPEC)
+
+
+@pytest.mark.parametrize(
+    "literal", ["0xFFu", "0xffU", "0xFFul", "0XFFLLU", "255u", "255UL"], ids=str
+)
+def test_an_integer_suffix_after_any_literal_is_ignored(tmp_path, literal):
+    values, _ = read_hand_written(
+        tmp_path, f"const uint8_t x[2][3] = {{{{{literal}, 2, 3}}, {{4, 5, 6}}}};\n"
+    )
+    np.testing.assert_array_equal(values, [255, 2, 3, 4, 5, 6])
+
+
+def test_octal_literals_read_as_c_reads_them(tmp_path):
+    """`010` is 8 in C: a zero-padded value must not come back as decimal 10."""
+    values, _ = read_hand_written(
+        tmp_path, "const uint8_t x[2][3] = {{010, 0377u, 0}, {00, 7, 10}};\n"
+    )
+    np.testing.assert_array_equal(values, [8, 255, 0, 0, 7, 10])
+
+
+def test_float_exponents_with_leading_zeros_are_not_octal(tmp_path):
+    header = tmp_path / "x.h"
+    header.write_text("const float x[2][3] = {{1e-010, 2.5e+07f, 0.0}, {0.5, 1E-05, 10.010}};\n")
+    values, _ = read_file(header, "c", TensorSpec("x", (2, 3), np.dtype(np.float32)))
+    expected = np.array([1e-10, 2.5e7, 0.0, 0.5, 1e-5, 10.01], np.float32)
+    np.testing.assert_array_equal(values, expected)
+
+
+def test_trailing_commas_in_an_initializer_add_no_values(tmp_path):
+    values, shape = read_hand_written(
+        tmp_path,
+        "const uint8_t x[2][3] = {{1,2,3,},{4,5,6,},};\nconst uint32_t x_SHAPE[2] = {2u, 3u,};\n",
+    )
+    np.testing.assert_array_equal(values, [1, 2, 3, 4, 5, 6])
+    assert shape == (2, 3)
+
+
+def test_an_empty_field_between_values_is_refused_not_read_as_zero(tmp_path):
+    with pytest.raises(TensorFileError, match=r"x\.h: not a list of uint8 values"):
+        read_hand_written(tmp_path, "const uint8_t x[2][3] = {1,2,,3,4,5};\n")

@@ -175,3 +175,60 @@ def test_float16_weights_keep_their_layouts(tmp_path):
     )
     halves = [t for t in table.tensors.values() if t.dtype == "float16"]
     assert halves and all(t.kind in ("weight", "bias") and t.layout for t in halves)
+
+
+# --- Each output holds what its name says ------------------------------------------------------
+
+# The first bytes of each diagram format (SVG's "<?xml": the XML declaration matplotlib writes).
+DIAGRAM_MAGIC = {
+    ".svg": b"<?xml",
+    ".pdf": b"%PDF-",
+    ".png": b"\x89PNG\r\n\x1a\n",
+    ".jpg": b"\xff\xd8\xff",
+    ".JPEG": b"\xff\xd8\xff",
+}
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("suffix", list(DIAGRAM_MAGIC))
+def test_the_diagram_is_written_in_the_format_its_suffix_names(suffix, tmp_path, capsys):
+    diagram = tmp_path / f"model{suffix}"
+    assert main(["inspect", str(FIXTURE_TFLITE), "--diagram", str(diagram), "--json"]) == 0
+    assert diagram.read_bytes().startswith(DIAGRAM_MAGIC[suffix])
+
+
+@pytest.mark.parametrize(
+    "flag, name, message",
+    [
+        (
+            "--diagram",
+            "model.xyz",
+            "--diagram {}: the file name must end in .svg or .pdf or .png or .jpg or .jpeg",
+        ),
+        (
+            "--diagram",
+            "model",
+            "--diagram {}: the file name must end in .svg or .pdf or .png or .jpg or .jpeg",
+        ),
+        ("--csv", "map.xlsx", "--csv {}: the file name must end in .csv"),
+        ("--xlsx", "map.csv", "--xlsx {}: the file name must end in .xlsx"),
+    ],
+)
+def test_an_output_named_for_another_format_is_refused_before_any_work(
+    flag, name, message, tmp_path, capsys
+):
+    """Exit 2, one line, nothing written; the model (absent here) is never read."""
+    path = tmp_path / name
+    assert main(["inspect", str(tmp_path / "absent.tflite"), flag, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"mobilenet-v2 inspect: error: {message.format(path)} (see --help)\n"
+    assert not list(tmp_path.iterdir())
+
+
+def test_json_and_markdown_together_are_refused(tmp_path, capsys):
+    assert main(["inspect", str(tmp_path / "absent.tflite"), "--json", "--markdown"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "mobilenet-v2 inspect: error: --json and --markdown both print the map; choose one "
+        "(see --help)\n"
+    )

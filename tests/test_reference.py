@@ -267,17 +267,39 @@ def test_trace_final_value_is_the_dumped_value(int8_model, tmp_path, capsys):
 
 
 @pytest.mark.shared
+def test_trace_an_unknown_tensor_is_one_line(int8_model, capsys):
+    image = str(IMAGES / "grace_hopper.bmp")
+    args = ["trace", str(int8_model), image, "--tensor", "no_such_tensor", "--index", "0,1,2,3"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no tensor named" in err
+
+
+@pytest.mark.shared
 @pytest.mark.parametrize(
-    "tensor, index, message",
+    "index, message",
     [
-        ("no_such_tensor", "0,1,2,3", "no tensor named"),
-        ("Conv1_relu", "0,1", "n,c,h,w"),
-        ("Conv1_relu", "0,99,0,0", "(n,c,h,w) is outside NCHW shape [1, 32, 112, 112]"),
-        ("Conv1_relu", "a,b", "expected integers"),
+        ("0,1", "--index: tensor of shape [1, 112, 112, 32] needs --index n,c,h,w"),
+        (
+            "0,99,0,0",
+            "--index: index [0, 99, 0, 0] (n,c,h,w) is outside NCHW shape [1, 32, 112, 112]",
+        ),
     ],
 )
-def test_trace_bad_arguments_are_one_line(int8_model, capsys, tensor, index, message):
+def test_trace_an_index_the_tensor_lacks_is_a_usage_error(int8_model, capsys, index, message):
+    """An invalid flag value, as argparse's own: one line, exit status 2."""
     image = str(IMAGES / "grace_hopper.bmp")
-    assert main(["trace", str(int8_model), image, "--tensor", tensor, "--index", index]) == 1
+    args = ["trace", str(int8_model), image, "--tensor", "Conv1_relu", "--index", index]
+    assert main(args) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and message in err
+    assert err == f"mobilenet-v2 trace: error: {message} (see --help)\n"
+
+
+@pytest.mark.parametrize("index", ["a,b", "0,1.5", "", "0,,1"])
+def test_trace_an_index_that_is_not_integers_is_a_usage_error(capsys, index):
+    with pytest.raises(SystemExit) as exit_:
+        main(["trace", "m.tflite", "x.bmp", "--tensor", "0", "--index", index])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"argument --index: expected integers like 0,5,10,12, got {index!r}" in err

@@ -12,6 +12,7 @@ import sys
 import pytest
 from conftest import BAD_IMAGES, FIXTURE_TFLITE, GOOD_IMAGES, IMAGES, good_and_bad_images
 
+from mobilenet_v2.base.outputs import atomic_directory, write_atomic
 from mobilenet_v2.base.provenance import file_sha256
 from mobilenet_v2.cli import main
 from mobilenet_v2.inference.results import journal_path, read_results
@@ -216,3 +217,26 @@ def test_an_image_whose_classes_all_score_zero_is_a_row_with_no_classes(tmp_path
     assert classify(str(IMAGES / "parrot.jpg"), "--output", str(out)) == 0
     (row,) = read_results(out)
     assert (row.synsets, row.names, row.scores, row.error) == ([], [], [], None)
+
+
+# --- Result files get the user's umask without the process umask ever being changed ------------
+
+
+def test_writing_a_result_never_sets_the_process_umask(tmp_path, monkeypatch):
+    """os.umask can only learn the umask by setting it; in that instant another thread's new
+    file would be 0666. Writing must read it instead, and still honour it."""
+    old = os.umask(0o027)
+    try:
+
+        def refused(mask):
+            raise AssertionError("os.umask called while writing a result")
+
+        monkeypatch.setattr(os, "umask", refused)
+        written = write_atomic(tmp_path / "result.csv", b"a,b\n")
+        with atomic_directory(tmp_path / "set") as staging:
+            (staging / "x").write_text("x")
+    finally:
+        monkeypatch.undo()
+        os.umask(old)
+    assert os.stat(written).st_mode & 0o777 == 0o640
+    assert os.stat(tmp_path / "set").st_mode & 0o777 == 0o750

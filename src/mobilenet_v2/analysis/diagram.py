@@ -13,6 +13,10 @@ from pathlib import Path
 from mobilenet_v2.analysis.tensor_map import ModelTable, OpInfo
 from mobilenet_v2.base.architecture import INPUT_LAYER, POOLING_LAYER, batch_norm_name, blocks
 
+# The file suffixes a diagram can be written as (matplotlib's name for each): a file holds
+# what its name says, so any other suffix is refused rather than given PNG bytes.
+DIAGRAM_FORMATS = {".svg": "svg", ".pdf": "pdf", ".png": "png", ".jpg": "jpg", ".jpeg": "jpg"}
+
 
 def _stage_of_layer() -> dict[str, str]:
     """Every Keras layer name below the classifier -> its stage: the block's name (`block_3`,
@@ -113,7 +117,10 @@ def _describe(table: ModelTable, op: OpInfo) -> str:
 
 
 def render(table: ModelTable, path_suffix: str = ".png", rows_per_column: int = 8) -> bytes:
-    """The diagram as PNG or SVG bytes."""
+    """The diagram as the bytes of a file ending in `path_suffix` (a `DIAGRAM_FORMATS` key)."""
+    image_format = DIAGRAM_FORMATS.get(path_suffix.lower())
+    if image_format is None:
+        raise ValueError(f"no diagram format for suffix {path_suffix!r}")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -202,7 +209,7 @@ def render(table: ModelTable, path_suffix: str = ".png", rows_per_column: int = 
     buffer = io.BytesIO()
     fig.savefig(
         buffer,
-        format="svg" if path_suffix.lower() == ".svg" else "png",
+        format=image_format,
         dpi=110,
         bbox_inches="tight",
     )

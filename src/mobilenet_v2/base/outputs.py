@@ -155,7 +155,9 @@ def atomic_directory(
 def staged_directory(output: str | os.PathLike, last: str | None = None) -> Iterator[Path]:
     """Yield an empty staging directory beside `output`; when the block succeeds, its files
     move into `output` (created if needed; `last` moves last, so that its presence means a
-    complete set). Files listed by an earlier `last` manifest and not rewritten are removed."""
+    complete set). An earlier `last` manifest is removed first, and the files it lists that
+    were not rewritten before the new one moves in: interrupted midway, `output` holds no
+    manifest, never a mix of two sets that one manifest calls complete."""
     out = Path(output)
     check_output_dir(out)
     try:
@@ -169,13 +171,15 @@ def staged_directory(output: str | os.PathLike, last: str | None = None) -> Iter
             os.replace(staging, out)
             return
         stale = _listed_files(out / last) if last else set()
+        if last:
+            (out / last).unlink(missing_ok=True)
         names = sorted(p.name for p in staging.iterdir() if p.name != last)
         for name in names:
             os.replace(staging / name, out / name)
-        if last and (staging / last).exists():
-            os.replace(staging / last, out / last)
         for name in stale - set(names):
             (out / name).unlink(missing_ok=True)
+        if last and (staging / last).exists():
+            os.replace(staging / last, out / last)
     except OSError as exc:
         raise MobileNetV2Error(f"{out}: cannot write ({exc.strerror or exc})") from None
     finally:
@@ -184,9 +188,39 @@ def staged_directory(output: str | os.PathLike, last: str | None = None) -> Iter
 
 def _default_mode(mode: int) -> int:
     """`mode` less the process umask: what open() or mkdir() would have given."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mode & ~mask
+    return mode & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without setting it: os.umask can only learn it by setting it,
+    and a file another thread created in between would get mode 0666. Linux says it in
+    /proc/self/status (since 4.7); elsewhere, the umask this module found on import."""
+    mask = _proc_umask()
+    return _IMPORT_UMASK if mask is None else mask
+
+
+def _proc_umask() -> int | None:
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _umask_at_import() -> int:
+    """Where /proc cannot say it: set and set back, once. The mask in force for that instant
+    is the most private one, so a file another thread creates then is 0600, never 0666."""
+    mask = _proc_umask()
+    if mask is None:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+_IMPORT_UMASK = _umask_at_import()
 
 
 def _listed_files(manifest: Path) -> set[str]:

@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 
 from mobilenet_v2.analysis.tensor_map import DATA_FORMATS
-from mobilenet_v2.base.outputs import check_output_dir
 from mobilenet_v2.cli.convert import (
     CONVERSION_FLAGS,
     add_conversion_flags,
@@ -45,7 +44,20 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "does) and the set holds the model too (model.tflite).",
     )
     dump.add_argument("image", metavar="IMAGE")
-    dump.add_argument("--output", required=True, metavar="DIR")
+    dump.add_argument(
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="a new or empty directory (written at the end; an error leaves it as it was)",
+    )
+    dump.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace DIR's earlier golden set (a folder with manifest.json; its files go), "
+        "or write the set into a non-empty DIR beside the files it holds; without it, a "
+        "non-empty DIR is refused: golden data is never overwritten by surprise (--force "
+        "is --quantize's, for calibration)",
+    )
     dump.add_argument("--model", default=None, metavar="M.tflite", help="dump a TFLite model")
     dump.add_argument("--weights", default=None, help="dump the float TF model (as classify)")
     add_init_seed_flag(dump)
@@ -104,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     # translation of what the user typed: this is the command that makes the set again).
     command = [PROG, *getattr(args, "argv", ())]
     common = {
+        "replace": args.replace,
         "fmt": args.format,
         "data_format": args.data_format,
         "command": command,
@@ -138,7 +151,7 @@ def _convert_and_dump(args: argparse.Namespace, kernels: str, common: dict) -> P
     from mobilenet_v2.tf.convert import convert_file
 
     options = conversion_options(args)
-    check_output_dir(args.output)  # before the slow conversion, not after
+    dump.check_dump_output(args.output, args.replace)  # before the slow conversion, not after
     with tempfile.TemporaryDirectory(prefix="mobilenet-v2-dump.") as tmp:
         model = convert_file(Path(tmp) / dump.MODEL_FILE, weights_arg(args.weights), **options)
         return dump.dump_tflite(

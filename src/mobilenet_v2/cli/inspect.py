@@ -7,12 +7,16 @@ import json
 import sys
 from pathlib import Path
 
+from mobilenet_v2.analysis.diagram import DIAGRAM_FORMATS
 from mobilenet_v2.cli.parser import (
+    UsageError,
     input_size,
     refuse_tf_model_flags,
     weights_arg,
     width_multiplier,
 )
+
+DIAGRAM_SUFFIXES = tuple(DIAGRAM_FORMATS)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -29,17 +33,42 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--alpha", type=width_multiplier, default=None, help="TF model width (1.0)"
     )
     inspect.add_argument("--size", type=input_size, default=None, help="TF model input (224)")
-    inspect.add_argument("--xlsx", metavar="PATH", help="write the map as an Excel workbook")
-    inspect.add_argument("--csv", metavar="PATH", help="write one row per op and tensor")
-    inspect.add_argument("--diagram", metavar="PATH", help="draw the network (.png or .svg)")
+    inspect.add_argument("--xlsx", metavar="PATH.xlsx", help="write the map as an Excel workbook")
+    inspect.add_argument("--csv", metavar="PATH.csv", help="write one row per op and tensor")
+    inspect.add_argument(
+        "--diagram",
+        metavar="PATH",
+        help=f"draw the network; the suffix picks the format ({', '.join(DIAGRAM_SUFFIXES)})",
+    )
     inspect.add_argument("--markdown", action="store_true", help="print the table (default)")
-    inspect.add_argument("--json", action="store_true", help="print the map as JSON")
+    inspect.add_argument(
+        "--json", action="store_true", help="print the map as JSON (not with --markdown)"
+    )
     return inspect
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, an output whose name promises another format than it would
+    hold, and two formats for standard output."""
+    if args.json and args.markdown:
+        raise UsageError("--json and --markdown both print the map; choose one")
+    for flag, path, suffixes in (
+        ("--xlsx", args.xlsx, (".xlsx",)),
+        ("--csv", args.csv, (".csv",)),
+        ("--diagram", args.diagram, DIAGRAM_SUFFIXES),
+    ):
+        if path is not None and Path(path).suffix.lower() not in suffixes:
+            raise UsageError(f"{flag} {path}: the file name must end in {' or '.join(suffixes)}")
 
 
 def run(args: argparse.Namespace) -> int:
     from mobilenet_v2.analysis import tensor_map
-    from mobilenet_v2.base.outputs import write_atomic
+    from mobilenet_v2.base.outputs import check_writable, write_atomic
+
+    check_outputs(args)
+    for path in (args.xlsx, args.csv, args.diagram):
+        if path is not None:
+            check_writable(path)
 
     if args.model.lower().endswith(".tflite"):
         from mobilenet_v2.lite.tflite_file import read_tflite

@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 
 from mobilenet_v2.base.errors import MobileNetV2Error
-from mobilenet_v2.cli.parser import add_input_flags, input_overrides, print_notes
+from mobilenet_v2.cli.parser import UsageError, add_input_flags, input_overrides, print_notes
+
+
+def element_index(text: str) -> tuple[int, ...]:
+    """--index: comma-separated integers (an argparse type: a bad one is a usage error)."""
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected integers like 0,5,10,12, got {text!r}"
+        ) from None
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -19,7 +29,10 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     trace.add_argument("image", metavar="IMAGE")
     trace.add_argument("--tensor", required=True, help="tensor name, dump file name or index")
     trace.add_argument(
-        "--index", required=True, help="n,c,h,w for 4-D tensors (as the NCHW dumps), else n,c"
+        "--index",
+        required=True,
+        type=element_index,
+        help="n,c,h,w for 4-D tensors (as the NCHW dumps), else n,c",
     )
     add_input_flags(trace)
     return trace
@@ -30,16 +43,13 @@ def run(args: argparse.Namespace) -> int:
     from mobilenet_v2.inference.classifier import load_for
     from mobilenet_v2.reference.interpreter import ReferenceInterpreter
 
-    try:
-        index = tuple(int(v) for v in args.index.split(","))
-    except ValueError:
-        raise MobileNetV2Error(
-            f"--index {args.index!r}: expected integers like 0,5,10,12"
-        ) from None
     reference = ReferenceInterpreter(args.model)
     print_notes(args, [reference])
     tensor = find_tensor(reference, args.tensor)
-    position = nhwc_position(reference.tensor(tensor).shape, index)
+    try:
+        position = nhwc_position(reference.tensor(tensor).shape, args.index)
+    except MobileNetV2Error as exc:  # too few indices, or outside the tensor: a flag value
+        raise UsageError(f"--index: {exc}") from None
     x = load_for(reference, args.image, **input_overrides(args))
     values = reference.run(reference.quantize_input(x[None]))
     print("\n".join(trace(reference, values, tensor, position)))

@@ -235,10 +235,7 @@ def read_c_header(path: Path, text: str, spec: TensorSpec) -> tuple[np.ndarray, 
     NAME_ZERO_POINTS), in its own C type, and NAME_SHAPE where there is one."""
     text = re.sub(r"/\*.*?\*/|//[^\n]*", " ", text, flags=re.S)
     text = _C_QUALIFIERS.sub(" ", text)
-    arrays = {
-        name: (ctype, body.replace("{", " ").replace("}", " "))  # int8_t a[2][3] = {{..}, {..}}
-        for ctype, name, _, body in _C_ARRAY.findall(text)
-    }
+    arrays = {name: (ctype, _flat_values(body)) for ctype, name, _, body in _C_ARRAY.findall(text)}
     names = [n for n in arrays if not n.endswith(("_SHAPE", "_SCALES", "_ZERO_POINTS"))]
     if len(names) != 1:
         found = ", ".join(names) or "none"
@@ -272,6 +269,20 @@ def read_c_header(path: Path, text: str, spec: TensorSpec) -> tuple[np.ndarray, 
     return array, shape
 
 
+# An octal integer literal (`017`, `-0377u`): not after a word character, a point or an
+# exponent's sign (`1e-05` is a float), and not followed by what makes it a decimal float.
+_OCTAL = re.compile(r"(?<![\w.])(?<![eE][-+])0([0-7]+)(?=[uUlL]*(?![\w.]))")
+
+
+def _flat_values(body: str) -> str:
+    """An initializer's values, comma-separated, without its braces: `{{1, 2,}, {3, 4,},}`
+    (a comma before a closing brace is legal C) -> `1, 2 , 3, 4`; octal literals as the
+    decimal numbers C reads them as (`010` is 8), never NumPy's decimal 10."""
+    body = re.sub(r",\s*\}", " }", body + "}")[:-1]  # + "}": the outermost brace, cut by _C_ARRAY
+    body = _OCTAL.sub(lambda m: str(int(m.group(1), 8)), body)
+    return body.replace("{", " ").replace("}", " ")
+
+
 def c_literal(token: str) -> str:
     """A C literal as Python reads it: `1.5f`, `INT64_C(-3)`, `(-2147483647 - 1)`, `(NAN)`."""
     token = token.strip()
@@ -281,6 +292,9 @@ def c_literal(token: str) -> str:
     token = {"NAN": "nan", "INFINITY": "inf", "-INFINITY": "-inf"}.get(token, token)
     if re.fullmatch(r"[-+]?[\d.]+(?:[eE][-+]?\d+)?[fF]", token):
         token = token[:-1]
+    # An integer suffix: after a decimal digit, or after any digit of a hex literal (0xFFu).
+    if re.fullmatch(r"[-+]?0[xX][0-9A-Fa-f]+[uUlL]+", token):
+        return token.rstrip("uUlL")
     return re.sub(r"(?<=\d)[uUlL]+$", "", token)
 
 

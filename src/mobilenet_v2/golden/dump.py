@@ -46,6 +46,7 @@ from mobilenet_v2.analysis.tensor_map import (
     TensorInfo,
     assign_file_names,
 )
+from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.base.machine import package_versions
 from mobilenet_v2.base.outputs import check_output_dir, staged_directory
 from mobilenet_v2.golden.c_header import umbrella_header, unique_identifiers
@@ -82,6 +83,7 @@ def dump_tflite(
     kernels: str = "reference",
     command: Sequence[str] | None = None,
     include_model: bool = False,
+    replace: bool = False,
     **preprocessing: Any,
 ) -> Path:
     """Run `image` through the model with every tensor preserved, then write them all.
@@ -95,6 +97,7 @@ def dump_tflite(
     `command`: the command line that made the dump, recorded in the manifest.
     `include_model`: the model goes into the set too (`MODEL_FILE`), which the manifest then
     names as its model: the set is complete, and replacing it replaces the model too.
+    `replace`: see `check_dump_output`.
     """
     from mobilenet_v2.analysis.tensor_map import tflite_table
     from mobilenet_v2.inference.classifier import load_for, preprocessing_record
@@ -102,10 +105,18 @@ def dump_tflite(
     from mobilenet_v2.lite.tflite_file import parse_tflite
 
     _check_options(fmt, data_format, kernels)
-    check_output_dir(output)
+    check_dump_output(output, replace)
     if kernels == "numpy":
         return _dump_reference(
-            model, image, output, fmt, data_format, command, include_model, **preprocessing
+            model,
+            image,
+            output,
+            fmt,
+            data_format,
+            command,
+            include_model,
+            replace,
+            **preprocessing,
         )
     classifier = TFLiteClassifier(
         model, xnnpack=False, reference_kernels=kernels == "reference", preserve_all_tensors=True
@@ -151,7 +162,7 @@ def dump_tflite(
         **_tflite_facts(classifier.raw, classifier.input_size),
     }
     files = {MODEL_FILE: classifier.raw} if include_model else {}
-    return write_dump(output, table, arrays, info, fmt, data_format, files)
+    return write_dump(output, table, arrays, info, fmt, data_format, files, replace)
 
 
 def _dump_reference(
@@ -162,6 +173,7 @@ def _dump_reference(
     data_format: str,
     command: Sequence[str] | None,
     include_model: bool,
+    replace: bool,
     **preprocessing: Any,
 ) -> Path:
     """The same files from `mobilenet_v2.reference`, the NumPy integer kernels."""
@@ -186,7 +198,7 @@ def _dump_reference(
         **_tflite_facts(raw, size),
     }
     files = {MODEL_FILE: raw} if include_model else {}
-    return write_dump(output, table, dict(values), info, fmt, data_format, files)
+    return write_dump(output, table, dict(values), info, fmt, data_format, files, replace)
 
 
 def _model_path(output: str | os.PathLike, model: Path, include_model: bool) -> str:
@@ -238,6 +250,7 @@ def dump_keras(
     data_format: str = "channel_first",
     init_seed: int | None = None,
     command: Sequence[str] | None = None,
+    replace: bool = False,
     **preprocessing: Any,
 ) -> Path:
     """Every layer's output and weights of the float model, plus what pairs with the TFLite
@@ -252,7 +265,7 @@ def dump_keras(
     )
 
     _check_options(fmt, data_format, "reference")
-    check_output_dir(output)
+    check_dump_output(output, replace)
     classifier = load_keras(weights, alpha, size, init_seed)
     x = load_for(classifier, image, **preprocessing)
     table, arrays = keras_tensors(classifier.model, x[None])
@@ -271,7 +284,7 @@ def dump_keras(
         "alpha": classifier.alpha,
         "calibration": None,
     }
-    return write_dump(output, table, arrays, info, fmt, data_format)
+    return write_dump(output, table, arrays, info, fmt, data_format, replace=replace)
 
 
 def keras_tensors(model: Any, batch: np.ndarray) -> tuple[ModelTable, dict[int, np.ndarray]]:
@@ -359,6 +372,24 @@ def _check_options(fmt: str, data_format: str, kernels: str) -> None:
 # --- Writing ---------------------------------------------------------------------------------
 
 
+def check_dump_output(output: str | os.PathLike, replace: bool = False) -> None:
+    """Fail before any work when `output` cannot take a golden set: it must be a writable
+    directory (or one that can be made), and empty unless `replace`. Golden data is never
+    overwritten by surprise: an earlier set (a folder with `manifest.json`) is replaced only
+    with `replace`, and so is a folder of other files written into (the set goes beside
+    them; a later set removes only the files its manifest lists)."""
+    check_output_dir(output)
+    out = Path(output)
+    if replace or not out.is_dir() or not any(out.iterdir()):
+        return
+    if (out / MANIFEST).exists():
+        raise MobileNetV2Error(f"{out}: holds an earlier golden set (--replace replaces it)")
+    raise MobileNetV2Error(
+        f"{out}: directory is not empty and holds no golden set ({MANIFEST}); --replace "
+        "writes the set into it, beside its files"
+    )
+
+
 def write_dump(
     output: str | os.PathLike,
     table: ModelTable,
@@ -367,13 +398,15 @@ def write_dump(
     fmt: str = "txt",
     data_format: str = "channel_first",
     files: dict[str, bytes] | None = None,
+    replace: bool = False,
 ) -> Path:
     """Write every tensor and the manifests into a staging directory beside `output`, then
     move them in: an error leaves `output` as it was. `files`: more files of the set (name:
-    content), listed in the manifest's `files`."""
+    content), listed in the manifest's `files`. `replace`: see `check_dump_output`."""
     out = Path(output)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    check_dump_output(out, replace)
     kinds = _KINDS.get(fmt, (fmt,))
     tensors = sorted(table.tensors.values(), key=lambda t: t.index)
     umbrella = _umbrella_name({t.file_name.lower() for t in tensors})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mobilenet_v2.base.errors import MobileNetV2Error
+from mobilenet_v2.base.errors import MobileNetV2Error, ModelFileError
 from mobilenet_v2.base.outputs import check_writable, write_atomic
 from mobilenet_v2.golden.c_header import c_identifier, initializer_lines
 
@@ -76,15 +76,53 @@ def c_array_paths(output: str | os.PathLike) -> tuple[Path, Path]:
     return source, header
 
 
+def check_model(raw: bytes, path: str | os.PathLike) -> None:
+    """Refuse bytes that the other commands would call a corrupt or truncated model, with
+    their message, before a microcontroller build embeds them: our flatbuffer reader (every
+    table and index in range, buffers inside the file), then LiteRT allocating it."""
+    from mobilenet_v2.lite.tflite_file import parse_tflite
+
+    parse_tflite(raw, path)
+    _check_litert_loads(raw, path)
+
+
+# What LiteRT says about an op it has no kernel for: a model built for TFLite Micro's own
+# (custom) kernels is not a damaged file, and the microcontroller is what runs it.
+_MISSING_KERNEL = ("unresolved custom op", "didn't find op for builtin opcode")
+
+
+def _check_litert_loads(raw: bytes, path: str | os.PathLike) -> None:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from mobilenet_v2.base.quiet import silenced_stderr
+
+    try:
+        with silenced_stderr():  # LiteRT logs its delegates and errors on stderr
+            interpreter = Interpreter(
+                model_content=raw,
+                num_threads=1,
+                # The plain kernels: allocating is the check, no delegate need prepare the graph.
+                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            )
+            interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:  # how LiteRT reports files it cannot load
+        message = " ".join(str(exc).split())[:200]
+        if any(text in message.lower() for text in _MISSING_KERNEL):
+            return
+        raise ModelFileError(f"{path}: corrupt or truncated TFLite model ({message})") from None
+
+
 def write_model_array(model: str | os.PathLike, output: str | os.PathLike) -> tuple[Path, Path]:
     """Write the `.tflite` file `model` as `output` (`model_array_source`, the array named
-    after the file's stem) and its header beside it, each atomically; both or neither."""
+    after the file's stem) and its header beside it, each atomically; both or neither. A
+    model the other commands would refuse (`check_model`) is refused, nothing written."""
     from mobilenet_v2.lite.tflite_file import read_model_bytes
 
     source, header = c_array_paths(output)
     for path in (source, header):  # before reading the model: fail fast, write nothing
         check_writable(path)
     raw = read_model_bytes(model)  # a missing or non-TFLite file: one line naming it
+    check_model(raw, model)
     ident = c_identifier(source.stem, prefix="g_")
     existed = header.exists()
     write_atomic(header, model_array_header(ident, len(raw)).encode())
