@@ -5,12 +5,14 @@
 listed in class-index order; a note on stderr says so.)
 
     python tflite_inference.py -i IMAGE [--input_mean M] [--input_std S] [--model M.tflite]
-                               [--save_to DIR [--data_format channel_first|channel_last]]
+                               [--save_to DIR [--data_format channel_first|channel_last]
+                                [--replace]]
 
 Loads the model that `tflite_converter.py` saved (never reconverts) and feeds it the
 preprocessing recorded inside it; the flags override. No TensorFlow is imported.
 --save_to DIR also writes every interpreter tensor of this image as golden reference files
-(`mobilenet-v2 dump`: text with headers, manifest.json, manifest.csv) into DIR.
+(`mobilenet-v2 dump`: text with headers, manifest.json, manifest.csv) into DIR; a golden set
+already there is replaced only with --replace, and that is checked before any work.
 """
 
 import os
@@ -18,9 +20,9 @@ import sys
 from pathlib import Path
 
 from mobilenet_v2.base.errors import MobileNetV2Error
-from mobilenet_v2.base.outputs import check_output_dir
 from mobilenet_v2.cli import error, main
 from mobilenet_v2.cli.parser import ArgumentParser, pixel_mean, positive_float, positive_int
+from mobilenet_v2.golden.dump import check_dump_output
 
 PROG = "tflite_inference.py"
 DEFAULT_MODEL = Path("models") / "mobilenet_v2_1.0_224_int8.tflite"
@@ -35,6 +37,11 @@ if __name__ == "__main__":
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help=f"({DEFAULT_MODEL})")
     parser.add_argument("--num_threads", type=positive_int, default=None)
     parser.add_argument("--save_to", default=None, metavar="DIR", help="dump every tensor here")
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="with --save_to: replace the golden set already in DIR (never replaced otherwise)",
+    )
     parser.add_argument(
         "--data_format",
         choices=("channel_first", "channel_last"),
@@ -53,9 +60,11 @@ if __name__ == "__main__":
                 "--save_to models --weights W --calibration_dir DIR`, or pass --model M.tflite",
             )
         )
+    if args.replace and not args.save_to:
+        parser.error("argument --replace: applies to --save_to")
     if args.save_to:
         try:
-            check_output_dir(args.save_to)  # before classifying, not after
+            check_dump_output(args.save_to, args.replace)  # before classifying, not after
         except MobileNetV2Error as exc:
             sys.exit(error(PROG, str(exc)))
     # The seed resizes the whole image (no crop), as tf_inference.py does.
@@ -72,5 +81,6 @@ if __name__ == "__main__":
     if status == 0 and args.save_to:
         dump = ["dump", args.image, "--model", args.model, "--output", args.save_to]
         dump += ["--data-format", args.data_format, *overrides, *debug]
+        dump += ["--replace"] if args.replace else []
         status = main(dump, prog=PROG)
     sys.exit(status)

@@ -314,6 +314,21 @@ def test_dump_command_and_seed_flags(int8_model, tmp_path):
 
 
 @pytest.mark.shared
+def test_the_seed_script_replaces_an_earlier_set_only_with_replace(tmp_path):
+    """Refused before classifying (nothing printed), as `dump` refuses; --replace replaces."""
+    seed = [sys.executable, str(ROOT / "tflite_inference.py"), "-i", str(GRACE_HOPPER)]
+    seed += ["--model", str(FIXTURE_TFLITE), "--save_to", str(tmp_path / "seed")]
+    runs = [
+        subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        for argv in (seed, seed, [*seed, "--replace"])
+    ]
+    assert [r.returncode for r in runs] == [0, 1, 0], [r.stderr for r in runs]
+    assert runs[1].stdout == "" and "--replace" in runs[1].stderr
+    assert runs[1].stderr.count("\n") == 1
+    assert manifest(tmp_path / "seed")["tensors"]
+
+
+@pytest.mark.shared
 def test_fixture_uint8_dump(tmp_path):
     out = dump_tflite(FIXTURE_TFLITE, GRACE_HOPPER, tmp_path / "fixture", fmt="npy")
     logits, meta = read_tensor(out / "predictions_logits.npy")
