@@ -62,7 +62,7 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mobilenet_v2.analysis import tensor_map
+    from mobilenet_v2.analysis import tensor_map, tensor_map_formats
     from mobilenet_v2.base.outputs import check_writable, write_atomic
 
     check_outputs(args)
@@ -90,10 +90,10 @@ def run(args: argparse.Namespace) -> int:
         table = tensor_map.keras_table(model, source=f"{model.name} ({args.model})")
     wrote = []
     if args.xlsx:
-        wrote.append(write_atomic(args.xlsx, tensor_map.xlsx_bytes(table)))
+        wrote.append(write_atomic(args.xlsx, tensor_map_formats.xlsx_bytes(table)))
     if args.csv:
-        rows = tensor_map.tensor_rows(table)
-        data = tensor_map.to_csv(rows, tensor_map.CSV_COLUMNS).encode()
+        rows = tensor_map_formats.tensor_rows(table)
+        data = tensor_map_formats.to_csv(rows, tensor_map_formats.CSV_COLUMNS).encode()
         wrote.append(write_atomic(args.csv, data))
     if args.diagram:
         from mobilenet_v2.analysis.diagram import render
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(table.to_json(), indent=1))
     elif args.markdown or not wrote:
-        print(tensor_map.markdown(table))
+        print(tensor_map_formats.markdown(table))
     totals = table.totals
     summary = (
         f"{table.source}: {totals['macs']:,} MACs ({totals['macs'] // 10**6} M), "

@@ -14,14 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from mobilenet_v2.analysis.tensor_map import (
-    CSV_COLUMNS,
-    ModelTable,
-    TensorInfo,
-    tensor_rows,
-    to_csv,
-    written_layout,
-)
+from mobilenet_v2.analysis.tensor_map import ModelTable, TensorInfo, written_layout
+from mobilenet_v2.analysis.tensor_map_formats import CSV_COLUMNS, tensor_rows, to_csv
 from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.base.quantization import dequantize as base_dequantize
 from mobilenet_v2.golden.formats import (
