@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from mobilenet_v2.analysis.tensor_map import ModelTable, TensorInfo
+from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.golden.c_header import C_TYPES
 from mobilenet_v2.golden.dump import write_dump
 from mobilenet_v2.golden.formats import READ_FORMATS, read_file
@@ -29,22 +30,12 @@ WRITTEN_LAYOUT = {"channel_first": "NCHW", "channel_last": "NHWC"}
 # The file each format writes for a tensor.
 SUFFIX = {"txt": ".txt", "npy": ".npy", "bin": ".bin", "hex": ".hex", "c": ".h"}
 KEEPS_SHAPE = {"txt", "npy", "c"}
-# A known gap, kept visible: text and C values are parsed through int64, so uint64 values
-# above 2**63 - 1 come back clipped (txt) or are refused (C).
-UINT64_THROUGH_INT64 = pytest.mark.xfail(
-    strict=True, reason="txt and C read uint64 as int64: values above 2**63 - 1 are lost"
-)
 
 
 def cases(formats) -> list:
-    """(dtype, format) pairs, the known gap marked."""
+    """(dtype, format) pairs."""
     return [
-        pytest.param(
-            dtype,
-            fmt,
-            marks=[UINT64_THROUGH_INT64] if dtype == "uint64" and fmt in ("txt", "c") else [],
-            id=f"{dtype}-{fmt}",
-        )
+        pytest.param(dtype, fmt, id=f"{dtype}-{fmt}")
         for dtype in DTYPES
         for fmt in formats
     ]
@@ -196,3 +187,20 @@ def test_trailing_commas_in_an_initializer_add_no_values(tmp_path):
 def test_an_empty_field_between_values_is_refused_not_read_as_zero(tmp_path):
     with pytest.raises(TensorFileError, match=r"x\.h: not a list of uint8 values"):
         read_hand_written(tmp_path, "const uint8_t x[2][3] = {1,2,,3,4,5};\n")
+
+
+@pytest.mark.parametrize("fmt", ["txt", "c"])
+def test_a_negative_value_for_a_uint64_tensor_is_refused_not_wrapped(tmp_path, fmt):
+    spec = TensorSpec("x", (2,), np.dtype(np.uint64))
+    path = tmp_path / ("x.txt" if fmt == "txt" else "x.h")
+    path.write_text("1 -1\n" if fmt == "txt" else "const uint64_t x[2] = {1, -1};\n")
+    with pytest.raises(TensorFileError, match="value -1 is outside uint64"):
+        read_file(path, fmt, spec)
+
+
+def test_our_text_format_refuses_a_value_its_type_cannot_hold(tmp_path):
+    path = tmp_path / "x.txt"
+    path.write_text('# type: "uint64"\n# shape: [2]\n1 -1\n')
+    message = r"x\.txt: not a tensor dump file \(Python integer -1 out of bounds"
+    with pytest.raises(MobileNetV2Error, match=message):
+        read_tensor(path)

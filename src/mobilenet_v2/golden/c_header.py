@@ -318,7 +318,8 @@ def parse_values(
             else:
                 numbers = [int(t, 0) for t in literals]
                 hex_literals = any(t.lstrip("-").lower().startswith("0x") for t in literals)
-                values = np.array(numbers, dtype=object if hex_literals else np.int64)
+                exact = hex_literals or dtype == np.uint64  # beyond int64: Python's integers
+                values = np.array(numbers, dtype=object if exact else np.int64)
         except (ValueError, OverflowError):
             raise TensorFileError(f"{path}: not a list of {dtype} values") from None
     if values.size != int(np.prod(spec.shape)):

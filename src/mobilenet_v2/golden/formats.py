@@ -130,7 +130,7 @@ def parse_tensor_text(text: str, path: str | os.PathLike) -> DumpedTensor:
         shape = tuple(meta["shape"])
         values = _text_values("\n".join(lines[body:]), dtype)
         return DumpedTensor(values.reshape(shape), meta)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # Overflow: out of dtype
         raise MobileNetV2Error(f"{path}: not a tensor dump file ({exc})") from None
 
 
@@ -138,8 +138,8 @@ def _text_values(text: str, dtype: np.dtype) -> np.ndarray:
     """Whitespace-separated numbers as `dtype`, exactly."""
     values = parse_numbers(text, dtype)
     if values is None:
-        wide = np.float64 if dtype.kind == "f" else np.int64
-        values = np.array(text.split(), dtype=wide)
+        numbers = text.split()
+        values = np.array(numbers if dtype.kind == "f" else [int(n) for n in numbers], dtype)
     return values.astype(dtype)
 
 

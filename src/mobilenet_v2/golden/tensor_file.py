@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -39,11 +39,22 @@ def wrong_size(path: Path, spec: TensorSpec, found: str) -> TensorFileError:
     )
 
 
+def wide_type(dtype: Any) -> type:
+    """What values of `dtype` are parsed as before the exact cast: float64 for floats,
+    uint64 for uint64 (whose upper half int64 cannot hold), else int64."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return np.float64
+    return np.uint64 if dtype == np.uint64 else np.int64
+
+
 def parse_numbers(text: str, dtype: np.dtype, sep: str = " ") -> np.ndarray | None:
     """Numbers separated by `sep` (" ": any whitespace) as int64 or float64 (by `dtype`'s
     kind), with NumPy's C parser; None where it stops early (a `1.5` among integers, a C
     spelling such as `1.5f`), for the caller's slower path."""
-    wide = np.float64 if np.dtype(dtype).kind == "f" else np.int64
+    wide = wide_type(dtype)
+    if wide == np.uint64 and "-" in text:
+        return None  # NumPy would wrap a negative value; the slower path refuses it
     if not text.strip():
         return np.zeros(0, wide)
     with warnings.catch_warnings():
