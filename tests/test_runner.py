@@ -165,3 +165,20 @@ def test_a_ray_worker_that_dies_is_retried_without_losing_or_doubling_a_row(
     rows = classify_images(images, DiesOnce(marker), engine="ray", top=TOP, batch_size=2)
     assert marker.exists(), "no worker died"
     assert rows == classify_images(images, FakeClassifier(), top=TOP, batch_size=2)
+
+
+class Float64Scores(FakeClassifier):
+    """The fake, scoring in float64 (a Classifier may): rows carry float32 scores."""
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return super().predict(images).astype(np.float64) + 1e-9
+
+
+def test_both_engines_give_the_same_float32_scores_whatever_the_classifier_computes_in(
+    local_ray, images
+):
+    here = classify_images(images, Float64Scores(), top=TOP, batch_size=2)
+    on_ray = classify_images(images, Float64Scores(), engine="ray", top=TOP, batch_size=2)
+    assert here == on_ray
+    scores = [s for row in here for s in row.scores]
+    assert scores and all(s == float(np.float32(s)) for s in scores)

@@ -1,5 +1,7 @@
-"""What the batch runner and its engines share: the engines, batch sizes and the ranked
-batch that every engine yields (a module below both, so that neither imports the other back)."""
+"""What the batch runner and its engines share: the engines, batch sizes, the ranked batch
+that every engine yields, and the two steps every engine runs — decoding a source at each
+geometry, ranking a model's classes — written once, so that the engines compute the same
+rows (a module below both, so that neither imports the other back)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mobilenet_v2.base.labels import top_classes
+from mobilenet_v2.base.preprocess import Geometry, decode_image, resize_image
 from mobilenet_v2.base.sources import Source
+from mobilenet_v2.inference.classifier import Classifier, predict_pixels
 
 ENGINES = ("default", "ray")
 # Images per batch in this process: enough to keep LiteRT's threads busy, two batches of
@@ -33,3 +38,36 @@ class RankedBatch:
     errors: list[str]
     classes: list[np.ndarray]
     scores: list[np.ndarray]
+
+
+def decode_at(
+    source: Source, geometries: list[Geometry], draft: bool
+) -> dict[Geometry, np.ndarray]:
+    """The image at every geometry, as uint8 pixels: decoded once, resized once per
+    geometry. `draft` decodes JPEGs by DCT scaling, which serves one size at a time. Raises
+    the image's (or its URL's) MobileNetV2Error, which the engines turn into an error row."""
+    reduced = geometries[0] if draft and len(geometries) == 1 else None
+    img = decode_image(source, *reduced) if reduced else decode_image(source)
+    return {g: np.asarray(resize_image(img, *g)) for g in geometries}
+
+
+def rank(
+    classifier: Classifier,
+    pixels: np.ndarray | None,
+    good: np.ndarray,
+    top: int,
+    mean: float,
+    std: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The `top` classes and float32 scores, best first, for each of `good.size` images;
+    `pixels` holds the good ones only. Failed images, and the places past a model's last
+    class, get class -1 and score 0."""
+    classes = np.full((good.size, top), -1, np.int32)
+    scores = np.zeros((good.size, top), np.float32)
+    if good.any():
+        predicted = predict_pixels(classifier, pixels, mean, std)
+        best = top_classes(predicted, top)
+        ranked = best.shape[1]  # fewer than `top` for a model of fewer classes
+        classes[good, :ranked] = best
+        scores[good, :ranked] = np.take_along_axis(predicted, best, axis=1)
+    return classes, scores

@@ -5,6 +5,7 @@ The engine switch: LiteRT models load through `mobilenet_v2.lite`, the TF float 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any, Protocol
 
@@ -40,9 +41,6 @@ def load_keras(
 def model_identity(classifier: Classifier) -> tuple[str, str]:
     """(name, SHA-256) of the file the classifier's weights come from, for result rows:
     the .tflite itself, or the TF model's weights file ("" for random initialization)."""
-    import hashlib
-
-
     raw = getattr(classifier, "raw", None)
     if raw is not None:
         return os.path.basename(str(classifier.path)), hashlib.sha256(raw).hexdigest()

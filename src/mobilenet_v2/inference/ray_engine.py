@@ -33,11 +33,9 @@ import numpy as np
 
 from mobilenet_v2.base.errors import MobileNetV2Error, first_line
 from mobilenet_v2.base.extras import missing_extra
-from mobilenet_v2.base.labels import top_classes
-from mobilenet_v2.base.preprocess import Geometry, decode_image, geometry_of, resize_image
+from mobilenet_v2.base.preprocess import Geometry, geometry_of
 from mobilenet_v2.base.sources import Source, is_url
-from mobilenet_v2.inference.batches import RAY_BATCH, RankedBatch
-from mobilenet_v2.inference.classifier import predict_pixels
+from mobilenet_v2.inference.batches import RAY_BATCH, RankedBatch, decode_at, rank
 
 
 def _ray() -> Any:
@@ -197,15 +195,13 @@ def decode_batch(
     errors = []
     for i, source in enumerate(batch["source"]):
         try:
-            if draft and len(geometries) == 1:  # DCT scaling serves one size at a time
-                img = decode_image(str(source), *geometries[0])
-            else:
-                img = decode_image(str(source))
-            for out, geometry in zip(pixels, geometries, strict=True):
-                out[i] = np.asarray(resize_image(img, *geometry))
-            errors.append("")
+            decoded = decode_at(str(source), geometries, draft)
         except MobileNetV2Error as exc:  # the image's, or its URL's: a row, as by default
             errors.append(str(exc))
+            continue
+        for out, geometry in zip(pixels, geometries, strict=True):
+            out[i] = decoded[geometry]
+        errors.append("")
     node = ray.get_runtime_context().get_node_id()
     result = {"index": batch["index"], "error": np.array(errors, dtype=object)}
     result.update({f"pixels_{g}": p for g, p in enumerate(pixels)})
@@ -251,15 +247,8 @@ class InferenceWorker:
         result["decode_node"] = batch["decode_node"]
         result["rank_node"] = np.array([self.node] * count, dtype=object)
         for m, (model, classifier) in enumerate(zip(self.models, self.classifiers, strict=True)):
-            classes = np.full((count, self.top), -1, np.int32)
-            scores = np.zeros((count, self.top), np.float32)
-            if good.any():
-                pixels = batch[f"pixels_{model.geometry}"][good]
-                predicted = predict_pixels(classifier, pixels, model.mean, model.std)
-                best = top_classes(predicted, self.top)
-                ranked = best.shape[1]  # fewer than `top` for a model of fewer classes
-                classes[good, :ranked] = best
-                scores[good, :ranked] = np.take_along_axis(predicted, best, axis=1)
+            pixels = batch[f"pixels_{model.geometry}"][good]
+            classes, scores = rank(classifier, pixels, good, self.top, model.mean, model.std)
             result[f"classes_{m}"] = classes
             result[f"scores_{m}"] = scores
         return result

@@ -25,22 +25,25 @@ import numpy as np
 from tqdm import tqdm
 
 from mobilenet_v2.base.errors import MobileNetV2Error
-from mobilenet_v2.base.labels import named, top_classes
+from mobilenet_v2.base.labels import named
 from mobilenet_v2.base.preprocess import (
     Geometry,
-    decode_image,
     decoded_batches,
     geometry_of,
     list_images,
-    resize_image,
 )
 from mobilenet_v2.base.sources import Source
-from mobilenet_v2.inference.batches import ENGINES, RankedBatch, default_batch_size
+from mobilenet_v2.inference.batches import (
+    ENGINES,
+    RankedBatch,
+    decode_at,
+    default_batch_size,
+    rank,
+)
 from mobilenet_v2.inference.classifier import (
     Classifier,
     load_keras,
     model_identity,
-    predict_pixels,
     preprocessing_for,
 )
 from mobilenet_v2.inference.models import load_models, ranked_classes
@@ -102,13 +105,10 @@ class BatchRunner:
         """In this process: the next batch decodes on a thread pool while this one is
         classified; each image is resized once per geometry, whichever models share it."""
         geometries = list(dict.fromkeys(geometry_of(p) for p in self.preps))
-        # DCT scaling serves one size at a time (as on the Ray engine)
-        reduced = geometries[0] if self.draft and len(geometries) == 1 else None
 
         def load(source: Source) -> dict[Geometry, np.ndarray] | MobileNetV2Error:
             try:
-                img = decode_image(source, *reduced) if reduced else decode_image(source)
-                return {g: np.asarray(resize_image(img, *g)) for g in geometries}
+                return decode_at(source, geometries, self.draft)
             except MobileNetV2Error as exc:  # the image's, or its URL's: a row with an error
                 return exc
 
@@ -119,19 +119,11 @@ class BatchRunner:
             decoded = [x for x in loaded if not isinstance(x, MobileNetV2Error)]
             classes, scores = [], []
             for classifier, prep in zip(self.classifiers, self.preps, strict=True):
-                best_classes = np.full((count, self.top), -1, np.int32)
-                best_scores = np.zeros((count, self.top), np.float32)
-                if decoded:
-                    geometry = geometry_of(prep)
-                    pixels = np.stack([x[geometry] for x in decoded])
-                    predicted = predict_pixels(classifier, pixels, prep["mean"], prep["std"])
-                    best = top_classes(predicted, self.top)
-                    ranked = best.shape[1]  # fewer than `top` for a model of fewer classes
-                    best_scores = best_scores.astype(predicted.dtype)
-                    best_classes[good, :ranked] = best
-                    best_scores[good, :ranked] = np.take_along_axis(predicted, best, axis=1)
-                classes.append(best_classes)
-                scores.append(best_scores)
+                geometry = geometry_of(prep)
+                pixels = np.stack([x[geometry] for x in decoded]) if decoded else None
+                ranked = rank(classifier, pixels, good, self.top, prep["mean"], prep["std"])
+                classes.append(ranked[0])
+                scores.append(ranked[1])
             errors = [str(x) if isinstance(x, MobileNetV2Error) else "" for x in loaded]
             yield RankedBatch(list(range(start, start + count)), batch, errors, classes, scores)
             start += count
