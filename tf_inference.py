@@ -11,7 +11,7 @@ import os
 import sys
 
 from mobilenet_v2.cli import main
-from mobilenet_v2.cli.parser import ArgumentParser, pixel_mean, positive_float
+from mobilenet_v2.cli.parser import ArgumentParser, pixel_mean, pixel_std
 
 PROG = "tf_inference.py"
 
@@ -21,7 +21,7 @@ if __name__ == "__main__":
     parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("-i", "--image", required=True, help="image to classify")
     parser.add_argument("--input_mean", type=pixel_mean, default=127.5)
-    parser.add_argument("--input_std", type=positive_float, default=127.5)
+    parser.add_argument("--input_std", type=pixel_std, default=127.5)
     parser.add_argument(
         "--weights", default=None, help="weights file (.h5, .keras, .tflite) or 'none'"
     )

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.cli import error, main
-from mobilenet_v2.cli.parser import ArgumentParser, pixel_mean, positive_float, positive_int
+from mobilenet_v2.cli.parser import ArgumentParser, pixel_mean, pixel_std, thread_count
 from mobilenet_v2.golden.dump import check_dump_output
 
 PROG = "tflite_inference.py"
@@ -33,9 +33,9 @@ if __name__ == "__main__":
     parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("-i", "--image", required=True, help="image to classify")
     parser.add_argument("--input_mean", type=pixel_mean, default=None)
-    parser.add_argument("--input_std", type=positive_float, default=None)
+    parser.add_argument("--input_std", type=pixel_std, default=None)
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help=f"({DEFAULT_MODEL})")
-    parser.add_argument("--num_threads", type=positive_int, default=None)
+    parser.add_argument("--num_threads", type=thread_count, default=None)
     parser.add_argument("--save_to", default=None, metavar="DIR", help="dump every tensor here")
     parser.add_argument(
         "--replace",

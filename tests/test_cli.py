@@ -367,6 +367,26 @@ def test_seed_scripts_check_save_to_before_any_work(tmp_path, script):
     assert len(result.stderr.splitlines()) == 1 and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("script", "flag", "value"),
+    [
+        ("tf_inference.py", "--input_std", "1e-50"),  # float32 cannot divide by it
+        ("tflite_inference.py", "--input_std", "1e-50"),
+        ("tflite_inference.py", "--num_threads", "1000"),  # more than LiteRT can start
+    ],
+)
+def test_seed_scripts_refuse_a_value_the_command_would_in_their_own_spelling(
+    script, flag, value
+):
+    args = ["-i", str(IMAGES / "cat.bmp"), flag, value]
+    if script == "tflite_inference.py":
+        args += ["--model", str(FIXTURE_TFLITE)]
+    result = run(sys.executable, script, *args)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"{script}: error: argument {flag}: "), result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
 # --- Unexpected errors are bugs: a short line, the traceback one flag away (issue 11) ---------
 
 

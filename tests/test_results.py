@@ -193,10 +193,10 @@ def test_parquet_without_pyarrow_names_the_extra(tmp_path):
 
 
 def test_the_tf_model_is_named_by_its_weights_file(tmp_path, monkeypatch):
-    """--weights FILE, and the default weights resolved to the file they load (here the one
-    $MOBILENET_V2_WEIGHTS names on the command line): the row's hash is that file's."""
+    """--weights FILE, and `imagenet` (named or by default) resolved to the file it loads
+    (here the one $MOBILENET_V2_WEIGHTS names): the row's hash is that file's."""
     monkeypatch.setenv("MOBILENET_V2_WEIGHTS", str(FIXTURE_TFLITE))
-    for flags in (["--weights", str(FIXTURE_TFLITE)], []):
+    for flags in (["--weights", str(FIXTURE_TFLITE)], ["--weights", "imagenet"], []):
         out = tmp_path / f"{len(flags)}.jsonl"
         args = ["classify", str(IMAGES / "parrot.jpg"), *flags, "--top", "1"]
         assert main([*args, "--output", str(out)]) == 0

@@ -30,10 +30,12 @@ def default_weights() -> str:
 
 
 def weights_arg(value: str | None) -> str | None:
-    """--weights as the model takes it: unset = $MOBILENET_V2_WEIGHTS or imagenet; `none`
-    (any case, also in the variable) = random initialization, as `weights=None` in Python.
-    A file literally named `none` is `./none`."""
-    value = value or default_weights()
+    """--weights as the model takes it: unset or `imagenet` = $MOBILENET_V2_WEIGHTS, else
+    imagenet (the variable replaces the ImageNet weights, named or not); `none` (any case,
+    also in the variable) = random initialization, as `weights=None` in Python. A file
+    literally named `none` is `./none`."""
+    if not value or value == "imagenet":
+        value = default_weights()
     return None if value.lower() == "none" else value
 
 
