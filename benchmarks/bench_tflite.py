@@ -33,10 +33,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     from mobilenet_v2.analysis import benchmark
+    from mobilenet_v2.base.calibration import calibration_images
     from mobilenet_v2.base.machine import describe
     from mobilenet_v2.base.preprocess import DEFAULT_PREPROCESSING
     from mobilenet_v2.tf._tf import keras
-    from mobilenet_v2.tf.convert import INT8_INPUT, calibration_images, convert, convert_file
+    from mobilenet_v2.tf.convert import INT8_INPUT, convert, convert_file
     from mobilenet_v2.tf.model import MobileNetV2
 
     start = time.perf_counter()

@@ -20,12 +20,13 @@ import re
 import numpy as np
 
 from mobilenet_v2.base.architecture import CLASSIFIER_LAYER, LOGITS
+from mobilenet_v2.base.calibration import calibration_images
 from mobilenet_v2.base.outputs import markdown_table
 from mobilenet_v2.base.preprocess import list_images, load_image
 from mobilenet_v2.base.quiet import silenced_stderr, silenced_stdout
 from mobilenet_v2.golden.compare import compare
 from mobilenet_v2.tf._tf import tf
-from mobilenet_v2.tf.convert import INT8_INPUT, calibration_images, make_converter
+from mobilenet_v2.tf.convert import INT8_INPUT, make_converter
 from mobilenet_v2.tf.model import MobileNetV2
 
 # "mobilenetv2_1.00_224_1/block_1_expand_relu_1/Relu6;..." -> "block_1_expand_relu"

@@ -328,7 +328,7 @@ def test_integer_and_float_io_types(tmp_path, splits, io_type):
 
 
 def test_calibration_draw_is_reproducible(splits):
-    from mobilenet_v2.tf.convert import calibration_images
+    from mobilenet_v2.base.calibration import calibration_images
 
     first = calibration_images(splits[0], 4, seed=1, preprocessing={"size": 32})
     np.testing.assert_array_equal(

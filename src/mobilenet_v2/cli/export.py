@@ -88,7 +88,8 @@ _SAVED_MODEL_FLAGS = ("--weights", "--alpha", "--size", "--top", "--resize", "--
 
 
 def c_array(args: argparse.Namespace) -> int:
-    """The bytes of --model, unchanged, as C source: no TensorFlow, no LiteRT."""
+    """The bytes of --model, unchanged, as C source, once our reader and LiteRT accept the
+    file (no TensorFlow)."""
     from mobilenet_v2.golden.model_array import write_model_array
 
     refuse(args, _SAVED_MODEL_FLAGS, "applies to --saved-model (--c-array copies --model as is)")

@@ -220,9 +220,8 @@ class ResultWriter:
         self.journal.close()
 
     def finish(self, sources: Sequence[Source]) -> None:
-        """The output from the journal, atomically, then no journal. Rows come in the order
-        the engine finished them; the output lists them in the inputs' order (rows kept from
-        an earlier run for other inputs first)."""
+        """The output from the journal, atomically, then no journal: in the inputs' order
+        (rows kept from an earlier run for other inputs first)."""
         self.journal.close()
         order: dict[str, int] = {}
         for i, source in enumerate(sources):  # an input given twice: where it first appears
