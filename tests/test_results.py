@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 
 import pytest
 from conftest import BAD_IMAGES, FIXTURE_TFLITE, GOOD_IMAGES, IMAGES, good_and_bad_images
@@ -15,7 +16,7 @@ from conftest import BAD_IMAGES, FIXTURE_TFLITE, GOOD_IMAGES, IMAGES, good_and_b
 from mobilenet_v2.base.outputs import atomic_directory, write_atomic
 from mobilenet_v2.base.provenance import file_sha256
 from mobilenet_v2.cli import main
-from mobilenet_v2.inference.results import journal_path, read_results
+from mobilenet_v2.inference.results import Row, journal_path, read_results
 
 pytestmark = pytest.mark.shared
 
@@ -148,6 +149,40 @@ def test_file_names_that_are_not_utf8_are_kept_visible(tmp_path):
     assert classify(str(folder), "--output", str(out)) == 0
     (row,) = read_results(out)
     assert row.path.endswith("caf\\xe9.jpg") and row.names[0] == "macaw"
+
+
+# Characters that `str.splitlines()` ends a line at and a file name may hold; JSON Lines
+# escapes none of them.
+LINE_BREAKS_TO_SPLITLINES = ["\u2028", "\u2029", "\x85", "\x1c", "\x1d", "\x1e", "\x0b", "\x0c"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl"])
+def test_file_names_holding_what_splitlines_calls_a_line_break_are_one_row_each(
+    tmp_path, capsys, suffix
+):
+    """The journal and a JSON Lines output are read by "\\n" only: a name with U+2028 or
+    U+0085 is one row, through an interrupted run's journal and --resume alike."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    names = [f"photo{mark}{i}.jpg" for i, mark in enumerate(LINE_BREAKS_TO_SPLITLINES)]
+    for name in names:
+        shutil.copy(IMAGES / "parrot.jpg", folder / name)
+    paths = [str(folder / name) for name in names]
+    out = tmp_path / f"results{suffix}"
+    assert classify(*paths[:3], "--output", str(out)) == 0
+    assert [r.path for r in read_results(out)] == paths[:3]
+    # An interrupted run's journal (one row, then a line a kill cut short) to resume from.
+    journal = journal_path(out)
+    kept = Row(paths[3], FIXTURE_TFLITE.name, file_sha256(FIXTURE_TFLITE), ["n1"], ["macaw"], [1.0])
+    journal.write_text(json.dumps(asdict(kept), ensure_ascii=False) + '\n{"path": "cut', "utf-8")
+    capsys.readouterr()
+    assert classify(*paths, "--output", str(out), "--resume") == 0
+    assert f"{len(paths) - 4} of {len(paths) - 4} images classified (4 kept" in (
+        capsys.readouterr().err
+    )
+    rows = read_results(out)
+    assert [r.path for r in rows] == paths and rows[3] == kept
+    assert all(r.names[0] == "macaw" for r in rows) and not journal.exists()
 
 
 def test_a_failed_write_names_the_output(images, tmp_path, monkeypatch, capsys):

@@ -287,12 +287,17 @@ def read_rows(path: Path, fmt: str | None, partial: bool = False) -> list[Row]:
                 raise refuse(f"no column {missing[0]!r}")
             return [Row(**{c: record[c] for c in COLUMNS}) for record in table.to_pylist()]
         with open(path, encoding="utf-8", newline="") as f:
-            lines = f.read().splitlines()
+            text = f.read()
     except UnicodeDecodeError:
         raise refuse("not UTF-8 text") from None
     except OSError as exc:
         raise MobileNetV2Error(f"{path}: cannot read ({exc.strerror or exc})") from None
     if fmt == "jsonl":
+        # Lines end at "\n" only: JSON escapes every control character, but a file name's
+        # U+2028, U+0085 or \x1c stays as it is, and `str.splitlines()` would end a line there.
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()  # what follows the last "\n"
         rows = []
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -307,7 +312,7 @@ def read_rows(path: Path, fmt: str | None, partial: bool = False) -> list[Row]:
                 raise refuse(f"line {number} is not a result row")
             rows.append(Row(**{c: record[c] for c in COLUMNS}))
         return rows
-    reader = csv.DictReader(lines)
+    reader = csv.DictReader(text.splitlines())
     needed = ("path", "model", "model_sha256", "error")
     missing = [c for c in needed if c not in (reader.fieldnames or [])]
     if missing:
