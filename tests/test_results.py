@@ -16,7 +16,7 @@ from conftest import BAD_IMAGES, FIXTURE_TFLITE, GOOD_IMAGES, IMAGES, good_and_b
 from mobilenet_v2.base.outputs import atomic_directory, write_atomic
 from mobilenet_v2.base.provenance import file_sha256
 from mobilenet_v2.cli import main
-from mobilenet_v2.inference.results import Row, journal_path, read_results
+from mobilenet_v2.inference.results import Row, journal_path, read_results, write_results
 
 pytestmark = pytest.mark.shared
 
@@ -156,7 +156,7 @@ def test_file_names_that_are_not_utf8_are_kept_visible(tmp_path):
 LINE_BREAKS_TO_SPLITLINES = ["\u2028", "\u2029", "\x85", "\x1c", "\x1d", "\x1e", "\x0b", "\x0c"]
 
 
-@pytest.mark.parametrize("suffix", [".jsonl"])
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 def test_file_names_holding_what_splitlines_calls_a_line_break_are_one_row_each(
     tmp_path, capsys, suffix
 ):
@@ -183,6 +183,24 @@ def test_file_names_holding_what_splitlines_calls_a_line_break_are_one_row_each(
     rows = read_results(out)
     assert [r.path for r in rows] == paths and rows[3] == kept
     assert all(r.names[0] == "macaw" for r in rows) and not journal.exists()
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+def test_every_path_reads_back_exactly_from_every_format(tmp_path, suffix):
+    """What --resume matches on: a path with line breaks of any kind, quotes, commas and
+    separators reads back as it was written."""
+    paths = [
+        "/images/new\nline.jpg",
+        "/images/windows\r\nline.jpg",
+        "/images/carriage\rreturn.jpg",
+        "/images/\"quoted\", with a comma.jpg",
+        "/images/trailing newline.jpg\n",
+        *(f"/images/{mark}.jpg" for mark in LINE_BREAKS_TO_SPLITLINES),
+    ]
+    rows = [Row(p, "m.tflite", "0" * 64, ["n1"], ["tench"], [0.5]) for p in paths]
+    out = tmp_path / f"results{suffix}"
+    write_results(out, rows, top=1)
+    assert read_results(out) == rows
 
 
 def test_a_failed_write_names_the_output(images, tmp_path, monkeypatch, capsys):

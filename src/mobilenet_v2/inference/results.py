@@ -312,12 +312,15 @@ def read_rows(path: Path, fmt: str | None, partial: bool = False) -> list[Row]:
                 raise refuse(f"line {number} is not a result row")
             rows.append(Row(**{c: record[c] for c in COLUMNS}))
         return rows
-    reader = csv.DictReader(text.splitlines())
+    # The csv module splits the records itself, so that a quoted field keeps its line breaks
+    # as written ("\n", "\r\n", "\r"): a file name reads back exactly.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     needed = ("path", "model", "model_sha256", "error")
     missing = [c for c in needed if c not in (reader.fieldnames or [])]
     if missing:
         raise refuse(f"no column {missing[0]!r}")
-    return [_row_from_csv(path, record, number) for number, record in enumerate(reader, 2)]
+    # line_num: where the record ends in the file, a quoted line break counted
+    return [_row_from_csv(path, record, reader.line_num) for record in reader]
 
 
 def _row_from_csv(path: Path, record: dict[str, str], number: int) -> Row:
