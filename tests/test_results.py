@@ -16,7 +16,13 @@ from conftest import BAD_IMAGES, FIXTURE_TFLITE, GOOD_IMAGES, IMAGES, good_and_b
 from mobilenet_v2.base.outputs import atomic_directory, write_atomic
 from mobilenet_v2.base.provenance import file_sha256
 from mobilenet_v2.cli import main
-from mobilenet_v2.inference.results import Row, journal_path, read_results, write_results
+from mobilenet_v2.inference.results import (
+    Row,
+    journal_path,
+    path_key,
+    read_results,
+    write_results,
+)
 
 pytestmark = pytest.mark.shared
 
@@ -74,6 +80,33 @@ def test_resume_classifies_only_what_the_file_lacks(images, tmp_path, capsys):
     lines = out.read_text().splitlines()
     assert lines[:2] == first  # the earlier rows, unchanged
     assert len(lines) == 4
+
+
+def test_resume_from_another_folder_matches_the_files_the_first_run_classified(
+    images, tmp_path, capsys, monkeypatch
+):
+    """Rows hold absolute paths, resolved where the first run ran: a resume from elsewhere,
+    with paths spelled relative to there or absolute, classifies only what is new."""
+    out = tmp_path / "results.csv"
+    monkeypatch.chdir(images)
+    assert classify(*GOOD[:2], "--output", str(out)) == 0
+    assert [r.path for r in read_results(out)] == [str(images / n) for n in GOOD[:2]]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    again = [str(images / GOOD[0]), *(os.path.join("..", images.name, n) for n in GOOD)]
+    assert classify(*again, "--output", str(out), "--resume") == 0
+    assert "2 of 2 images classified (2 kept from before)" in capsys.readouterr().err
+    assert [r.path for r in read_results(out)] == [str(images / n) for n in GOOD]
+
+
+def test_an_input_is_known_by_its_url_or_its_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for url in ("https://example.com/images/cat.jpg", "file:///data/images/cat.jpg"):
+        assert path_key(url) == url  # never joined to the current folder
+    assert path_key("images/../cat.jpg") == str(tmp_path / "cat.jpg")
+    assert path_key(tmp_path / "cat.jpg") == str(tmp_path / "cat.jpg")
 
 
 def test_resume_tries_failed_images_again(images, tmp_path, capsys):
@@ -193,7 +226,7 @@ def test_every_path_reads_back_exactly_from_every_format(tmp_path, suffix):
         "/images/new\nline.jpg",
         "/images/windows\r\nline.jpg",
         "/images/carriage\rreturn.jpg",
-        "/images/\"quoted\", with a comma.jpg",
+        '/images/"quoted", with a comma.jpg',
         "/images/trailing newline.jpg\n",
         *(f"/images/{mark}.jpg" for mark in LINE_BREAKS_TO_SPLITLINES),
     ]

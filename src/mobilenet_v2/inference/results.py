@@ -1,10 +1,10 @@
 """Classification results as a file: one row per input image in Parquet, CSV or JSON Lines
 (by the output's suffix), written atomically, and resumable after an interruption.
 
-A row: the image's `path`, the `model` and `model_sha256` (of the file its weights came
-from), the top-k `synsets`, `names` and `scores` best first, and `error` (None when the image
-was classified; then the lists are empty). CSV has no lists: it spells them out as
-`synset_1 … synset_k`, `name_1 …`, `score_1 …` columns.
+A row: the image's `path` (its absolute path, or its URL: `path_key`), the `model` and
+`model_sha256` (of the file its weights came from), the top-k `synsets`, `names` and `scores`
+best first, and `error` (None when the image was classified; then the lists are empty). CSV
+has no lists: it spells them out as `synset_1 … synset_k`, `name_1 …`, `score_1 …` columns.
 
 While a run goes on, its rows are appended to a journal beside the output
 (`.NAME.partial.jsonl`, flushed every batch); the output itself is written from the earlier
@@ -21,14 +21,14 @@ import io
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.base.extras import pyarrow_for
 from mobilenet_v2.base.outputs import atomic_file, check_writable
-from mobilenet_v2.base.sources import Source
+from mobilenet_v2.base.sources import Source, is_url
 
 SUFFIXES = (".parquet", ".csv", ".jsonl")
 ROW_GROUP = 65_536  # Parquet rows per row group: a few groups for a million images
@@ -55,7 +55,12 @@ def path_text(path: str | os.PathLike) -> str:
 
 
 def path_key(path: str | os.PathLike) -> str:
-    """What identifies an input across runs: its absolute path, as text."""
+    """What identifies an input across runs, and what a result file's `path` holds: a URL as
+    it is, a local file's absolute path as text (`..` folded, symlinks not followed). Rows
+    store it resolved against the folder of the run that classified them, so that a
+    `--resume` from another folder matches inputs that name the same files."""
+    if is_url(path):
+        return str(path)
     return path_text(os.path.abspath(os.fsencode(path)))
 
 
@@ -207,7 +212,9 @@ class ResultWriter:
         return todo
 
     def append(self, rows: list[Row]) -> None:
-        self.journal.append(rows)
+        """Rows journaled by their inputs' identity: a relative path is made absolute here,
+        while the folder it is relative to is known."""
+        self.journal.append(replace(row, path=path_key(row.path)) for row in rows)
         self.written += len(rows)
 
     @property
