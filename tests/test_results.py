@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 
 import pytest
 from conftest import BAD_IMAGES, FIXTURE_TFLITE, GOOD_IMAGES, IMAGES, good_and_bad_images
@@ -15,7 +16,13 @@ from conftest import BAD_IMAGES, FIXTURE_TFLITE, GOOD_IMAGES, IMAGES, good_and_b
 from mobilenet_v2.base.outputs import atomic_directory, write_atomic
 from mobilenet_v2.base.provenance import file_sha256
 from mobilenet_v2.cli import main
-from mobilenet_v2.inference.results import journal_path, read_results
+from mobilenet_v2.inference.results import (
+    Row,
+    journal_path,
+    path_key,
+    read_results,
+    write_results,
+)
 
 pytestmark = pytest.mark.shared
 
@@ -73,6 +80,33 @@ def test_resume_classifies_only_what_the_file_lacks(images, tmp_path, capsys):
     lines = out.read_text().splitlines()
     assert lines[:2] == first  # the earlier rows, unchanged
     assert len(lines) == 4
+
+
+def test_resume_from_another_folder_matches_the_files_the_first_run_classified(
+    images, tmp_path, capsys, monkeypatch
+):
+    """Rows hold absolute paths, resolved where the first run ran: a resume from elsewhere,
+    with paths spelled relative to there or absolute, classifies only what is new."""
+    out = tmp_path / "results.csv"
+    monkeypatch.chdir(images)
+    assert classify(*GOOD[:2], "--output", str(out)) == 0
+    assert [r.path for r in read_results(out)] == [str(images / n) for n in GOOD[:2]]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    again = [str(images / GOOD[0]), *(os.path.join("..", images.name, n) for n in GOOD)]
+    assert classify(*again, "--output", str(out), "--resume") == 0
+    assert "2 of 2 images classified (2 kept from before)" in capsys.readouterr().err
+    assert [r.path for r in read_results(out)] == [str(images / n) for n in GOOD]
+
+
+def test_an_input_is_known_by_its_url_or_its_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for url in ("https://example.com/images/cat.jpg", "file:///data/images/cat.jpg"):
+        assert path_key(url) == url  # never joined to the current folder
+    assert path_key("images/../cat.jpg") == str(tmp_path / "cat.jpg")
+    assert path_key(tmp_path / "cat.jpg") == str(tmp_path / "cat.jpg")
 
 
 def test_resume_tries_failed_images_again(images, tmp_path, capsys):
@@ -148,6 +182,58 @@ def test_file_names_that_are_not_utf8_are_kept_visible(tmp_path):
     assert classify(str(folder), "--output", str(out)) == 0
     (row,) = read_results(out)
     assert row.path.endswith("caf\\xe9.jpg") and row.names[0] == "macaw"
+
+
+# Characters that `str.splitlines()` ends a line at and a file name may hold; JSON Lines
+# escapes none of them.
+LINE_BREAKS_TO_SPLITLINES = ["\u2028", "\u2029", "\x85", "\x1c", "\x1d", "\x1e", "\x0b", "\x0c"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_file_names_holding_what_splitlines_calls_a_line_break_are_one_row_each(
+    tmp_path, capsys, suffix
+):
+    """The journal and a JSON Lines output are read by "\\n" only: a name with U+2028 or
+    U+0085 is one row, through an interrupted run's journal and --resume alike."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    names = [f"photo{mark}{i}.jpg" for i, mark in enumerate(LINE_BREAKS_TO_SPLITLINES)]
+    for name in names:
+        shutil.copy(IMAGES / "parrot.jpg", folder / name)
+    paths = [str(folder / name) for name in names]
+    out = tmp_path / f"results{suffix}"
+    assert classify(*paths[:3], "--output", str(out)) == 0
+    assert [r.path for r in read_results(out)] == paths[:3]
+    # An interrupted run's journal (one row, then a line a kill cut short) to resume from.
+    journal = journal_path(out)
+    kept = Row(paths[3], FIXTURE_TFLITE.name, file_sha256(FIXTURE_TFLITE), ["n1"], ["macaw"], [1.0])
+    journal.write_text(json.dumps(asdict(kept), ensure_ascii=False) + '\n{"path": "cut', "utf-8")
+    capsys.readouterr()
+    assert classify(*paths, "--output", str(out), "--resume") == 0
+    assert f"{len(paths) - 4} of {len(paths) - 4} images classified (4 kept" in (
+        capsys.readouterr().err
+    )
+    rows = read_results(out)
+    assert [r.path for r in rows] == paths and rows[3] == kept
+    assert all(r.names[0] == "macaw" for r in rows) and not journal.exists()
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+def test_every_path_reads_back_exactly_from_every_format(tmp_path, suffix):
+    """What --resume matches on: a path with line breaks of any kind, quotes, commas and
+    separators reads back as it was written."""
+    paths = [
+        "/images/new\nline.jpg",
+        "/images/windows\r\nline.jpg",
+        "/images/carriage\rreturn.jpg",
+        '/images/"quoted", with a comma.jpg',
+        "/images/trailing newline.jpg\n",
+        *(f"/images/{mark}.jpg" for mark in LINE_BREAKS_TO_SPLITLINES),
+    ]
+    rows = [Row(p, "m.tflite", "0" * 64, ["n1"], ["tench"], [0.5]) for p in paths]
+    out = tmp_path / f"results{suffix}"
+    write_results(out, rows, top=1)
+    assert read_results(out) == rows
 
 
 def test_a_failed_write_names_the_output(images, tmp_path, monkeypatch, capsys):

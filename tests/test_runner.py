@@ -167,6 +167,42 @@ def test_a_ray_worker_that_dies_is_retried_without_losing_or_doubling_a_row(
     assert rows == classify_images(images, FakeClassifier(), top=TOP, batch_size=2)
 
 
+def test_an_interrupted_ray_run_keeps_every_row_that_finished_whatever_its_order(
+    local_ray, images, tmp_path, monkeypatch
+):
+    """Ray's batches finish in any order. Here they arrive last first, and the run is
+    interrupted while the first input's batch is still out: every row that came is in the
+    journal, and resume classifies only that batch, one row per input, in the inputs' order."""
+    import ray.data
+
+    iter_batches = ray.data.Dataset.iter_batches
+    still_out: list[int] = []
+
+    def last_first_then_interrupted(self, **kwargs):
+        batches = list(iter_batches(self, **kwargs))
+        first = next(batch for batch in batches if 0 in batch["index"])
+        still_out.extend(int(p) for p in first["index"])
+        yield from reversed([batch for batch in batches if batch is not first])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ray.data.Dataset, "iter_batches", last_first_then_interrupted)
+    out = tmp_path / "rows.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        classify_images(images, FakeClassifier(), output=out, engine="ray", top=TOP, batch_size=2)
+    finished = [str(p) for i, p in enumerate(images) if i not in still_out]
+    journaled = [r.path for r in read_results(journal_path(out))]
+    assert sorted(journaled) == sorted(finished) and journaled != finished  # as they came
+
+    monkeypatch.undo()
+    summary = classify_images(
+        images, FakeClassifier(), output=out, resume=True, engine="ray", top=TOP, batch_size=2
+    )
+    kept = [path for path in finished if path != str(images[2])]  # an error row is tried again
+    assert (summary.kept, summary.images) == (len(kept), len(images) - len(kept))
+    assert read_results(out) == classify_images(images, FakeClassifier(), top=TOP)
+    assert not journal_path(out).exists()
+
+
 class Float64Scores(FakeClassifier):
     """The fake, scoring in float64 (a Classifier may): rows carry float32 scores."""
 

@@ -29,7 +29,8 @@ def default_batch_size(engine: str) -> int:
 
 @dataclass
 class RankedBatch:
-    """One batch of results, in the inputs' order: positions in the job's sources, the
+    """One batch of results (in the inputs' order unless asked for as they finish; then the
+    positions say where each belongs): positions in the job's sources, the
     sources, errors ("" when the image was classified), and per model the top-k class
     indices (-1: no class, for a failed image or a model of fewer classes) and scores."""
 

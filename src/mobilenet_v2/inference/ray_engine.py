@@ -14,7 +14,11 @@ neither the file nor a download (a classifier object of another kind travels pic
 must be readable where the decoding runs (a URL, or a filesystem every node mounts).
 
 Every input carries its position; the driver keeps the first result for each and asserts
-that none is missing, so a worker that dies and is retried cannot add or lose a row.
+that none is missing, so a worker that dies and is retried cannot add or lose a row. Batches
+finish in any order: a job asked for them as they finish (`ordered=False`, what `--output`
+runs use: the journal takes rows in any order, the output is sorted at the end) passes each
+on at once, so an interruption loses no finished row; an ordered job (rows printed or
+returned) holds the rows that finish ahead of a slower batch in a reorder buffer.
 """
 
 from __future__ import annotations
@@ -97,6 +101,11 @@ def _check_reachable(address: str) -> None:
             f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); is "
             "`ray start --head` running there, and is the port open?"
         ) from None
+
+
+# One input's result on the driver: its error ("" when ranked), and per model its top-k
+# classes and scores.
+Ranked = tuple[str, list[np.ndarray], list[np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -256,8 +265,13 @@ class InferenceWorker:
 
 @dataclass
 class RayRankingJob:
-    """Rank `sources` with `classifiers` on Ray Data; iterate for `RankedBatch`es in the
-    inputs' order as they finish. `decode_nodes` and `rank_nodes` say where the work ran."""
+    """Rank `sources` with `classifiers` on Ray Data; iterate for `RankedBatch`es as they
+    finish, in the inputs' order unless not `ordered`. `decode_nodes` and `rank_nodes` say
+    where the work ran.
+
+    An ordered job holds what finishes ahead of the first unfinished input: a few hundred bytes
+    a row (positions, top-k classes and scores, no pixels), at most every input behind one
+    slow batch. Unordered, nothing is held but one byte per input (whether it arrived)."""
 
     sources: list[Source]
     classifiers: list[Any]
@@ -266,6 +280,7 @@ class RayRankingJob:
     batch_size: int = RAY_BATCH
     workers: int | None = None
     draft: bool = False
+    ordered: bool = True
     decode_nodes: set[str] = field(default_factory=set)
     rank_nodes: set[str] = field(default_factory=set)
 
@@ -307,43 +322,55 @@ class RayRankingJob:
                 memory=(2 if any(m.kind == "keras" for m in models) else 0.5) * 2**30,
             )
         )
-        # Results come as batches finish; they go out in the inputs' order (a reorder
-        # buffer of small rows), each input once: a retried batch cannot add a row.
-        pending: dict[int, tuple[str, list[np.ndarray], list[np.ndarray]]] = {}
-        done = 0
+        # Results come as batches finish, each input once: a retried batch cannot add a row.
+        # Ordered, they go out in the inputs' order through a reorder buffer of small rows.
+        arrived = bytearray(len(self.sources))  # 1 where an input's result came
+        count = 0
+        pending: dict[int, Ranked] = {}
+        done = 0  # ordered: the inputs before this one have gone out
         try:
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                 self.decode_nodes.update(batch["decode_node"])
                 self.rank_nodes.update(batch["rank_node"])
+                fresh: dict[int, Ranked] = {}
                 for row, position in enumerate(int(p) for p in batch["index"]):
-                    if position < done or position in pending:
+                    if arrived[position]:
                         continue
+                    arrived[position] = 1
+                    count += 1
                     error = str(batch["error"][row] or "")
                     where = located[position]  # messages name each input as it was given
                     if error.startswith(where + ":"):
                         error = spelled[where] + error[len(where) :]
                     classes = [batch[f"classes_{m}"][row] for m in range(len(models))]
                     scores = [batch[f"scores_{m}"][row] for m in range(len(models))]
-                    pending[position] = (error, classes, scores)
-                ready = []
+                    fresh[position] = (error, classes, scores)
+                if not self.ordered:
+                    if fresh:
+                        yield self._ranked(fresh, len(models))
+                    continue
+                pending.update(fresh)
+                ready = {}
                 while done in pending:
-                    ready.append(done)
+                    ready[done] = pending.pop(done)
                     done += 1
                 if ready:
-                    rows = [pending.pop(p) for p in ready]
-                    yield RankedBatch(
-                        positions=ready,
-                        sources=[self.sources[p] for p in ready],
-                        errors=[error for error, _, _ in rows],
-                        classes=[np.stack([r[1][m] for r in rows]) for m in range(len(models))],
-                        scores=[np.stack([r[2][m] for r in rows]) for m in range(len(models))],
-                    )
+                    yield self._ranked(ready, len(models))
         except ray.exceptions.RayError as exc:
             raise _ray_failure(exc) from exc
-        if done != len(self.sources) or pending:
+        if count != len(self.sources):
             raise RuntimeError(
-                f"Ray returned {done + len(pending)} results for {len(self.sources)} inputs"
+                f"Ray returned {count} results for {len(self.sources)} inputs"
             )  # a bug, not a user error: the CLI reports it as internal
+
+    def _ranked(self, rows: dict[int, Ranked], models: int) -> RankedBatch:
+        return RankedBatch(
+            positions=list(rows),
+            sources=[self.sources[p] for p in rows],
+            errors=[error for error, _, _ in rows.values()],
+            classes=[np.stack([r[1][m] for r in rows.values()]) for m in range(models)],
+            scores=[np.stack([r[2][m] for r in rows.values()]) for m in range(models)],
+        )
 
 
 def _ray_failure(exc: BaseException) -> Exception:

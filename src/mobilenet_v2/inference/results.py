@@ -1,10 +1,10 @@
 """Classification results as a file: one row per input image in Parquet, CSV or JSON Lines
 (by the output's suffix), written atomically, and resumable after an interruption.
 
-A row: the image's `path`, the `model` and `model_sha256` (of the file its weights came
-from), the top-k `synsets`, `names` and `scores` best first, and `error` (None when the image
-was classified; then the lists are empty). CSV has no lists: it spells them out as
-`synset_1 … synset_k`, `name_1 …`, `score_1 …` columns.
+A row: the image's `path` (its absolute path, or its URL: `path_key`), the `model` and
+`model_sha256` (of the file its weights came from), the top-k `synsets`, `names` and `scores`
+best first, and `error` (None when the image was classified; then the lists are empty). CSV
+has no lists: it spells them out as `synset_1 … synset_k`, `name_1 …`, `score_1 …` columns.
 
 While a run goes on, its rows are appended to a journal beside the output
 (`.NAME.partial.jsonl`, flushed every batch); the output itself is written from the earlier
@@ -21,14 +21,14 @@ import io
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.base.extras import pyarrow_for
 from mobilenet_v2.base.outputs import atomic_file, check_writable
-from mobilenet_v2.base.sources import Source
+from mobilenet_v2.base.sources import Source, is_url
 
 SUFFIXES = (".parquet", ".csv", ".jsonl")
 ROW_GROUP = 65_536  # Parquet rows per row group: a few groups for a million images
@@ -55,7 +55,12 @@ def path_text(path: str | os.PathLike) -> str:
 
 
 def path_key(path: str | os.PathLike) -> str:
-    """What identifies an input across runs: its absolute path, as text."""
+    """What identifies an input across runs, and what a result file's `path` holds: a URL as
+    it is, a local file's absolute path as text (`..` folded, symlinks not followed). Rows
+    store it resolved against the folder of the run that classified them, so that a
+    `--resume` from another folder matches inputs that name the same files."""
+    if is_url(path):
+        return str(path)
     return path_text(os.path.abspath(os.fsencode(path)))
 
 
@@ -207,7 +212,9 @@ class ResultWriter:
         return todo
 
     def append(self, rows: list[Row]) -> None:
-        self.journal.append(rows)
+        """Rows journaled by their inputs' identity: a relative path is made absolute here,
+        while the folder it is relative to is known."""
+        self.journal.append(replace(row, path=path_key(row.path)) for row in rows)
         self.written += len(rows)
 
     @property
@@ -287,12 +294,17 @@ def read_rows(path: Path, fmt: str | None, partial: bool = False) -> list[Row]:
                 raise refuse(f"no column {missing[0]!r}")
             return [Row(**{c: record[c] for c in COLUMNS}) for record in table.to_pylist()]
         with open(path, encoding="utf-8", newline="") as f:
-            lines = f.read().splitlines()
+            text = f.read()
     except UnicodeDecodeError:
         raise refuse("not UTF-8 text") from None
     except OSError as exc:
         raise MobileNetV2Error(f"{path}: cannot read ({exc.strerror or exc})") from None
     if fmt == "jsonl":
+        # Lines end at "\n" only: JSON escapes every control character, but a file name's
+        # U+2028, U+0085 or \x1c stays as it is, and `str.splitlines()` would end a line there.
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()  # what follows the last "\n"
         rows = []
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -307,12 +319,15 @@ def read_rows(path: Path, fmt: str | None, partial: bool = False) -> list[Row]:
                 raise refuse(f"line {number} is not a result row")
             rows.append(Row(**{c: record[c] for c in COLUMNS}))
         return rows
-    reader = csv.DictReader(lines)
+    # The csv module splits the records itself, so that a quoted field keeps its line breaks
+    # as written ("\n", "\r\n", "\r"): a file name reads back exactly.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     needed = ("path", "model", "model_sha256", "error")
     missing = [c for c in needed if c not in (reader.fieldnames or [])]
     if missing:
         raise refuse(f"no column {missing[0]!r}")
-    return [_row_from_csv(path, record, number) for number, record in enumerate(reader, 2)]
+    # line_num: where the record ends in the file, a quoted line break counted
+    return [_row_from_csv(path, record, reader.line_num) for record in reader]
 
 
 def _row_from_csv(path: Path, record: dict[str, str], number: int) -> Row:

@@ -2,8 +2,9 @@
 rank --> sink, in this process (`engine="default"`) or on Ray Data (`engine="ray"`).
 
 - `BatchRunner.batches(sources)` ranks the classes of every source with every model and
-  yields `RankedBatch`es in the inputs' order, an image that cannot be read being an error in
-  its row rather than the run's.
+  yields `RankedBatch`es in the inputs' order (or, `ordered=False`, as they finish: Ray's
+  batches finish in any order), an image that cannot be read being an error in its row
+  rather than the run's.
 - `classified_rows` names the classes of one model's batches as result rows;
   `write_classified` sends them to a `ResultWriter` (the journal, `--resume`, the output).
 - `classify_images` is all of it as one call, for notebooks and scripts.
@@ -93,11 +94,13 @@ class BatchRunner:
 
             preflight(self.classifiers, self.ray_address)
 
-    def batches(self, sources: Sequence[Source]) -> Iterator[RankedBatch]:
+    def batches(self, sources: Sequence[Source], ordered: bool = True) -> Iterator[RankedBatch]:
+        """Every source's ranked classes, batch by batch; not `ordered`: as batches finish
+        (the default engine's finish in order anyway)."""
         if not sources:  # e.g. --resume with nothing left: no Ray to start
             return
         if self.engine == "ray":
-            yield from self._ray(sources)
+            yield from self._ray(sources, ordered)
         else:
             yield from self._here(sources)
 
@@ -128,7 +131,7 @@ class BatchRunner:
             yield RankedBatch(list(range(start, start + count)), batch, errors, classes, scores)
             start += count
 
-    def _ray(self, sources: Sequence[Source]) -> Iterator[RankedBatch]:
+    def _ray(self, sources: Sequence[Source], ordered: bool) -> Iterator[RankedBatch]:
         from mobilenet_v2.inference.ray_engine import RayRankingJob, connected
 
         with connected(self.ray_address):
@@ -140,6 +143,7 @@ class BatchRunner:
                 self.batch_size,
                 self.workers,
                 self.draft,
+                ordered,
             )
             for batch in job:
                 self.nodes = job.decode_nodes | job.rank_nodes
@@ -147,12 +151,17 @@ class BatchRunner:
 
 
 def classified_rows(
-    runner: BatchRunner, sources: Sequence[Source], model: str, model_sha256: str
+    runner: BatchRunner,
+    sources: Sequence[Source],
+    model: str,
+    model_sha256: str,
+    ordered: bool = True,
 ) -> Iterator[tuple[list[Source], list[Row]]]:
     """The first model's result rows, batch by batch: `(sources, rows)`, a row naming the
-    classes that score above 0, best first, or saying why its image was not classified."""
+    classes that score above 0, best first, or saying why its image was not classified.
+    In the inputs' order, or as batches finish when not `ordered`."""
     names = getattr(runner.classifiers[0], "labels", None)  # the model's own, from metadata
-    for batch in runner.batches(sources):
+    for batch in runner.batches(sources, ordered):
         rows = []
         for i, (source, error) in enumerate(zip(batch.sources, batch.errors, strict=True)):
             row = Row(path_text(source), model, model_sha256)
@@ -195,20 +204,23 @@ def write_classified(
     writer: ResultWriter,
     progress: bool = False,
 ) -> ClassifySummary:
-    """Classify what `writer` does not hold yet, rows to its journal batch by batch, then
-    the output at once, in the inputs' order. An interruption (an exception, Ctrl-C) leaves
-    the journal to resume from (`writer.rows_so_far` rows) and goes on up."""
+    """Classify what `writer` does not hold yet, rows to its journal batch by batch as they
+    finish (in any order: nothing finished waits for a slower batch, so an interruption loses
+    none), then the output at once, in the inputs' order. An interruption (an exception,
+    Ctrl-C) leaves the journal to resume from (`writer.rows_so_far` rows) and goes on up."""
     todo = writer.start(sources)
     failures = 0
     start = time.perf_counter()
     quiet = not progress or len(todo) <= runner.batch_size or runner.engine == "ray"
     bar = tqdm(total=len(todo), unit="img", file=sys.stderr, disable=quiet)  # Ray shows its own
+    batches = classified_rows(runner, todo, writer.model, writer.model_sha256, ordered=False)
     try:
-        for batch, rows in classified_rows(runner, todo, writer.model, writer.model_sha256):
+        for batch, rows in batches:
             failures += sum(row.error is not None for row in rows)
             writer.append(rows)
             bar.update(len(batch))
     except BaseException:
+        batches.close()  # the Ray job stops now, not when the traceback is collected
         writer.close()
         bar.close()
         raise
