@@ -3,11 +3,14 @@ dynamic-range or float32. The file records its own preprocessing and labels."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import tarfile
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +158,65 @@ def convert_file(
     random weights (`weights=None`), recorded in the file. A model trained on a user's classes
     (`mobilenet-v2 train`) brings its labels, width and size (`size` overrides it); `alpha`
     and `size` otherwise default to 1.0 and 224."""
+    with interrupts_win() as check_interrupt:
+        return _convert_file(
+            output, weights, alpha, size, quantize, io_type, calibration_dir,
+            calibration_size, seed, preprocessing, force, warn, per_tensor, init_seed,
+            calibration_hint, size_flag, check_interrupt,
+        )  # fmt: skip
+
+
+@contextlib.contextmanager
+def interrupts_win() -> Iterator[Callable[[], None]]:
+    """A check that raises KeyboardInterrupt when SIGINT came during the block, even where
+    the KeyboardInterrupt it raised was swallowed on its way up: by a `__del__`, a weakref or
+    garbage-collector callback, or a callback from TensorFlow's C++, where Python only prints
+    "Exception ignored" (on a stderr the converter's chatter is silenced on). Python's own
+    handler otherwise; elsewhere than the main thread, or under a handler of the caller's, the
+    check only checks nothing."""
+    interrupted = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    def check() -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+
+    ours = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+    if not ours:
+        yield check
+        return
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _convert_file(
+    output: str | os.PathLike,
+    weights: str | None,
+    alpha: float | None,
+    size: int | None,
+    quantize: str,
+    io_type: str,
+    calibration_dir: str | os.PathLike | None,
+    calibration_size: int,
+    seed: int,
+    preprocessing: dict[str, Any] | None,
+    force: bool,
+    warn: Callable[[str], None] | None,
+    per_tensor: bool,
+    init_seed: int | None,
+    calibration_hint: str,
+    size_flag: str,
+    check_interrupt: Callable[[], None],
+) -> Path:
     from mobilenet_v2.base.trained import model_spec
     from mobilenet_v2.tf.model import MobileNetV2
 
@@ -173,6 +235,7 @@ def convert_file(
         calibration = calibration_images(
             source, calibration_size, seed, prep, force=force, size_flag=size_flag, **extra
         )
+        check_interrupt()
     model = MobileNetV2(
         input_shape=(size, size, 3),
         alpha=alpha,
@@ -181,6 +244,7 @@ def convert_file(
         init_seed=init_seed,
     )
     data = convert(model, quantize, io_type, calibration, per_tensor)
+    check_interrupt()  # a Ctrl-C that the converter swallowed still wins: nothing written
     record = metadata_record(
         {k: prep[k] for k in ("mean", "std", "resize", "crop_fraction")},
         labels,
@@ -194,8 +258,9 @@ def convert_file(
         if calibration is None
         else {"images": len(calibration), "source": str(source), "seed": seed},
     )
-    data = embed_metadata(data, record)
-    return write_atomic(output, standard_metadata(data, record, alpha, size))
+    data = standard_metadata(embed_metadata(data, record), record, alpha, size)
+    check_interrupt()
+    return write_atomic(output, data)
 
 
 def standard_metadata(data: bytes, record: dict[str, Any], alpha: float, size: int) -> bytes:
