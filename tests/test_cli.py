@@ -503,3 +503,25 @@ def test_the_seed_scripts_take_the_debug_flag_their_hint_names():
     )
     # The fixture's own label file names the class (README, "Converted models carry ...").
     assert result.returncode == 0 and result.stdout.startswith("n02124075 Egyptian cat")
+
+
+def test_train_offline_names_only_the_weights_training_takes(tmp_path, monkeypatch):
+    """Offline, `train`'s hint lists what training starts from (a .tflite or a no-top file),
+    in the caller's terms: `weights=PATH` from Python, no command-line flag or variable."""
+    from mobilenet_v2.base.errors import DownloadError
+    from mobilenet_v2.tf import weights
+    from mobilenet_v2.tf.train import train
+
+    sample = sorted((ROOT / ".." / "shared" / "data" / "imagenet" / "sample").iterdir())
+    for label, images in (("a", sample[:3]), ("b", sample[3:6])):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for image in images:
+            (tmp_path / "data" / label / image.name).symlink_to(image.resolve())
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(weights, "BASE_WEIGHT_PATH", "http://127.0.0.1:9/")
+    with pytest.raises(DownloadError) as failure:
+        train(tmp_path / "data", size=96, epochs=1, fine_tune_epochs=0)
+    message = str(failure.value)
+    assert "_no_top.h5: download failed" in message
+    assert "pass weights=PATH (a MobileNetV2 .tflite, or a no-top .h5" in message
+    assert "--weights" not in message and "MOBILENET_V2_WEIGHTS" not in message

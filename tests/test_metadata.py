@@ -302,13 +302,70 @@ def test_fewer_labels_than_classes_are_ignored_with_a_note(models, tmp_path):
     )
 
 
-def test_a_different_normalization_per_channel_is_refused_in_one_line(models, tmp_path):
+def test_a_different_normalization_per_channel_needs_the_users_flags(models, tmp_path):
+    """The model loads (its metadata is read, not refused, in the constructor); without
+    --input-mean and --input-std it is one line naming the file and those flags; with them
+    the flags win, exactly as on the same model with one normalization in its metadata."""
     per_channel = normalized_as([123.7, 116.3, 103.5], [58.4, 57.1, 57.4])  # torchvision's
     path = tmp_path / "per_channel.tflite"
-    path.write_bytes(with_labels(rewritten(standard_float_model(models), per_channel), ["x"]))
+    path.write_bytes(with_labels(rewritten(standard_float_model(models), per_channel), KERAS_NAMES))
+    classifier = load_tflite(path)
+    assert classifier.metadata.mean == pytest.approx((123.7, 116.3, 103.5))
+    assert preprocessing_for(classifier, mean=127.5, std=127.5)["mean"] == 127.5
     result = run_cli("classify", GRACE_HOPPER, "--model", str(path))
-    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1
-    assert "a different mean per channel [123.7" in result.stderr
+    assert result.returncode == 1 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"mobilenet-v2: error: {path}: ")
+    assert "mean [123.7, 116.3, 103.5]" in result.stderr
+    assert "pass --input-mean and --input-std" in result.stderr
+    flags = ("--input-mean", "127.5", "--input-std", "127.5", "--top", "3")
+    given = run_cli("classify", GRACE_HOPPER, "--model", str(path), *flags)
+    same = tmp_path / "same.tflite"
+    same.write_bytes(standard_float_model(models))
+    expected = run_cli("classify", GRACE_HOPPER, "--model", str(same), "--top", "3")
+    assert given.returncode == 0, given.stderr
+    assert given.stdout.split()[2::4] == expected.stdout.split()[2::4]  # the scores
+
+
+def standard_edited(change):
+    """An edit that applies `change(ModelMetadataT)` to the standard metadata."""
+    md = metadata_schema()
+
+    def edit(model):
+        entry = next(m for m in model.metadata if m.name == STANDARD_NAME.encode())
+        meta = md.ModelMetadataT.InitFromPackedBuf(model.buffers[entry.buffer].data.tobytes(), 0)
+        change(meta)
+        builder = flatbuffers.Builder(0)
+        builder.Finish(meta.Pack(builder), file_identifier=b"M001")
+        model.buffers[entry.buffer].data = np.frombuffer(bytes(builder.Output()), np.uint8)
+
+    return edit
+
+
+def _bad_normalization(meta):
+    norm = meta.subgraphMetadata[0].inputTensorMetadata[0].processUnits[0].options
+    norm.mean, norm.std = [1.0, 2.0], [3.0, 4.0, 5.0]
+
+
+@pytest.mark.parametrize(
+    ("field", "change"),
+    [
+        ("description", lambda meta: setattr(meta, "description", b"\xff\xfe not UTF-8")),
+        ("author", lambda meta: setattr(meta, "author", b"\xc3")),
+        ("input normalization", _bad_normalization),
+    ],
+)
+def test_a_malformed_optional_field_is_a_note_and_the_defaults(tmp_path, field, change):
+    """LiteRT runs a model whatever its metadata's optional fields hold: so do we, saying
+    which field was ignored; the rest of the metadata still applies."""
+    path = tmp_path / "odd.tflite"
+    path.write_bytes(rewritten(FIXTURE_TFLITE.read_bytes(), standard_edited(change)))
+    result = run_cli("classify", GRACE_HOPPER, "--model", str(path), "--top", "1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[1] == "mortarboard"  # as without the edit (zip dropped)
+    note = f"mobilenet-v2: note: {path}: its {STANDARD_NAME} {field} is unreadable ("
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith(note)]
+    assert line.endswith("; ignored") and "Traceback" not in result.stderr
 
 
 def test_without_mediapipe_the_metadata_is_skipped_with_a_note(monkeypatch, int8_model):

@@ -740,3 +740,53 @@ def test_predict_pixels_is_predict_of_the_normalized_pixels_to_the_bit(model, me
             classifier.predict_pixels(pixels, mean, std),
             classifier.predict(normalize(pixels, mean, std)),
         )
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [("missing.h5", "missing.h5"), ("junk.h5", "junk.h5")],
+)
+def test_convert_checks_its_weights_before_the_calibration_folder(
+    tmp_path, capsys, monkeypatch, weights, message
+):
+    """A bad --weights fails first, not after a long calibration scan (or a download)."""
+    from mobilenet_v2.tf import convert
+
+    (tmp_path / "junk.h5").write_bytes(b"not HDF5")
+    scanned = []
+    monkeypatch.setattr(convert, "calibration_images", lambda *a, **k: scanned.append(a))
+    monkeypatch.setattr(convert, "IMAGENETTE_URL", "http://127.0.0.1:9/imagenette2-160.tgz")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    for calibration in (["--calibration-dir", str(SAMPLE)], []):
+        argv = ["convert", "--output", str(tmp_path / "m.tflite"), "--size", "96"]
+        one_line_error(capsys, [*argv, "--weights", str(tmp_path / weights), *calibration], message)
+    assert scanned == [] and not (tmp_path / "m.tflite").exists()
+
+
+@pytest.mark.parametrize("via", ["command", "python"])
+def test_offline_convert_reports_every_missing_download_at_once(tmp_path, capsys, monkeypatch, via):
+    """Offline, the ImageNet weights and the imagenette calibration set both fail: one
+    message lists both, each with what to do instead in the caller's own terms."""
+    from mobilenet_v2.base.errors import DownloadError
+    from mobilenet_v2.tf import convert, weights
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.delenv("MOBILENET_V2_WEIGHTS", raising=False)
+    monkeypatch.setattr(weights, "BASE_WEIGHT_PATH", "http://127.0.0.1:9/")
+    monkeypatch.setattr(convert, "IMAGENETTE_URL", "http://127.0.0.1:9/imagenette2-160.tgz")
+    output = tmp_path / "m.tflite"
+    if via == "command":
+        assert main(["convert", "--output", str(output), "--size", "96"]) == 1
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+        assert "--weights PATH" in err and "$MOBILENET_V2_WEIGHTS" in err
+        assert "--calibration-dir DIR" in err and "weights=PATH" not in err
+    else:
+        with pytest.raises(DownloadError) as failure:
+            convert.convert_file(output, "imagenet", size=96)
+        err = str(failure.value)
+        assert "weights=PATH" in err and "--weights" not in err
+        assert "MOBILENET_V2_WEIGHTS" not in err
+    assert err.count("download failed") == 2 and "2 downloads failed: (1) " in err
+    assert "127.0.0.1:9/mobilenet_v2_weights" in err and "imagenette2-160.tgz" in err
+    assert not output.exists() and not list((tmp_path / "keras" / "models").iterdir())

@@ -253,7 +253,7 @@ def test_offline_download_fails_fast_and_says_what_to_do(tmp_path, monkeypatch):
     # A closed local port: refused at once, as an offline machine refuses.
     monkeypatch.setattr(weights_io, "BASE_WEIGHT_PATH", "http://127.0.0.1:9/")
     start = time.monotonic()
-    with pytest.raises(DownloadError, match=r"download failed.*--weights PATH"):
+    with pytest.raises(DownloadError, match=r"download failed.*weights=PATH"):
         MobileNetV2(input_shape=SHAPE, alpha=0.35)
     assert time.monotonic() - start < 10
     assert list((tmp_path / "models").iterdir()) == []  # no partial file left behind

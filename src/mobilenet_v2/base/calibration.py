@@ -65,16 +65,21 @@ def calibration_images(
             total=count, desc="calibration", unit="img", leave=False, file=sys.stderr, disable=None
         ) as bar,  # no bar when stderr is not a terminal
     ):
-        while len(images) < count and drawn < len(files):
-            chosen = [files[i] for i in order[drawn : drawn + count - len(images)]]
-            drawn += len(chosen)
-            for result in pool.map(load, chosen):
-                if isinstance(result, ImageError):
-                    skipped += 1
-                    warn(f"calibration image skipped: {result}")
-                else:
-                    images.append(result)
-                    bar.update()
+        try:
+            while len(images) < count and drawn < len(files):
+                chosen = [files[i] for i in order[drawn : drawn + count - len(images)]]
+                drawn += len(chosen)
+                for result in pool.map(load, chosen):
+                    if isinstance(result, ImageError):
+                        skipped += 1
+                        warn(f"calibration image skipped: {result}")
+                    else:
+                        images.append(result)
+                        bar.update()
+        except BaseException:
+            # Interrupted: the images not yet started are dropped, not decoded first.
+            pool.shutdown(cancel_futures=True)
+            raise
     if not images:
         raise ImageError(f"{directory}: no readable calibration images ({skipped} unreadable)")
     if len(images) < count:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from tqdm import tqdm
 
 from mobilenet_v2.base.errors import DownloadError
 from mobilenet_v2.base.outputs import atomic_file
+
+T = TypeVar("T")
 
 # Seconds without an answer before a connection attempt or a stalled read gives up.
 TIMEOUT_S = 15.0
@@ -38,3 +42,20 @@ def download(url: str, destination: Path, hint: str) -> Path:
         reason = getattr(exc, "reason", None) or exc
         raise DownloadError(f"{url}: download failed ({reason}); {hint}") from None
     return destination
+
+
+def all_downloads(*fetches: Callable[[], T]) -> list[T]:
+    """Each fetch's result, every fetch tried: the ones that fail (offline, all of them) are
+    reported together in one DownloadError, not one failure per try."""
+    results, failed = [], []
+    for fetch in fetches:
+        try:
+            results.append(fetch())
+        except DownloadError as exc:
+            failed.append(str(exc))
+    if len(failed) > 1:
+        listed = " ".join(f"({i}) {message}" for i, message in enumerate(failed, 1))
+        raise DownloadError(f"{len(failed)} downloads failed: {listed}")
+    if failed:
+        raise DownloadError(failed[0])
+    return results

@@ -119,6 +119,13 @@ def add_conversion_flags(parser: argparse.ArgumentParser, quantize: str | None) 
     )
 
 
+# What to do instead when the ImageNet weights cannot be downloaded, in the command's terms
+# (`weights_arg`: the variable replaces the ImageNet weights).
+WEIGHTS_HINT = (
+    "pass --weights PATH (an .h5, .weights.h5, .keras or MobileNetV2 .tflite) or set "
+    "$MOBILENET_V2_WEIGHTS to one"
+)
+
 # The flags of add_conversion_flags beside --quantize.
 CONVERSION_FLAGS = (
     "--io-type",
@@ -161,6 +168,7 @@ def conversion_options(args: argparse.Namespace) -> dict[str, Any]:
         "force": args.force,
         "per_tensor": args.per_tensor,
         "init_seed": init_seed(args),
+        "weights_hint": WEIGHTS_HINT,
         "warn": lambda message: tqdm.write(f"{args.prog}: warning: {message}", file=sys.stderr),
     }
 

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from mobilenet_v2.base.errors import ModelFileError
 from mobilenet_v2.base.preprocess import load_image, normalize
 from mobilenet_v2.base.provenance import file_sha256
 from mobilenet_v2.lite.interpreter import TFLiteClassifier
@@ -70,6 +71,12 @@ def preprocessing_for(classifier: Classifier, **overrides: Any) -> dict[str, Any
     as keyword arguments for `load_image`."""
     prep = {**classifier.preprocessing, **{k: v for k, v in overrides.items() if v is not None}}
     prep["size"] = classifier.input_size
+    if prep["mean"] is None or prep["std"] is None:  # the model's own cannot be applied
+        raise ModelFileError(
+            getattr(classifier, "normalization_problem", None)
+            or f"{classifier.name}: no usable input normalization; pass --input-mean and "
+            "--input-std"
+        )
     return {k: prep[k] for k in ("size", "resize", "crop_fraction", "mean", "std")}
 
 

@@ -97,6 +97,9 @@ class TFLiteClassifier:
         self.label_offset = described.label_offset
         self.labels = described.labels  # the model's own class names, or None
         self.metadata, self.notes = described.standard, described.notes
+        # Set where the metadata's normalization cannot be applied: `preprocessing_for`
+        # raises it unless the caller gives a mean and std.
+        self.normalization_problem = described.normalization_problem
 
     @property
     def output_step(self) -> float:

@@ -32,6 +32,9 @@ class ModelDescription:
     labels: tuple[str, ...] | None  # the model's own name per class (offset applied), or None
     standard: StandardMetadata | None
     notes: tuple[str, ...]  # what a user should know: defaults used, metadata ignored
+    # Why the preprocessing's mean and std are None (a normalization we cannot apply), and
+    # which flags to give instead; None when they are set.
+    normalization_problem: str | None = None
 
 
 def describe_model(
@@ -52,7 +55,16 @@ def describe_model(
             "(pip install 'mobilenet-v2[metadata]'); using our own record, if it has one, "
             "else the defaults and ImageNet's class names"
         )
+    if standard is not None:
+        notes += [f"{path}: {problem}; ignored" for problem in standard.problems]
     preprocessing = read_preprocessing(model_bytes, path, grid, standard)
+    problem = None
+    if preprocessing["mean"] is None:
+        problem = (
+            f"{path}: its metadata normalizes each channel differently (mean "
+            f"[{_shown(standard.mean)}], std [{_shown(standard.std)}]), which needs one value "
+            "for all channels here; pass --input-mean and --input-std"
+        )
     offset = 1 if classes == 1001 else 0
     labels = standard.labels if standard is not None else None
     record = read_metadata(model_bytes)
@@ -77,6 +89,7 @@ def describe_model(
         labels=None if labels is None else labels[offset:],
         standard=standard,
         notes=tuple(notes),
+        normalization_problem=problem,
     )
 
 
@@ -106,22 +119,20 @@ def read_preprocessing(
             grid = {}
         prep = {**DEFAULT_PREPROCESSING, **(grid or {}), **recorded}
         if float_input and standard is not None and standard.mean and standard.std:
-            prep["mean"] = _one_value(standard.mean, "mean")
-            prep["std"] = _one_value(standard.std, "std")
-        check_normalization(prep["mean"], prep["std"])
+            if len(set(standard.mean)) == 1 and len(set(standard.std)) == 1:
+                prep["mean"], prep["std"] = float(standard.mean[0]), float(standard.std[0])
+            else:  # our pipelines normalize every channel alike: the user's flags decide
+                prep["mean"] = prep["std"] = None
+        if prep["mean"] is not None:
+            check_normalization(prep["mean"], prep["std"])
         check_resize(prep["resize"], prep["crop_fraction"])
     except (ValueError, TypeError) as exc:  # JSON and UTF-8 errors are ValueErrors
         raise ModelFileError(f"{path}: invalid recorded preprocessing ({exc})") from None
     return prep
 
 
-def _one_value(values: tuple[float, ...], what: str) -> float:
-    """The one normalization value of all channels; a different one per channel is refused
-    (our pipelines normalize every channel alike)."""
-    if len(set(values)) != 1:
-        shown = ", ".join(f"{v:g}" for v in values)
-        raise ValueError(f"a different {what} per channel [{shown}] is not supported")
-    return float(values[0])
+def _shown(values: tuple[float, ...] | None) -> str:
+    return ", ".join(f"{v:g}" for v in values or ())
 
 
 def pixel_grid(dtype: Any, scales: Any, zero_points: Any) -> dict[str, float]:

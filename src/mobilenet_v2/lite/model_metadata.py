@@ -17,6 +17,7 @@ import importlib.util
 import io
 import struct
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -85,6 +86,7 @@ class StandardMetadata:
     label_file: str | None = None
     labels: tuple[str, ...] | None = None  # one per output index, from the label file
     label_problem: str | None = None  # why a label file named in the metadata went unread
+    problems: tuple[str, ...] = ()  # optional fields that could not be read (left None)
 
 
 def _text(value: bytes | None) -> str | None:
@@ -99,11 +101,18 @@ def _range(stats) -> tuple[float, float] | None:
     return float(np.min(stats.min)), float(np.max(stats.max))
 
 
+# What flatbuffers raises on bytes that are not what the schema says (UTF-8 errors are
+# ValueErrors; offsets out of range, struct and index errors; missing tables, None).
+_UNREADABLE = (ValueError, TypeError, IndexError, AttributeError, struct.error)
+
+
 def read_standard_metadata(model_bytes: bytes, path: str | Path) -> StandardMetadata | None:
     """The model's standard metadata, or None when it has none. Metadata that cannot be
-    parsed (wrong identifier, cut off, fields that point nowhere) is a ModelFileError naming
-    the file; a label file missing from the model's zip leaves `labels` None and says why in
-    `label_problem`. MissingExtraError without MediaPipe's schema."""
+    parsed at all (wrong identifier, cut off, pointing nowhere) is a ModelFileError naming
+    the file. Its fields are all optional: one that cannot be read is left None (the defaults
+    apply) and `problems` says which and why, as a label file missing from the model's zip
+    leaves `labels` None and says why in `label_problem`: LiteRT runs such a model, so do we.
+    MissingExtraError without MediaPipe's schema."""
     try:
         data = named_buffer(model_bytes, STANDARD_NAME)
     except ValueError as exc:
@@ -114,11 +123,12 @@ def read_standard_metadata(model_bytes: bytes, path: str | Path) -> StandardMeta
     try:
         if not md.ModelMetadata.ModelMetadataBufferHasIdentifier(data, 0):
             raise ValueError(f"identifier is not {FILE_IDENTIFIER.decode()}")
-        found = _facts(md, md.ModelMetadataT.InitFromPackedBuf(data, 0))
-    # What flatbuffers raises on bytes that are not what the schema says (UTF-8 errors are
-    # ValueErrors; offsets out of range, struct and index errors; missing tables, None).
-    except (ValueError, TypeError, IndexError, AttributeError, struct.error) as exc:
+        root = md.ModelMetadata.GetRootAs(data, 0)
+        root.SubgraphMetadataLength()  # the root table itself must be there
+    except _UNREADABLE as exc:
         raise ModelFileError(f"{path}: unreadable {STANDARD_NAME} ({exc})") from None
+    problems: list[str] = []
+    found = _facts(md, root, problems)
     if found.get("label_file"):
         try:
             found["labels"] = _read_labels(model_bytes, found["label_file"])
@@ -126,51 +136,94 @@ def read_standard_metadata(model_bytes: bytes, path: str | Path) -> StandardMeta
             # Tools that rewrite the flatbuffer drop the zip behind it: the model still
             # runs, so this is a note (`model_description.describe_model`), not an error.
             found["label_problem"] = f"its label file {found['label_file']} is unreadable ({e})"
-    return StandardMetadata(**found)
+    return StandardMetadata(**found, problems=tuple(problems))
 
 
-def _facts(md: ModuleType, meta: Any) -> dict[str, Any]:
+def _optional(problems: list[str], what: str, read: Callable[[], Any]) -> Any:
+    """`read()`, or None with a line in `problems` when the field cannot be read."""
+    try:
+        return read()
+    except _UNREADABLE as exc:
+        problems.append(f"its {STANDARD_NAME} {what} is unreadable ({exc})")
+        return None
+
+
+def _facts(md: ModuleType, root: Any, problems: list[str]) -> dict[str, Any]:
     found: dict[str, Any] = {
-        "name": _text(meta.name),
-        "description": _text(meta.description),
-        "version": _text(meta.version),
-        "author": _text(meta.author),
-        "license": _text(meta.license),
-        "min_parser_version": _text(meta.minParserVersion),
+        key: _optional(
+            problems, key.replace("_", " "), lambda name=name: _text(getattr(root, name)())
+        )
+        for key, name in (
+            ("name", "Name"),
+            ("description", "Description"),
+            ("version", "Version"),
+            ("author", "Author"),
+            ("license", "License"),
+            ("min_parser_version", "MinParserVersion"),
+        )
     }
-    subgraph = (meta.subgraphMetadata or [None])[0]
-    inputs = (subgraph and subgraph.inputTensorMetadata) or []
-    outputs = (subgraph and subgraph.outputTensorMetadata) or []
-    if inputs:
-        found |= _input_facts(md, inputs[0])
-    if outputs:
-        found["score_range"] = _range(outputs[0].stats)
-        labels = [
-            f
-            for f in outputs[0].associatedFiles or []
-            if f.type == md.AssociatedFileType.TENSOR_AXIS_LABELS
-        ]
-        labels.sort(key=lambda f: f.locale is not None)  # the default locale first
-        if labels:
-            found["label_file"] = _text(labels[0].name)
+
+    def tensor(kind: str) -> Any:
+        subgraph = root.SubgraphMetadata(0) if root.SubgraphMetadataLength() else None
+        if subgraph is None or not getattr(subgraph, f"{kind}TensorMetadataLength")():
+            return None
+        return md.TensorMetadataT.InitFromObj(getattr(subgraph, f"{kind}TensorMetadata")(0))
+
+    inputs = _optional(problems, "input tensor metadata", lambda: tensor("Input"))
+    outputs = _optional(problems, "output tensor metadata", lambda: tensor("Output"))
+    if inputs is not None:
+        found |= _input_facts(md, inputs, problems)
+    if outputs is not None:
+        found["score_range"] = _optional(problems, "output stats", lambda: _range(outputs.stats))
+        found["label_file"] = _optional(
+            problems, "label file name", lambda: _label_file(md, outputs)
+        )
     return found
 
 
-def _input_facts(md: ModuleType, tensor) -> dict:
-    facts: dict = {"input_range": _range(tensor.stats)}
+def _label_file(md: ModuleType, tensor: Any) -> str | None:
+    labels = [
+        f
+        for f in tensor.associatedFiles or []
+        if f.type == md.AssociatedFileType.TENSOR_AXIS_LABELS
+    ]
+    labels.sort(key=lambda f: f.locale is not None)  # the default locale first
+    return _text(labels[0].name) if labels else None
+
+
+def _input_facts(md: ModuleType, tensor: Any, problems: list[str]) -> dict:
+    facts: dict = {"input_range": _optional(problems, "input stats", lambda: _range(tensor.stats))}
+    facts["color_space"] = _optional(
+        problems, "input color space", lambda: _color_space(md, tensor)
+    )
+    normalization = _optional(problems, "input normalization", lambda: _normalization(md, tensor))
+    if normalization is not None:
+        facts["mean"], facts["std"] = normalization
+    return facts
+
+
+def _color_space(md: ModuleType, tensor: Any) -> str | None:
     content = tensor.content
     image = md.ContentProperties.ImageProperties
-    if content is not None and content.contentPropertiesType == image:
-        spaces = {v: k for k, v in vars(md.ColorSpaceType).items() if not k.startswith("_")}
-        facts["color_space"] = spaces.get(content.contentProperties.colorSpace)
+    if content is None or content.contentPropertiesType != image:
+        return None
+    spaces = {v: k for k, v in vars(md.ColorSpaceType).items() if not k.startswith("_")}
+    return spaces.get(content.contentProperties.colorSpace)
+
+
+def _normalization(md: ModuleType, tensor: Any) -> tuple[tuple[float, ...], ...] | None:
+    found = None
     for unit in tensor.processUnits or []:
         options = unit.options
         normalization = unit.optionsType == md.ProcessUnitOptions.NormalizationOptions
         # A mean without a std (or the reverse) says nothing usable: the defaults apply.
         if normalization and options.mean is not None and options.std is not None:
-            facts["mean"] = tuple(float(v) for v in options.mean)
-            facts["std"] = tuple(float(v) for v in options.std)
-    return facts
+            mean = tuple(float(v) for v in options.mean)
+            std = tuple(float(v) for v in options.std)
+            if not (mean and std) or (1 not in (len(mean), len(std)) and len(mean) != len(std)):
+                raise ValueError(f"{len(mean)} means for {len(std)} stds")
+            found = mean, std
+    return found
 
 
 def _read_labels(model_bytes: bytes, name: str) -> tuple[str, ...]:

@@ -3,18 +3,21 @@ dynamic-range or float32. The file records its own preprocessing and labels."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import tarfile
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mobilenet_v2.base.calibration import CALIBRATION_SIZE, calibration_images
-from mobilenet_v2.base.download import download
+from mobilenet_v2.base.download import all_downloads, download
 from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.base.labels import imagenet_classes
 from mobilenet_v2.base.outputs import check_writable, write_atomic
@@ -24,6 +27,8 @@ from mobilenet_v2.base.quiet import silenced_stderr, silenced_stdout
 from mobilenet_v2.lite.model_metadata import with_standard_metadata
 from mobilenet_v2.lite.record import IO_TYPES, QUANTIZATIONS, embed_metadata
 from mobilenet_v2.tf._tf import keras, tf
+from mobilenet_v2.tf.model import IMAGENET_ALPHAS, IMAGENET_SIZES
+from mobilenet_v2.tf.weights import WEIGHTS_HINT, imagenet_weights_path
 
 # (x - 128) / 128 maps every 8-bit pixel exactly onto the int8 input grid (scale 1/128, zero
 # point 0; uint8: zero point 128), as TF-slim's quantized MobileNets do. With 127.5 the
@@ -148,13 +153,77 @@ def convert_file(
     init_seed: int | None = None,
     calibration_hint: str = CALIBRATION_HINT,
     size_flag: str = "--calibration-size",
+    weights_hint: str = WEIGHTS_HINT,
 ) -> Path:
     """Build, calibrate, convert and write; the file embeds its preprocessing and labels.
+    The weights are loaded before the calibration folder is scanned, and the downloads it
+    needs (ImageNet weights, imagenette) are all tried first: offline, one error lists them.
     `force`, `warn` and `size_flag`: as for `calibration_images`; `calibration_hint`: as for
-    `imagenette_validation_dir` (callers name their own flags in both); `init_seed`: seeded
+    `imagenette_validation_dir`, `weights_hint`: as for `imagenet_weights_path` (callers
+    name their own flags in all); `init_seed`: seeded
     random weights (`weights=None`), recorded in the file. A model trained on a user's classes
     (`mobilenet-v2 train`) brings its labels, width and size (`size` overrides it); `alpha`
     and `size` otherwise default to 1.0 and 224."""
+    with interrupts_win() as check_interrupt:
+        return _convert_file(
+            output, weights, alpha, size, quantize, io_type, calibration_dir,
+            calibration_size, seed, preprocessing, force, warn, per_tensor, init_seed,
+            calibration_hint, size_flag, weights_hint, check_interrupt,
+        )  # fmt: skip
+
+
+@contextlib.contextmanager
+def interrupts_win() -> Iterator[Callable[[], None]]:
+    """A check that raises KeyboardInterrupt when SIGINT came during the block, even where
+    the KeyboardInterrupt it raised was swallowed on its way up: by a `__del__`, a weakref or
+    garbage-collector callback, or a callback from TensorFlow's C++, where Python only prints
+    "Exception ignored" (on a stderr the converter's chatter is silenced on). Python's own
+    handler otherwise; elsewhere than the main thread, or under a handler of the caller's, the
+    check only checks nothing."""
+    interrupted = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    def check() -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+
+    ours = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+    if not ours:
+        yield check
+        return
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _convert_file(
+    output: str | os.PathLike,
+    weights: str | None,
+    alpha: float | None,
+    size: int | None,
+    quantize: str,
+    io_type: str,
+    calibration_dir: str | os.PathLike | None,
+    calibration_size: int,
+    seed: int,
+    preprocessing: dict[str, Any] | None,
+    force: bool,
+    warn: Callable[[str], None] | None,
+    per_tensor: bool,
+    init_seed: int | None,
+    calibration_hint: str,
+    size_flag: str,
+    weights_hint: str,
+    check_interrupt: Callable[[], None],
+) -> Path:
     from mobilenet_v2.base.trained import model_spec
     from mobilenet_v2.tf.model import MobileNetV2
 
@@ -166,6 +235,37 @@ def convert_file(
     prep = {**prep, **(preprocessing or {}), "size": size}
     if io_type != "float32" and quantize != "int8":
         raise ValueError(f"--io-type {io_type} needs --quantize int8 (integer I/O)")
+
+    def build() -> keras.Model:
+        return MobileNetV2(
+            input_shape=(size, size, 3),
+            alpha=alpha,
+            weights=weights,
+            classes=spec.classes,
+            init_seed=init_seed,
+        )
+
+    # A weights file loads first: a bad one fails before any download or the (long) scan of
+    # the calibration folder. What must be downloaded is all tried before failing: offline,
+    # one error lists every file, each with what to do instead.
+    model = None if weights == "imagenet" else build()
+    all_downloads(
+        lambda: (
+            weights == "imagenet"
+            and alpha in IMAGENET_ALPHAS  # else MobileNetV2 says which widths have weights
+            and imagenet_weights_path(
+                alpha, size if size in IMAGENET_SIZES else 224, True, hint=weights_hint
+            )
+        ),
+        lambda: (
+            quantize == "int8"
+            and not calibration_dir
+            and imagenette_validation_dir(hint=calibration_hint)
+        ),
+    )
+    if model is None:
+        model = build()  # the ImageNet weights come from the cache now
+    check_interrupt()
     calibration = None
     if quantize == "int8":
         source = calibration_dir or imagenette_validation_dir(hint=calibration_hint)
@@ -173,14 +273,9 @@ def convert_file(
         calibration = calibration_images(
             source, calibration_size, seed, prep, force=force, size_flag=size_flag, **extra
         )
-    model = MobileNetV2(
-        input_shape=(size, size, 3),
-        alpha=alpha,
-        weights=weights,
-        classes=spec.classes,
-        init_seed=init_seed,
-    )
+        check_interrupt()
     data = convert(model, quantize, io_type, calibration, per_tensor)
+    check_interrupt()  # a Ctrl-C that the converter swallowed still wins: nothing written
     record = metadata_record(
         {k: prep[k] for k in ("mean", "std", "resize", "crop_fraction")},
         labels,
@@ -194,8 +289,9 @@ def convert_file(
         if calibration is None
         else {"images": len(calibration), "source": str(source), "seed": seed},
     )
-    data = embed_metadata(data, record)
-    return write_atomic(output, standard_metadata(data, record, alpha, size))
+    data = standard_metadata(embed_metadata(data, record), record, alpha, size)
+    check_interrupt()
+    return write_atomic(output, data)
 
 
 def standard_metadata(data: bytes, record: dict[str, Any], alpha: float, size: int) -> bytes:

@@ -42,6 +42,12 @@ from mobilenet_v2.base.trained import TrainedRecord, add_record, labels_text
 
 REPORT_MARKER = "confusion.csv"  # what marks a folder as an earlier report, to be replaced
 
+# What to do instead when the ImageNet weights cannot be downloaded, naming only what training
+# starts from, in Python's terms (a caller names its own flags through `weights_hint`).
+TRAIN_WEIGHTS_HINT = (
+    "pass weights=PATH (a MobileNetV2 .tflite, or a no-top .h5, .weights.h5 or .keras)"
+)
+
 
 @dataclass
 class Listing:
@@ -157,12 +163,15 @@ def train(
     report_dir: str | os.PathLike | None = None,
     verbose: int | str = "auto",
     log: Callable[[str], None] | None = None,
+    weights_hint: str | None = None,
 ) -> Trained:
     """Train MobileNetV2 on the classes of `data_dir` (one sub-folder per class, names
     sorted are the labels) and, with `output`, write the `.keras` model (its labels inside,
     see `mobilenet_v2.base.trained`) and the validation report (`report_dir`, default beside the
     model). `plot`: the learning curves as an image. The same `seed` on the same machine
     gives the same split, augmentation, head initialization and so the same metrics.
+    `weights_hint`: what to do instead when the ImageNet weights cannot be downloaded, in the
+    caller's terms (`TRAIN_WEIGHTS_HINT`, Python's, by default).
     """
     say = log or (lambda message: print(message, file=sys.stderr))
     if not 0 < validation_split < 1 and validation_dir is None:
@@ -202,10 +211,15 @@ def train(
 
     # TensorFlow loads only now: every check above is instant.
     from mobilenet_v2.tf import pipeline
+    from mobilenet_v2.tf.model import IMAGENET_ALPHAS, IMAGENET_SIZES
+    from mobilenet_v2.tf.weights import imagenet_weights_path
 
     keras = pipeline.keras
     # The model first: a weights file that cannot load fails before any image is decoded.
     keras.utils.set_random_seed(seed)  # before the head's weights and the dropout masks
+    if weights == "imagenet" and alpha in IMAGENET_ALPHAS:  # fetched with train's own hint
+        rows = size if size in IMAGENET_SIZES else 224
+        imagenet_weights_path(alpha, rows, False, hint=weights_hint or TRAIN_WEIGHTS_HINT)
     model = pipeline.build_model(len(labels), weights, alpha, size, dropout)
     layer_names = [layer.name for layer in model.layers]
     if fine_tune_epochs and fine_tune_from not in layer_names:

@@ -51,20 +51,22 @@ def keras_cache_dir() -> Path:
     return Path(home) / "models"
 
 
-def imagenet_weights_path(alpha: float, rows: int, include_top: bool) -> Path:
-    """The official ImageNet weights file: from the Keras cache, else downloaded into it."""
+# What to do instead when the ImageNet weights cannot be downloaded, in the caller's terms:
+# Python's here; the command line names its flag (`cli.convert.WEIGHTS_HINT`).
+WEIGHTS_HINT = "pass weights=PATH (an .h5, .weights.h5, .keras or MobileNetV2 .tflite)"
+
+
+def imagenet_weights_path(
+    alpha: float, rows: int, include_top: bool, hint: str = WEIGHTS_HINT
+) -> Path:
+    """The official ImageNet weights file: from the Keras cache, else downloaded into it;
+    `hint` says what to do instead when the download fails, in the caller's terms."""
     name = imagenet_weights_filename(alpha, rows, include_top)
     cached = keras_cache_dir() / name
     if cached.is_file() and cached.stat().st_size > 0:
         return cached
     return download(
-        BASE_WEIGHT_PATH + name,
-        cached,
-        hint=(
-            "pass a weights file instead (weights=PATH or --weights PATH: an .h5, .weights.h5, "
-            f".keras or MobileNetV2 .tflite), set MOBILENET_V2_WEIGHTS, or put {name} in "
-            f"{cached.parent}"
-        ),
+        BASE_WEIGHT_PATH + name, cached, hint=f"{hint}, or put {name} in {cached.parent}"
     )
 
 
