@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLE
 
-SAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "imagenet" / "sample"
+pytestmark = [pytest.mark.shared, pytest.mark.integration]  # converts a model (96 px)
 
 # Runs `mobilenet-v2 convert` with one hook: when PHASE starts it writes READY and waits,
 # so that the test's SIGINT lands in that phase. With SWALLOW the hook swallows the
@@ -54,8 +55,6 @@ sys.exit(main(["convert", "--weights", "none", "--size", "96", "--calibration-di
 
 @pytest.fixture(scope="module")
 def calibration_dir(tmp_path_factory):
-    if not SAMPLE.is_dir():
-        pytest.skip(f"{SAMPLE}: the shared sample images are not here")
     directory = tmp_path_factory.mktemp("calibration")
     for name in sorted(os.listdir(SAMPLE))[:40]:
         (directory / name).symlink_to(SAMPLE.resolve() / name)
