@@ -27,6 +27,10 @@ PROG = "tflite_converter.py"
 # Our int8 model: not the TF-hosted uint8 mobilenet_v2_1.0_224_quant.tflite, a different file.
 MODEL_NAME = "mobilenet_v2_1.0_224_int8.tflite"
 CALIBRATION_HINT = "pass --calibration_dir DIR with your own images"
+WEIGHTS_HINT = (
+    "pass --weights PATH (an .h5, .weights.h5, .keras or MobileNetV2 .tflite) or set "
+    "$MOBILENET_V2_WEIGHTS to one"
+)
 
 
 def warn(message: str) -> None:
@@ -49,6 +53,7 @@ def convert(args: argparse.Namespace, output: Path) -> int:
         init_seed=None if weights is not None else 0,
         calibration_hint=CALIBRATION_HINT,
         size_flag="--calibration_size",
+        weights_hint=WEIGHTS_HINT,
     )
     size = path.stat().st_size / 1e6
     print(f"wrote {path} ({size:.1f} MB, int8, int8 I/O) in {time.perf_counter() - start:.1f} s")

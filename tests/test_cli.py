@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_TFLITE, IMAGES, ROOT
+from conftest import FIXTURE_TFLITE, IMAGES, ROOT, SAMPLE
 
 from mobilenet_v2.cli import main
 
@@ -512,7 +512,7 @@ def test_train_offline_names_only_the_weights_training_takes(tmp_path, monkeypat
     from mobilenet_v2.tf import weights
     from mobilenet_v2.tf.train import train
 
-    sample = sorted((ROOT / ".." / "shared" / "data" / "imagenet" / "sample").iterdir())
+    sample = sorted(SAMPLE.iterdir())
     for label, images in (("a", sample[:3]), ("b", sample[3:6])):
         (tmp_path / "data" / label).mkdir(parents=True)
         for image in images:
@@ -525,3 +525,21 @@ def test_train_offline_names_only_the_weights_training_takes(tmp_path, monkeypat
     assert "_no_top.h5: download failed" in message
     assert "pass weights=PATH (a MobileNetV2 .tflite, or a no-top .h5" in message
     assert "--weights" not in message and "MOBILENET_V2_WEIGHTS" not in message
+
+
+def test_train_offline_on_the_command_line_names_its_flag(tmp_path, monkeypatch, capsys):
+    """The same hint from `mobilenet-v2 train`: the flag and the variable, not Python's."""
+    from mobilenet_v2.tf import weights
+
+    sample = sorted(SAMPLE.iterdir())
+    for label, images in (("a", sample[:3]), ("b", sample[3:6])):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for image in images:
+            (tmp_path / "data" / label / image.name).symlink_to(image.resolve())
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(weights, "BASE_WEIGHT_PATH", "http://127.0.0.1:9/")
+    argv = ["train", str(tmp_path / "data"), "--output", str(tmp_path / "m.keras")]
+    assert main([*argv, "--size", "96", "--epochs", "1", "--fine-tune-epochs", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "pass --weights PATH (a MobileNetV2 .tflite, or a no-top .h5" in err
+    assert "weights=PATH" not in err and len(err.strip().splitlines()) == 1

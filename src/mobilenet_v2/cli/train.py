@@ -18,6 +18,13 @@ from mobilenet_v2.cli.parser import (
     width_multiplier,
 )
 
+# What to do instead when the ImageNet weights cannot be downloaded: what train takes, in
+# the command's terms (`weights_arg`: the variable replaces the ImageNet weights).
+TRAIN_WEIGHTS_HINT = (
+    "pass --weights PATH (a MobileNetV2 .tflite, or a no-top .h5, .weights.h5 or .keras) or "
+    "set $MOBILENET_V2_WEIGHTS to one"
+)
+
 
 def _fraction(text: str) -> float:
     value = float(text)
@@ -141,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         plot=args.plot,
         report_dir=args.report_dir,
         log=lambda message: print(f"{args.prog} train: {message}", file=sys.stderr),
+        weights_hint=TRAIN_WEIGHTS_HINT,
     )
     print(validation_table(result.validation))
     report = args.report_dir or report_dir_for(args.output)
