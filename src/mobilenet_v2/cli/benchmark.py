@@ -25,20 +25,44 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="latency, throughput and memory",
         description="Per model: latency p50/p90/p99, throughput and peak memory, batch 1.",
     )
-    bench.add_argument("models", nargs="*", metavar="MODEL.tflite")
+    bench.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL.tflite",
+        help="TFLite models to measure, each once (none: give --weights for the TF model)",
+    )
     bench.add_argument("--weights", default=None, help="also benchmark the TF float model")
     bench.add_argument("--alpha", type=width_multiplier, default=None, help="TF model (1.0)")
     bench.add_argument("--size", type=input_size, default=None, help="TF model (224)")
-    bench.add_argument("--num-threads", type=thread_count, default=None)
+    bench.add_argument(
+        "--num-threads",
+        type=thread_count,
+        default=None,
+        metavar="N",
+        help="threads of each model's LiteRT interpreter and of TensorFlow's ops (default: "
+        "LiteRT's and TensorFlow's own)",
+    )
     bench.add_argument(
         "--xnnpack",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="LiteRT's XNNPACK delegate for the .tflite models (default: on)",
     )
-    bench.add_argument("--runs", type=positive_int, default=50)
-    bench.add_argument("--warmup", type=non_negative_int, default=5)
-    bench.add_argument("--json", action="store_true")
+    bench.add_argument(
+        "--runs", type=positive_int, default=50, metavar="N", help="timed runs per model (50)"
+    )
+    bench.add_argument(
+        "--warmup",
+        type=non_negative_int,
+        default=5,
+        metavar="N",
+        help="untimed runs per model before the timed ones (5)",
+    )
+    bench.add_argument(
+        "--json",
+        action="store_true",
+        help="print the results and the machine as JSON (default: a Markdown table)",
+    )
     return bench
 
 

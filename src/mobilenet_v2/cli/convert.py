@@ -30,7 +30,12 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="convert to TensorFlow Lite",
         description="Convert MobileNetV2 to TFLite; int8 = full-integer, calibrated.",
     )
-    convert.add_argument("--output", required=True, metavar="PATH")
+    convert.add_argument(
+        "--output",
+        required=True,
+        metavar="PATH",
+        help="the .tflite file to write (required; written whole or not at all)",
+    )
     convert.add_argument("--weights", default=None, help="as for classify")
     add_init_seed_flag(convert)
     convert.add_argument(

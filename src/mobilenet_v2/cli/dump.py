@@ -43,12 +43,13 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "and manifest.csv. With --quantize, the TF model is converted first (as `convert` "
         "does) and the set holds the model too (model.tflite).",
     )
-    dump.add_argument("image", metavar="IMAGE")
+    dump.add_argument("image", metavar="IMAGE", help="the one image to run")
     dump.add_argument(
         "--output",
         required=True,
         metavar="DIR",
-        help="a new or empty directory (written at the end; an error leaves it as it was)",
+        help="a new or empty directory (required; written at the end; an error leaves it as it "
+        "was)",
     )
     dump.add_argument(
         "--replace",
@@ -77,7 +78,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         choices=DATA_FORMATS,
         default="channel_first",
         help="channel_first: activations NCHW, conv weights OIHW, depthwise C1HW; "
-        "channel_last: TFLite's NHWC, OHWI, 1HWC",
+        "channel_last: TFLite's NHWC, OHWI, 1HWC (default: channel_first)",
     )
     dump.add_argument(
         "--kernels",
@@ -90,7 +91,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         choices=("litert", "reference"),
         default="litert",
         help="litert: LiteRT's interpreter; reference: the NumPy integer reference "
-        "(mobilenet_v2.reference, bit-exact with LiteRT's reference kernels)",
+        "(mobilenet_v2.reference, bit-exact with LiteRT's reference kernels) (default: litert)",
     )
     add_input_flags(dump)
     return dump
