@@ -44,3 +44,62 @@ def test_every_flag_of_every_command_has_help_stating_its_default():
                 silent.append(flag)
     assert not missing, f"flags without help: {missing}"
     assert not silent, f"help that does not state the default: {silent}"
+
+
+def visible_flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {
+        flag: action
+        for action in parser._actions
+        if action.help != argparse.SUPPRESS
+        for flag in action.option_strings
+    }
+
+
+def test_a_flag_name_means_one_thing_in_every_command():
+    """--engine is where the work runs (default|ray), --kernels LiteRT's kernels, --replace
+    replaces an earlier output, --force calibrates on fewer images: the same in every command
+    that shows them."""
+    seen: dict[str, dict[str, tuple]] = {}
+    for name, parser in subcommand_parsers().items():
+        for flag, action in visible_flags(parser).items():
+            seen.setdefault(flag, {})[name] = tuple(action.choices or ())
+    assert set(seen["--engine"].values()) == {("default", "ray")}, seen["--engine"]
+    assert set(seen["--kernels"].values()) == {("reference", "optimized")}
+    assert set(seen["--interpreter"]) == {"dump"}
+    assert set(seen["--replace"]) == {"dump", "export"}
+    assert set(seen["--force"]) == {"convert", "dump"}  # dump --quantize converts as convert
+
+
+def test_old_spellings_stay_as_hidden_aliases(capsys):
+    parsers = subcommand_parsers()
+    dump = parsers["dump"].parse_args(["IMG", "--output", "O", "--engine", "reference"])
+    assert dump.interpreter == "reference"
+    assert parsers["dump"].parse_args(["IMG", "--output", "O"]).interpreter == "litert"
+    export = parsers["export"].parse_args(["--saved-model", "D", "--force"])
+    assert export.replace is True
+    assert parsers["export"].parse_args(["--saved-model", "D"]).replace is False
+    assert "--force" not in parsers["export"].format_help()
+    assert "--engine" not in parsers["dump"].format_help()
+
+
+@pytest.mark.parametrize(
+    ("command", "seeds"),
+    [
+        ("convert", "--calibration-size images"),
+        ("dump", "--calibration-size images"),
+        ("evaluate", "the --limit sample"),
+        ("compare", "the --limit sample"),
+        ("train", "split, shuffle, augmentation and head initialization"),
+    ],
+)
+def test_seed_is_the_seed_of_the_commands_random_choices_and_says_which(command, seeds):
+    action = visible_flags(subcommand_parsers()[command])["--seed"]
+    help_text = " ".join(action.help.split())
+    assert help_text.startswith("seeds this command's random choice") and seeds in help_text
+
+
+def test_dump_refusals_name_the_interpreter_flag(capsys):
+    argv = ["dump", "CAT", "--output", "OUT", "--quantize", "float16", "--engine", "reference"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--interpreter reference runs integer models: --quantize int8" in err

@@ -60,7 +60,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "with --seed (all)",
     )
     compare.add_argument(
-        "--seed", type=non_negative_int, default=None, metavar="K", help="--limit's draw (0)"
+        "--seed",
+        type=non_negative_int,
+        default=None,
+        metavar="K",
+        help="seeds this command's random choice: which images the --limit sample draws (0)",
     )
     add_input_flags(compare)
     return compare

@@ -115,7 +115,12 @@ def add_conversion_flags(parser: argparse.ArgumentParser, quantize: str | None) 
         f"and below {MIN_CALIBRATION_IMAGES} a refusal unless --force",
     )
     parser.add_argument(
-        "--seed", type=non_negative_int, default=None, metavar="K", help="calibration draw (0)"
+        "--seed",
+        type=non_negative_int,
+        default=None,
+        metavar="K",
+        help="seeds this command's random choice: which --calibration-size images are drawn "
+        "from the calibration directory (0; random weights are --init-seed's)",
     )
     parser.add_argument(
         "--force",

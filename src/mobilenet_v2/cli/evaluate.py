@@ -51,7 +51,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="a class-balanced sample of N images, drawn with --seed (all)",
     )
     evaluate.add_argument(
-        "--seed", type=non_negative_int, default=None, metavar="K", help="--limit's draw (0)"
+        "--seed",
+        type=non_negative_int,
+        default=None,
+        metavar="K",
+        help="seeds this command's random choice: which images the --limit sample draws (0)",
     )
     add_engine_flags(evaluate)
     evaluate.add_argument(

@@ -106,8 +106,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--seed",
         type=non_negative_int,
         default=0,
-        help="split, shuffle, augmentation and head initialization (0): the same seed on the "
-        "same machine, the same metrics",
+        help="seeds this command's random choices: the train/validation split, shuffle, "
+        "augmentation and head initialization (0): the same seed on the same machine, the "
+        "same metrics",
     )
     train.add_argument("--plot", default=None, metavar="PNG", help="learning curves image")
     train.add_argument(
