@@ -103,3 +103,19 @@ def test_dump_refusals_name_the_interpreter_flag(capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "--interpreter reference runs integer models: --quantize int8" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["benchmark"], "nothing to measure: give MODEL.tflite files, or --weights W"),
+        (["benchmark", "--runs", "1"], "nothing to measure"),
+        (["benchmark", "m.tflite", "./m.tflite"], "the same model is given twice: ./m.tflite"),
+    ],
+)
+def test_benchmark_refuses_nothing_to_measure_and_one_model_twice(argv, message, capsys):
+    """No model and no --weights used to download ImageNet weights and fail offline; one file
+    twice is refused as evaluate refuses it: usage errors, before any work."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and err.endswith("(see --help)\n")

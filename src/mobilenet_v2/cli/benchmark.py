@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.cli.parser import (
+    UsageError,
     input_size,
     non_negative_int,
     positive_int,
@@ -29,9 +31,14 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "models",
         nargs="*",
         metavar="MODEL.tflite",
-        help="TFLite models to measure, each once (none: give --weights for the TF model)",
+        help="TFLite models to measure, each once (with none, --weights is required)",
     )
-    bench.add_argument("--weights", default=None, help="also benchmark the TF float model")
+    bench.add_argument(
+        "--weights",
+        default=None,
+        help="also benchmark the TF float model with these weights, as for classify "
+        "(imagenet, a file, or none)",
+    )
     bench.add_argument("--alpha", type=width_multiplier, default=None, help="TF model (1.0)")
     bench.add_argument("--size", type=input_size, default=None, help="TF model (224)")
     bench.add_argument(
@@ -71,6 +78,13 @@ def run(args: argparse.Namespace) -> int:
     from mobilenet_v2.base.machine import describe, machine_info
 
     common = {"num_threads": args.num_threads, "runs": args.runs, "warmup": args.warmup}
+    if not args.models and not args.weights:
+        raise UsageError("nothing to measure: give MODEL.tflite files, or --weights W")
+    seen = set()
+    for model in args.models:  # as evaluate refuses one --model twice
+        if os.path.abspath(model) in seen:
+            raise UsageError(f"the same model is given twice: {model}")
+        seen.add(os.path.abspath(model))
     for model in args.models:
         if not Path(model).is_file():
             raise MobileNetV2Error(f"{model}: model file not found")
@@ -79,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         refuse_tf_model_flags(args)
     if not specs:
         refuse_xnnpack(args, ".tflite models")
-    if args.weights or not specs:
+    if args.weights:
         # Unset: a trained model's own width and size (`trained.model_spec`), else 1.0/224.
         tf_model = {"weights": weights_arg(args.weights), "alpha": args.alpha}
         specs.insert(0, {"kind": "tf", **tf_model, "size": args.size, **common})
