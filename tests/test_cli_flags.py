@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
+from conftest import IMAGES
 
 from mobilenet_v2 import __version__
 from mobilenet_v2.cli import build_parser, main
@@ -119,3 +120,24 @@ def test_benchmark_refuses_nothing_to_measure_and_one_model_twice(argv, message,
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and err.endswith("(see --help)\n")
+
+
+@pytest.mark.shared  # reads ../shared's images
+@pytest.mark.parametrize(
+    ("lone", "message"),
+    [
+        (b"not an image", "no readable image for class 'b'"),
+        (None, "one image; a validation split needs two or more per class"),
+    ],
+)
+def test_train_says_no_readable_image_when_a_class_has_only_an_unreadable_one(
+    tmp_path, capsys, lone, message
+):
+    good = (IMAGES / "cat.bmp").read_bytes()
+    for name in ("a/1.bmp", "a/2.bmp", "b/only.bmp"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(good if lone is None or name[0] == "a" else lone)
+    argv = ["train", str(tmp_path), "--output", str(tmp_path / "m.keras"), "--weights", "none"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'b'}: {message}" in err
