@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
-from conftest import IMAGES
+from conftest import FIXTURE_TFLITE, IMAGES
 
 from mobilenet_v2 import __version__
 from mobilenet_v2.cli import build_parser, main
@@ -141,3 +142,37 @@ def test_train_says_no_readable_image_when_a_class_has_only_an_unreadable_one(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{tmp_path / 'b'}: {message}" in err
+
+
+def _commands_on(model: str, tmp: Path) -> dict[str, list[str]]:
+    image = str(IMAGES / "cat.bmp")
+    return {
+        "classify": ["classify", image, "--model", model],
+        "classify --weights": ["classify", image, "--weights", model],
+        "evaluate": ["evaluate", str(IMAGES), "--model", model],
+        "inspect": ["inspect", model],
+        "trace": ["trace", model, image, "--tensor", "x", "--index", "0"],
+        "dump": ["dump", image, "--model", model, "--output", str(tmp / "litert")],
+        "dump --interpreter reference": [
+            *("dump", image, "--model", model, "--output", str(tmp / "numpy")),
+            *("--interpreter", "reference"),
+        ],
+        "export --c-array": ["export", "--c-array", str(tmp / "m.cc"), "--model", model],
+        "benchmark": ["benchmark", model, "--runs", "1", "--warmup", "0"],
+    }
+
+
+@pytest.mark.shared  # cuts the real model of ../shared
+@pytest.mark.parametrize("keep", [100_000, 4096])
+def test_every_command_gives_one_message_for_a_truncated_model(keep, tmp_path, capsys):
+    """Not LiteRT's words for some commands and Python's struct internals ("unpack_from
+    requires a buffer of at least ... bytes") for others: the same line everywhere."""
+    model = tmp_path / "cut.tflite"
+    model.write_bytes(FIXTURE_TFLITE.read_bytes()[:keep])
+    expected = f"mobilenet-v2: error: {model}: corrupt or truncated TFLite model\n"
+    said = {}
+    for name, argv in _commands_on(str(model), tmp_path).items():
+        status = main(argv)
+        said[name] = (status, capsys.readouterr().err)
+    assert said == {name: (1, expected) for name in said}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.tflite"]
