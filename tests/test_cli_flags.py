@@ -78,8 +78,7 @@ def test_old_spellings_stay_as_hidden_aliases(capsys):
     assert dump.interpreter == "reference"
     assert parsers["dump"].parse_args(["IMG", "--output", "O"]).interpreter == "litert"
     export = parsers["export"].parse_args(["--saved-model", "D", "--force"])
-    assert export.replace is True
-    assert parsers["export"].parse_args(["--saved-model", "D"]).replace is False
+    assert export.force is True and export.replace is False  # run() takes either
     assert "--force" not in parsers["export"].format_help()
     assert "--engine" not in parsers["dump"].format_help()
 
@@ -98,6 +97,13 @@ def test_seed_is_the_seed_of_the_commands_random_choices_and_says_which(command,
     action = visible_flags(subcommand_parsers()[command])["--seed"]
     help_text = " ".join(action.help.split())
     assert help_text.startswith("seeds this command's random choice") and seeds in help_text
+
+
+@pytest.mark.parametrize("flag", ["--replace", "--force"])
+def test_export_c_array_refuses_replace_in_the_spelling_typed(flag, tmp_path, capsys):
+    argv = ["export", "--c-array", str(tmp_path / "m.cc"), "--model", "m.tflite", flag]
+    assert main(argv) == 2
+    assert f"{flag} applies to --saved-model" in capsys.readouterr().err
 
 
 def test_dump_refusals_name_the_interpreter_flag(capsys):

@@ -75,18 +75,19 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "are never replaced); without it, a non-empty DIR is refused",
     )
     # The README's earlier spelling: --force is convert's (calibrate on fewer images).
-    export.add_argument("--force", dest="replace", action="store_true", help=argparse.SUPPRESS)
+    export.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
     return export
 
 
 def run(args: argparse.Namespace) -> int:
     if args.c_array is not None:
         return c_array(args)
+    args.replace = args.replace or args.force  # --force: --replace's earlier spelling
     return saved_model(args)
 
 
 # What --c-array would ignore: it copies a finished .tflite, it builds no model.
-_SAVED_MODEL_FLAGS = ("--weights", "--alpha", "--size", "--top", "--resize", "--replace")
+_SAVED_MODEL_FLAGS = ("--weights", "--alpha", "--size", "--top", "--resize", "--replace", "--force")
 
 
 def c_array(args: argparse.Namespace) -> int:
