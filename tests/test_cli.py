@@ -253,7 +253,7 @@ def test_load_image_refuses_a_zero_std():
         ),
         (
             ["dump", "CAT", "--output", "OUT", "--quantize", "float16", "--engine", "reference"],
-            "--engine reference runs integer models: --quantize int8",
+            "--interpreter reference runs integer models: --quantize int8",
         ),
     ],
 )

@@ -405,7 +405,7 @@ def test_export_help(capsys):
         main(["export", "--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--saved-model DIR", "--weights", "--alpha", "--size", "--top K", "--force"):
+    for flag in ("--saved-model DIR", "--weights", "--alpha", "--size", "--top K", "--replace"):
         assert flag in out
     assert "serving_default" in out and "serving_preprocessed" in out
 

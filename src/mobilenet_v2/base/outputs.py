@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 from mobilenet_v2.base.errors import MobileNetV2Error
 
 # The file every TensorFlow SavedModel directory has: the sign that `export --saved-model
-# --force` may replace a directory (`check_new_directory`).
+# --replace` may replace a directory (`check_new_directory`).
 SAVED_MODEL_FILE = "saved_model.pb"
 
 
@@ -109,7 +109,7 @@ def check_new_directory(
     if out.is_dir() and any(out.iterdir()):
         earlier = marker is None or (out / marker).exists()
         if not replace:
-            hint = " (--force replaces it)" if earlier else f", and holds no {marker}"
+            hint = " (--replace replaces it)" if earlier else f", and holds no {marker}"
             raise MobileNetV2Error(f"{out}: directory is not empty{hint}")
         if not earlier:
             raise MobileNetV2Error(

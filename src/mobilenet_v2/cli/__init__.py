@@ -15,6 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
+from mobilenet_v2.base import __version__
 from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.cli import (
     benchmark,
@@ -48,6 +49,9 @@ COMMANDS = (
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = ArgumentParser(prog=prog, description="MobileNetV2 from TensorFlow low-level ops.")
+    parser.add_argument(
+        "--version", action="version", version=f"{prog} {__version__}", help="print the version"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         sub = command.add_parser(commands)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.cli.parser import (
+    UsageError,
     input_size,
     non_negative_int,
     positive_int,
@@ -25,20 +27,49 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="latency, throughput and memory",
         description="Per model: latency p50/p90/p99, throughput and peak memory, batch 1.",
     )
-    bench.add_argument("models", nargs="*", metavar="MODEL.tflite")
-    bench.add_argument("--weights", default=None, help="also benchmark the TF float model")
+    bench.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL.tflite",
+        help="TFLite models to measure, each once (with none, --weights is required)",
+    )
+    bench.add_argument(
+        "--weights",
+        default=None,
+        help="also benchmark the TF float model with these weights, as for classify "
+        "(imagenet, a file, or none)",
+    )
     bench.add_argument("--alpha", type=width_multiplier, default=None, help="TF model (1.0)")
     bench.add_argument("--size", type=input_size, default=None, help="TF model (224)")
-    bench.add_argument("--num-threads", type=thread_count, default=None)
+    bench.add_argument(
+        "--num-threads",
+        type=thread_count,
+        default=None,
+        metavar="N",
+        help="threads of each model's LiteRT interpreter and of TensorFlow's ops (default: "
+        "LiteRT's and TensorFlow's own)",
+    )
     bench.add_argument(
         "--xnnpack",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="LiteRT's XNNPACK delegate for the .tflite models (default: on)",
     )
-    bench.add_argument("--runs", type=positive_int, default=50)
-    bench.add_argument("--warmup", type=non_negative_int, default=5)
-    bench.add_argument("--json", action="store_true")
+    bench.add_argument(
+        "--runs", type=positive_int, default=50, metavar="N", help="timed runs per model (50)"
+    )
+    bench.add_argument(
+        "--warmup",
+        type=non_negative_int,
+        default=5,
+        metavar="N",
+        help="untimed runs per model before the timed ones (5)",
+    )
+    bench.add_argument(
+        "--json",
+        action="store_true",
+        help="print the results and the machine as JSON (default: a Markdown table)",
+    )
     return bench
 
 
@@ -47,6 +78,13 @@ def run(args: argparse.Namespace) -> int:
     from mobilenet_v2.base.machine import describe, machine_info
 
     common = {"num_threads": args.num_threads, "runs": args.runs, "warmup": args.warmup}
+    if not args.models and not args.weights:
+        raise UsageError("nothing to measure: give MODEL.tflite files, or --weights W")
+    seen = set()
+    for model in args.models:  # as evaluate refuses one --model twice
+        if os.path.abspath(model) in seen:
+            raise UsageError(f"the same model is given twice: {model}")
+        seen.add(os.path.abspath(model))
     for model in args.models:
         if not Path(model).is_file():
             raise MobileNetV2Error(f"{model}: model file not found")
@@ -55,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         refuse_tf_model_flags(args)
     if not specs:
         refuse_xnnpack(args, ".tflite models")
-    if args.weights or not specs:
+    if args.weights:
         # Unset: a trained model's own width and size (`trained.model_spec`), else 1.0/224.
         tf_model = {"weights": weights_arg(args.weights), "alpha": args.alpha}
         specs.insert(0, {"kind": "tf", **tf_model, "size": args.size, **common})

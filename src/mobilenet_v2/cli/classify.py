@@ -41,7 +41,12 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="classify images",
         description="Top-K classes per image: ImageNet's, or a trained model's own labels.",
     )
-    classify.add_argument("inputs", nargs="+", metavar="IMAGE|DIR|GLOB|URL")
+    classify.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="IMAGE|DIR|GLOB|URL",
+        help="images; directories and URLs of folders expand to the images under them",
+    )
     add_model_flags(classify)
     classify.add_argument("--size", type=input_size, default=None, help="TF model input size (224)")
     add_input_flags(classify)

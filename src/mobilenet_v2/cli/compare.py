@@ -25,14 +25,32 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="For each layer: cosine similarity, SQNR, max and mean absolute error "
         "of the dequantized INT8 output against the float model, over the images given.",
     )
-    compare.add_argument("inputs", nargs="+", metavar="IMAGE|DIR")
-    compare.add_argument("--model", required=True, metavar="INT8.tflite")
+    compare.add_argument(
+        "inputs", nargs="+", metavar="IMAGE|DIR", help="images, or directories of images"
+    )
+    compare.add_argument(
+        "--model",
+        required=True,
+        metavar="INT8.tflite",
+        help="the quantized model to compare with the float TF model (required)",
+    )
     compare.add_argument("--weights", default=None, help="float weights (as classify)")
     compare.add_argument(
         "--alpha", type=width_multiplier, default=None, help="TF model (1.0; a trained model's own)"
     )
-    compare.add_argument("--report", required=True, metavar="DIR")
-    compare.add_argument("--kernels", choices=LITERT_KERNELS, default="reference")
+    compare.add_argument(
+        "--report",
+        required=True,
+        metavar="DIR",
+        help="where report.md, report.html, report.json and sqnr.png go (required)",
+    )
+    compare.add_argument(
+        "--kernels",
+        choices=LITERT_KERNELS,
+        default="reference",
+        help="LiteRT's kernels for the INT8 model: reference (golden arithmetic) or optimized "
+        "(the default built-in ones) (default: reference)",
+    )
     compare.add_argument(
         "--limit",
         type=positive_int,
@@ -42,7 +60,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "with --seed (all)",
     )
     compare.add_argument(
-        "--seed", type=non_negative_int, default=None, metavar="K", help="--limit's draw (0)"
+        "--seed",
+        type=non_negative_int,
+        default=None,
+        metavar="K",
+        help="seeds this command's random choice: which images the --limit sample draws (0)",
     )
     add_input_flags(compare)
     return compare

@@ -30,7 +30,12 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="convert to TensorFlow Lite",
         description="Convert MobileNetV2 to TFLite; int8 = full-integer, calibrated.",
     )
-    convert.add_argument("--output", required=True, metavar="PATH")
+    convert.add_argument(
+        "--output",
+        required=True,
+        metavar="PATH",
+        help="the .tflite file to write (required; written whole or not at all)",
+    )
     convert.add_argument("--weights", default=None, help="as for classify")
     add_init_seed_flag(convert)
     convert.add_argument(
@@ -110,7 +115,12 @@ def add_conversion_flags(parser: argparse.ArgumentParser, quantize: str | None) 
         f"and below {MIN_CALIBRATION_IMAGES} a refusal unless --force",
     )
     parser.add_argument(
-        "--seed", type=non_negative_int, default=None, metavar="K", help="calibration draw (0)"
+        "--seed",
+        type=non_negative_int,
+        default=None,
+        metavar="K",
+        help="seeds this command's random choice: which --calibration-size images are drawn "
+        "from the calibration directory (0; random weights are --init-seed's)",
     )
     parser.add_argument(
         "--force",

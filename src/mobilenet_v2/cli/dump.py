@@ -32,6 +32,8 @@ from mobilenet_v2.cli.parser import (
 )
 from mobilenet_v2.golden.dump import FORMATS
 
+INTERPRETERS = ("litert", "reference")
+
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     dump = commands.add_parser(
@@ -43,12 +45,13 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "and manifest.csv. With --quantize, the TF model is converted first (as `convert` "
         "does) and the set holds the model too (model.tflite).",
     )
-    dump.add_argument("image", metavar="IMAGE")
+    dump.add_argument("image", metavar="IMAGE", help="the one image to run")
     dump.add_argument(
         "--output",
         required=True,
         metavar="DIR",
-        help="a new or empty directory (written at the end; an error leaves it as it was)",
+        help="a new or empty directory (required; written at the end; an error leaves it as it "
+        "was)",
     )
     dump.add_argument(
         "--replace",
@@ -77,7 +80,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         choices=DATA_FORMATS,
         default="channel_first",
         help="channel_first: activations NCHW, conv weights OIHW, depthwise C1HW; "
-        "channel_last: TFLite's NHWC, OHWI, 1HWC",
+        "channel_last: TFLite's NHWC, OHWI, 1HWC (default: channel_first)",
     )
     dump.add_argument(
         "--kernels",
@@ -86,11 +89,20 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="LiteRT kernels: reference (golden arithmetic, the default) or optimized",
     )
     dump.add_argument(
-        "--engine",
-        choices=("litert", "reference"),
+        "--interpreter",
+        choices=INTERPRETERS,
         default="litert",
-        help="litert: LiteRT's interpreter; reference: the NumPy integer reference "
-        "(mobilenet_v2.reference, bit-exact with LiteRT's reference kernels)",
+        help="what runs the .tflite model: litert: LiteRT's interpreter (its kernels: "
+        "--kernels); reference: the NumPy integer reference (mobilenet_v2.reference, "
+        "bit-exact with LiteRT's reference kernels) (default: litert)",
+    )
+    # The README's earlier spelling; --engine is classify's and evaluate's (default|ray).
+    dump.add_argument(
+        "--engine",
+        dest="interpreter",
+        choices=INTERPRETERS,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
     )
     add_input_flags(dump)
     return dump
@@ -104,12 +116,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give --model (TFLite) or --weights (TF model), not both")
     if args.model and converts:
         raise UsageError("--quantize converts the TF model (--weights); --model is converted")
-    if args.engine == "reference" and args.quantize not in (None, "int8"):
-        raise UsageError("--engine reference runs integer models: --quantize int8")
-    if args.engine == "reference" and not (args.model or converts):
-        raise UsageError("--engine reference runs a quantized --model M.tflite")
-    if args.engine == "reference" or not (args.model or converts):
-        refuse(args, ("--kernels",), "chooses LiteRT's kernels (--model, --engine litert)")
+    if args.interpreter == "reference" and args.quantize not in (None, "int8"):
+        raise UsageError("--interpreter reference runs integer models: --quantize int8")
+    if args.interpreter == "reference" and not (args.model or converts):
+        raise UsageError("--interpreter reference runs a quantized --model M.tflite")
+    if args.interpreter == "reference" or not (args.model or converts):
+        refuse(args, ("--kernels",), "chooses LiteRT's kernels (--model, --interpreter litert)")
     if not converts:
         refuse(args, CONVERSION_FLAGS, "applies to --quantize (convert the TF model first)")
     # The exact command, as `mobilenet-v2` takes it (a wrapper script passes us its own
@@ -122,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         "command": command,
         **input_overrides(args),
     }
-    kernels = "numpy" if args.engine == "reference" else args.kernels or "reference"
+    kernels = "numpy" if args.interpreter == "reference" else args.kernels or "reference"
     if args.model:
         refuse_tf_model_flags(args)
         refuse(args, ("--init-seed",), "seeds random weights: it goes with --weights none")

@@ -29,9 +29,20 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Accuracy on a labelled directory: synsets in file or folder names, or, "
         "for a model trained on your classes, one sub-folder per class named as its labels.",
     )
-    evaluate.add_argument("directory", metavar="DIR|URL")
+    evaluate.add_argument(
+        "directory",
+        metavar="DIR|URL",
+        help="labelled images: synsets in file or folder names, or a sub-folder per class",
+    )
     add_model_flags(evaluate, several=True)
-    evaluate.add_argument("--resize", choices=RESIZE_MODES, default=None)
+    evaluate.add_argument(
+        "--resize",
+        choices=RESIZE_MODES,
+        default=None,
+        help="crop: the central 87.5%% square, then resize (ImageNet evaluation); stretch: "
+        "the whole image, aspect ratio ignored; mediapipe: the whole image as MediaPipe "
+        "Tasks resize it (default: what each .tflite model records, else crop)",
+    )
     evaluate.add_argument(
         "--limit",
         type=positive_int,
@@ -40,10 +51,18 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="a class-balanced sample of N images, drawn with --seed (all)",
     )
     evaluate.add_argument(
-        "--seed", type=non_negative_int, default=None, metavar="K", help="--limit's draw (0)"
+        "--seed",
+        type=non_negative_int,
+        default=None,
+        metavar="K",
+        help="seeds this command's random choice: which images the --limit sample draws (0)",
     )
     add_engine_flags(evaluate)
-    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument(
+        "--json",
+        action="store_true",
+        help="print the report and the machine as JSON (default: a Markdown table)",
+    )
     return evaluate
 
 

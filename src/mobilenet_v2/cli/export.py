@@ -69,22 +69,25 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="the preprocessing built into serving_default, as for classify (crop)",
     )
     export.add_argument(
-        "--force",
+        "--replace",
         action="store_true",
         help="replace DIR when it holds an earlier SavedModel (other non-empty directories "
-        "are never replaced)",
+        "are never replaced); without it, a non-empty DIR is refused",
     )
+    # The README's earlier spelling: --force is convert's (calibrate on fewer images).
+    export.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
     return export
 
 
 def run(args: argparse.Namespace) -> int:
     if args.c_array is not None:
         return c_array(args)
+    args.replace = args.replace or args.force  # --force: --replace's earlier spelling
     return saved_model(args)
 
 
 # What --c-array would ignore: it copies a finished .tflite, it builds no model.
-_SAVED_MODEL_FLAGS = ("--weights", "--alpha", "--size", "--top", "--resize", "--force")
+_SAVED_MODEL_FLAGS = ("--weights", "--alpha", "--size", "--top", "--resize", "--replace", "--force")
 
 
 def c_array(args: argparse.Namespace) -> int:
@@ -109,7 +112,7 @@ def saved_model(args: argparse.Namespace) -> int:
     if top > spec.classes:
         raise UsageError(f"--top {top}: the model has {spec.classes} classes")
     # Before TensorFlow loads: a path that cannot be written fails in a fraction of a second.
-    check_new_directory(args.saved_model, args.force, SAVED_MODEL_FILE)
+    check_new_directory(args.saved_model, args.replace, SAVED_MODEL_FILE)
     from mobilenet_v2.tf.saved_model import export_saved_model
 
     start = time.perf_counter()
@@ -120,7 +123,7 @@ def saved_model(args: argparse.Namespace) -> int:
         size=spec.size,
         top=top,
         preprocessing={"resize": args.resize} if args.resize else None,
-        force=args.force,
+        force=args.replace,
     )
     megabytes = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 1e6
     print(

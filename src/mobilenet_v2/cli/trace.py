@@ -25,8 +25,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Every integer step behind one element, with the NumPy reference: input "
         "window and weights, accumulator, bias, multiplier, shift, rounding, zero point, clamp.",
     )
-    trace.add_argument("model", metavar="MODEL.tflite")
-    trace.add_argument("image", metavar="IMAGE")
+    trace.add_argument("model", metavar="MODEL.tflite", help="the model to run")
+    trace.add_argument("image", metavar="IMAGE", help="the image to run it on")
     trace.add_argument("--tensor", required=True, help="tensor name, dump file name or index")
     trace.add_argument(
         "--index",

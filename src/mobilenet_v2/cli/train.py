@@ -45,8 +45,13 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "them) and a validation report (top-1, per class, confusion matrix as csv and png) "
         "in NAME.validation/ beside it. Unreadable images are skipped and counted.",
     )
-    train.add_argument("data_dir", metavar="DATA_DIR")
-    train.add_argument("--output", required=True, metavar="MODEL.keras")
+    train.add_argument("data_dir", metavar="DATA_DIR", help="one sub-folder of images per class")
+    train.add_argument(
+        "--output",
+        required=True,
+        metavar="MODEL.keras",
+        help="the trained model (required); its validation report goes beside it",
+    )
     train.add_argument(
         "--weights",
         default=None,
@@ -72,7 +77,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="LAYER",
         help=f"first layer that phase 2 trains; batch norm stays frozen ({DEFAULT_FINE_TUNE_FROM})",
     )
-    train.add_argument("--batch-size", type=positive_int, default=32, help="(32)")
+    train.add_argument(
+        "--batch-size", type=positive_int, default=32, help="images per training step (32)"
+    )
     train.add_argument(
         "--learning-rate", type=positive_float, default=1e-3, help="phase 1, Adam (0.001)"
     )
@@ -80,7 +87,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--fine-tune-learning-rate",
         type=positive_float,
         default=1e-5,
-        help="phase 2, Adam (0.00001)",
+        help="phase 2, Adam (1e-05)",
     )
     train.add_argument(
         "--patience",
@@ -106,8 +113,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--seed",
         type=non_negative_int,
         default=0,
-        help="split, shuffle, augmentation and head initialization (0): the same seed on the "
-        "same machine, the same metrics",
+        help="seeds this command's random choices: the train/validation split, shuffle, "
+        "augmentation and head initialization (0): the same seed on the same machine, the "
+        "same metrics",
     )
     train.add_argument("--plot", default=None, metavar="PNG", help="learning curves image")
     train.add_argument(

@@ -31,7 +31,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         choices=LAYOUTS,
         default="auto",
         help="the layout of THEIRS's activations (weights follow: NCHW with OIHW and C1HW, "
-        "NHWC with OHWI and 1HWC); auto: whichever most of their tensors are in",
+        "NHWC with OHWI and 1HWC); auto: whichever most of their tensors are in (default: auto)",
     )
     verify.add_argument(
         "--format",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mobilenet_v2.base.errors import MobileNetV2Error, ModelFileError
+from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.base.outputs import check_writable, write_atomic
 from mobilenet_v2.golden.c_header import c_identifier, initializer_lines
 
@@ -99,6 +99,7 @@ def _check_litert_loads(raw: bytes, path: str | os.PathLike) -> None:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     from mobilenet_v2.base.quiet import silenced_stderr
+    from mobilenet_v2.lite.tflite_file import litert_load_error
 
     try:
         with silenced_stderr():  # LiteRT logs its delegates and errors on stderr
@@ -110,8 +111,7 @@ def _check_litert_loads(raw: bytes, path: str | os.PathLike) -> None:
             )
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:  # how LiteRT reports files it cannot load
-        message = " ".join(str(exc).split())[:200]
-        raise ModelFileError(f"{path}: corrupt or truncated TFLite model ({message})") from None
+        raise litert_load_error(raw, path, exc) from exc
 
 
 def write_model_array(model: str | os.PathLike, output: str | os.PathLike) -> tuple[Path, Path]:

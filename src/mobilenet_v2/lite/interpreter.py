@@ -18,7 +18,7 @@ from mobilenet_v2.base.quantization import dequantize
 from mobilenet_v2.base.quiet import silenced_stderr
 from mobilenet_v2.lite.arithmetic import check_softmax_scales, round_half_away
 from mobilenet_v2.lite.model_description import describe_model, pixel_grid
-from mobilenet_v2.lite.tflite_file import parse_tflite, read_model_bytes
+from mobilenet_v2.lite.tflite_file import litert_load_error, parse_tflite, read_model_bytes
 
 
 class TFLiteClassifier:
@@ -68,10 +68,7 @@ class TFLiteClassifier:
                 )
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:  # how LiteRT reports files it cannot load
-            message = " ".join(str(exc).split())[:200]
-            raise ModelFileError(
-                f"{self.path}: corrupt or truncated TFLite model ({message})"
-            ) from None
+            raise litert_load_error(raw, self.path, exc) from exc
         inputs = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()
         if len(inputs) != 1 or len(inputs[0]["shape"]) != 4 or inputs[0]["shape"][-1] != 3:

@@ -96,6 +96,26 @@ class TFLiteModel:
         return tensor
 
 
+# The one line every command gives for a .tflite whose flatbuffer cannot be read (cut short,
+# damaged): the reader's own error (struct's, flatbuffers') stays behind --debug.
+CORRUPT_MODEL = "corrupt or truncated TFLite model"
+
+
+def corrupt_model(path: str | os.PathLike) -> ModelFileError:
+    return ModelFileError(f"{path}: {CORRUPT_MODEL}")
+
+
+def litert_load_error(raw: bytes, path: str | os.PathLike, exc: Exception) -> ModelFileError:
+    """What to say when LiteRT cannot load `raw`: the one line for an unreadable flatbuffer
+    (our reader's verdict first, so that every command says what `inspect` says), else
+    LiteRT's reason."""
+    parse_tflite(raw, path)  # raises `corrupt_model` (or a more precise error) when damaged
+    message = " ".join(str(exc).split())
+    if "not a valid flatbuffer" in message.lower():
+        return corrupt_model(path)
+    return ModelFileError(f"{path}: {CORRUPT_MODEL} ({message[:200]})")
+
+
 def read_model_bytes(path: str | os.PathLike) -> bytes:
     """A model file's bytes, checked to be a TFLite flatbuffer; the one place every reader
     (LiteRT classifier, NumPy reference, inspect, weights) opens a `.tflite` with."""
@@ -128,10 +148,7 @@ def parse_tflite(raw: bytes, path: str | os.PathLike) -> TFLiteModel:
     try:  # the object API unpacks the whole flatbuffer here: this is where a bad file fails
         model = schema.ModelT.InitFromPackedBuf(raw, 0)
     except Exception as exc:  # flatbuffers reports truncation as assorted low-level errors
-        raise ModelFileError(
-            f"{path}: corrupt or truncated TFLite model (flatbuffer unreadable: "
-            f"{type(exc).__name__}: {exc})"
-        ) from None
+        raise corrupt_model(path) from exc  # its words are Python's internals: --debug shows
     return _convert(path, raw, model)  # its own checks name the file; anything else is a bug
 
 

@@ -37,6 +37,7 @@ from mobilenet_v2.base.outputs import (
     markdown_table,
     write_atomic,
 )
+from mobilenet_v2.base.preprocess import load_pixels
 from mobilenet_v2.base.sources import is_image_name
 from mobilenet_v2.base.trained import TrainedRecord, add_record, labels_text
 
@@ -203,8 +204,14 @@ def train(
         held_out = {label for _, label in val_files}
         alone = [i for i in range(len(listing.labels)) if i not in held_out]
         if alone:
+            label = listing.labels[alone[0]]
+            lone = [path for path, i in listing.files if i == alone[0]]
+            if not any(map(_readable, lone)):  # unreadable: no image, not one
+                raise MobileNetV2Error(
+                    f"{Path(data_dir) / label}: no readable image for class '{label}'"
+                )
             raise MobileNetV2Error(
-                f"{Path(data_dir) / listing.labels[alone[0]]}: one image; a validation split "
+                f"{Path(data_dir) / label}: one image; a validation split "
                 "needs two or more per class (or give --validation-dir)"
             )
     labels = listing.labels
@@ -277,6 +284,15 @@ def train(
         write_atomic(plot, learning_curves_png(history))
     model.class_names = list(labels)  # for notebooks: the model's own labels
     return Trained(model, history, labels, validation)
+
+
+def _readable(path: Path) -> bool:
+    """Whether training could decode `path` (as `pipeline.decoded` does, at a small size)."""
+    try:
+        load_pixels(path, 32)
+    except MobileNetV2Error:
+        return False
+    return True
 
 
 def _check_every_class(
