@@ -30,6 +30,7 @@ from mobilenet_v2.lite.model_metadata import (
     read_standard_metadata,
     with_standard_metadata,
 )
+from mobilenet_v2.lite.record import METADATA_NAME
 
 pytestmark = pytest.mark.shared  # conversions (integration) are marked by their fixtures
 
@@ -317,7 +318,7 @@ def test_a_different_normalization_per_channel_needs_the_users_flags(models, tmp
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith(f"mobilenet-v2: error: {path}: ")
     assert "mean [123.7, 116.3, 103.5]" in result.stderr
-    assert "pass --input-mean and --input-std" in result.stderr
+    assert "give one mean and std for all channels (--input-mean and --input-std" in result.stderr
     flags = ("--input-mean", "127.5", "--input-std", "127.5", "--top", "3")
     given = run_cli("classify", GRACE_HOPPER, "--model", str(path), *flags)
     same = tmp_path / "same.tflite"
@@ -325,6 +326,29 @@ def test_a_different_normalization_per_channel_needs_the_users_flags(models, tmp
     expected = run_cli("classify", GRACE_HOPPER, "--model", str(same), "--top", "3")
     assert given.returncode == 0, given.stderr
     assert given.stdout.split()[2::4] == expected.stdout.split()[2::4]  # the scores
+
+
+def test_an_unreadable_normalization_of_a_float_input_needs_the_users_flags(models, tmp_path):
+    """Unlike a cosmetic field, a float input cannot do without its normalization: not 127.5
+    by default and a note, but one line naming the file and what to give; the flags work.
+    (Our own record would say it too: this model has none, as a third party's would not.)"""
+    edit_standard = standard_edited(_bad_normalization)
+
+    def edit(model):
+        edit_standard(model)
+        model.metadata = [m for m in model.metadata if m.name != METADATA_NAME.encode()]
+
+    path = tmp_path / "unreadable.tflite"
+    path.write_bytes(with_labels(rewritten(standard_float_model(models), edit), KERAS_NAMES))
+    result = run_cli("classify", GRACE_HOPPER, "--model", str(path))
+    assert result.returncode == 1 and result.stdout == "", result.stderr
+    assert result.stderr.startswith(f"mobilenet-v2: error: {path}: its {STANDARD_NAME} input ")
+    assert "normalization is unreadable" in result.stderr and "mean and std are unknown" in (
+        result.stderr
+    )
+    assert len(result.stderr.splitlines()) == 1
+    flags = ("--input-mean", "127.5", "--input-std", "127.5")
+    assert run_cli("classify", GRACE_HOPPER, "--model", str(path), *flags).returncode == 0
 
 
 def standard_edited(change):

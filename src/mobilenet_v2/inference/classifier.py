@@ -15,6 +15,7 @@ from mobilenet_v2.base.errors import ModelFileError
 from mobilenet_v2.base.preprocess import load_image, normalize
 from mobilenet_v2.base.provenance import file_sha256
 from mobilenet_v2.lite.interpreter import TFLiteClassifier
+from mobilenet_v2.lite.model_description import GIVE
 
 
 class Classifier(Protocol):
@@ -74,8 +75,7 @@ def preprocessing_for(classifier: Classifier, **overrides: Any) -> dict[str, Any
     if prep["mean"] is None or prep["std"] is None:  # the model's own cannot be applied
         raise ModelFileError(
             getattr(classifier, "normalization_problem", None)
-            or f"{classifier.name}: no usable input normalization; pass --input-mean and "
-            "--input-std"
+            or f"{classifier.name}: no usable input normalization; {GIVE}"
         )
     return {k: prep[k] for k in ("size", "resize", "crop_fraction", "mean", "std")}
 

@@ -22,6 +22,9 @@ from mobilenet_v2.lite import model_metadata
 from mobilenet_v2.lite.model_metadata import StandardMetadata
 from mobilenet_v2.lite.record import read_metadata
 
+# What a caller gives where a model's own normalization cannot be applied.
+GIVE = "give one mean and std for all channels (--input-mean and --input-std; mean= and std=)"
+
 
 @dataclass(frozen=True)
 class ModelDescription:
@@ -59,12 +62,17 @@ def describe_model(
         notes += [f"{path}: {problem}; ignored" for problem in standard.problems]
     preprocessing = read_preprocessing(model_bytes, path, grid, standard)
     problem = None
-    if preprocessing["mean"] is None:
+    unreadable = standard.normalization_problem if standard is not None else None
+    if preprocessing["mean"] is None and unreadable:
+        problem = f"{path}: {unreadable}, so the float input's mean and std are unknown; {GIVE}"
+    elif preprocessing["mean"] is None:
         problem = (
             f"{path}: its metadata normalizes each channel differently (mean "
             f"[{_shown(standard.mean)}], std [{_shown(standard.std)}]), which needs one value "
-            "for all channels here; pass --input-mean and --input-std"
+            f"for all channels here; {GIVE}"
         )
+    elif unreadable:  # the input's pixel grid or our own record says it instead
+        notes.append(f"{path}: {unreadable}; ignored")
     offset = 1 if classes == 1001 else 0
     labels = standard.labels if standard is not None else None
     record = read_metadata(model_bytes)
@@ -118,7 +126,10 @@ def read_preprocessing(
         if "mean" in recorded or "std" in recorded:
             grid = {}
         prep = {**DEFAULT_PREPROCESSING, **(grid or {}), **recorded}
-        if float_input and standard is not None and standard.mean and standard.std:
+        unknown = standard is not None and standard.normalization_problem is not None
+        if float_input and unknown and "mean" not in recorded:
+            prep["mean"] = prep["std"] = None  # a float input needs it: the caller decides
+        elif float_input and standard is not None and standard.mean and standard.std:
             if len(set(standard.mean)) == 1 and len(set(standard.std)) == 1:
                 prep["mean"], prep["std"] = float(standard.mean[0]), float(standard.std[0])
             else:  # our pipelines normalize every channel alike: the user's flags decide

@@ -87,6 +87,9 @@ class StandardMetadata:
     labels: tuple[str, ...] | None = None  # one per output index, from the label file
     label_problem: str | None = None  # why a label file named in the metadata went unread
     problems: tuple[str, ...] = ()  # optional fields that could not be read (left None)
+    # Why the input's normalization could not be read: unlike the other fields, a float
+    # input cannot do without it, so this is the caller's to decide, not a note.
+    normalization_problem: str | None = None
 
 
 def _text(value: bytes | None) -> str | None:
@@ -169,7 +172,13 @@ def _facts(md: ModuleType, root: Any, problems: list[str]) -> dict[str, Any]:
             return None
         return md.TensorMetadataT.InitFromObj(getattr(subgraph, f"{kind}TensorMetadata")(0))
 
-    inputs = _optional(problems, "input tensor metadata", lambda: tensor("Input"))
+    try:
+        inputs = tensor("Input")
+    except _UNREADABLE as exc:
+        inputs = None
+        found["normalization_problem"] = f"its {STANDARD_NAME} input tensor metadata is " + (
+            f"unreadable ({exc})"
+        )
     outputs = _optional(problems, "output tensor metadata", lambda: tensor("Output"))
     if inputs is not None:
         found |= _input_facts(md, inputs, problems)
@@ -196,7 +205,13 @@ def _input_facts(md: ModuleType, tensor: Any, problems: list[str]) -> dict:
     facts["color_space"] = _optional(
         problems, "input color space", lambda: _color_space(md, tensor)
     )
-    normalization = _optional(problems, "input normalization", lambda: _normalization(md, tensor))
+    try:
+        normalization = _normalization(md, tensor)
+    except _UNREADABLE as exc:
+        normalization = None
+        facts["normalization_problem"] = f"its {STANDARD_NAME} input normalization is " + (
+            f"unreadable ({exc})"
+        )
     if normalization is not None:
         facts["mean"], facts["std"] = normalization
     return facts
