@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 from conftest import BAD_IMAGES, FIXTURE_TFLITE, GOOD_IMAGES, IMAGES, good_and_bad_images
@@ -99,6 +99,22 @@ def test_resume_from_another_folder_matches_the_files_the_first_run_classified(
     assert classify(*again, "--output", str(out), "--resume") == 0
     assert "2 of 2 images classified (2 kept from before)" in capsys.readouterr().err
     assert [r.path for r in read_results(out)] == [str(images / n) for n in GOOD]
+
+
+def test_a_file_written_with_relative_paths_is_resumed_with_them_made_absolute(
+    images, tmp_path, capsys, monkeypatch
+):
+    """An output written before rows held absolute paths: resumed from its folder, its rows
+    match their images (nothing classified twice) and come out absolute like the new one."""
+    out = tmp_path / "results.jsonl"
+    monkeypatch.chdir(images)
+    assert classify(*GOOD[:2], "--output", str(out)) == 0
+    old = [replace(r, path=os.path.basename(r.path)) for r in read_results(out)]
+    write_results(out, old, 3)
+    capsys.readouterr()
+    assert classify(*GOOD[:3], "--output", str(out), "--resume") == 0
+    assert "1 of 1 images classified (2 kept from before)" in capsys.readouterr().err
+    assert [r.path for r in read_results(out)] == [str(images / n) for n in GOOD[:3]]
 
 
 def test_an_input_is_known_by_its_url_or_its_absolute_path(tmp_path, monkeypatch):

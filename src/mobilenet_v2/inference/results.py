@@ -181,8 +181,11 @@ class ResultWriter:
         self.written = 0  # rows appended by this run
 
     def _earlier(self, output: Path, top: int) -> list[Row]:
-        """What the output and an interrupted run's journal hold, minus failures."""
-        kept = {path_key(r.path): r for r in read_results(output) + self.journal.rows()}
+        """What the output and an interrupted run's journal hold, minus failures, each by
+        its input's identity (a file written before rows held it: its relative paths are
+        resolved here, against the folder they were written from, as they were matched)."""
+        rows = read_results(output) + self.journal.rows()
+        kept = {path_key(r.path): replace(r, path=path_key(r.path)) for r in rows}
         earlier = [r for r in kept.values() if r.error is None]
         identity = (self.model, self.model_sha256)
         other = next((r for r in earlier if (r.model, r.model_sha256) != identity), None)
