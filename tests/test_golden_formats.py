@@ -204,3 +204,10 @@ def test_our_text_format_refuses_a_value_its_type_cannot_hold(tmp_path):
     message = r"x\.txt: not a tensor dump file \(Python integer -1 out of bounds"
     with pytest.raises(MobileNetV2Error, match=message):
         read_tensor(path)
+
+
+def test_our_text_format_refuses_an_integer_outside_its_type_not_wrapping_it(tmp_path):
+    path = tmp_path / "x.txt"
+    path.write_text('# type: "int8"\n# shape: [2]\n1 300\n')
+    with pytest.raises(MobileNetV2Error, match=r"value 300 is outside int8 \[-128, 127\]"):
+        read_tensor(path)

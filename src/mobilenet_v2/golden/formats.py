@@ -140,6 +140,12 @@ def _text_values(text: str, dtype: np.dtype) -> np.ndarray:
     if values is None:
         numbers = text.split()
         values = np.array(numbers if dtype.kind == "f" else [int(n) for n in numbers], dtype)
+    if dtype.kind in "iu" and values.size:  # no silent wrap: 300 is no int8 44
+        info = np.iinfo(dtype)
+        low, high = int(values.min()), int(values.max())
+        if low < info.min or high > info.max:
+            bad = low if low < info.min else high
+            raise ValueError(f"value {bad} is outside {dtype} [{info.min}, {info.max}]")
     return values.astype(dtype)
 
 
