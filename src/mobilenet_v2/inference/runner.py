@@ -220,9 +220,11 @@ def write_classified(
             writer.append(rows)
             bar.update(len(batch))
     except BaseException:
-        batches.close()  # the Ray job stops now, not when the traceback is collected
-        writer.close()
-        bar.close()
+        try:
+            batches.close()  # the Ray job stops now, not when the traceback is collected
+        finally:  # whatever closing the job raises, the journal is kept and the bar ends
+            writer.close()
+            bar.close()
         raise
     bar.close()
     writer.finish(sources)
