@@ -7,6 +7,7 @@ only, so reading a model never imports TensorFlow.
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,13 +142,19 @@ def check_identifier(raw: bytes, path: str | os.PathLike) -> None:
         raise ModelFileError(f"{path}: not a valid TFLite model (no TFL3 flatbuffer identifier)")
 
 
+# What flatbuffers raises on a cut or damaged buffer: offsets past the end (struct, index),
+# strings that are not UTF-8 (ValueError), fields of the wrong kind (TypeError). Anything
+# else (MemoryError, a bug of ours) is not the file's fault and is not reported as such.
+_UNREADABLE = (struct.error, IndexError, ValueError, TypeError)
+
+
 def parse_tflite(raw: bytes, path: str | os.PathLike) -> TFLiteModel:
     """Parse a model already in memory; `path` names it in errors."""
     path = Path(path)
     check_identifier(raw, path)
     try:  # the object API unpacks the whole flatbuffer here: this is where a bad file fails
         model = schema.ModelT.InitFromPackedBuf(raw, 0)
-    except Exception as exc:  # flatbuffers reports truncation as assorted low-level errors
+    except _UNREADABLE as exc:  # how flatbuffers reports bytes that are not what they claim
         raise corrupt_model(path) from exc  # its words are Python's internals: --debug shows
     return _convert(path, raw, model)  # its own checks name the file; anything else is a bug
 
