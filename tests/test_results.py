@@ -200,8 +200,8 @@ def test_file_names_that_are_not_utf8_are_kept_visible(tmp_path):
     assert row.path.endswith("caf\\xe9.jpg") and row.names[0] == "macaw"
 
 
-# Characters that `str.splitlines()` ends a line at and a file name may hold; JSON Lines
-# escapes none of them.
+# Characters that `str.splitlines()` ends a line at and a file name may hold (JSON escapes
+# those below 0x20; U+2028, U+2029 and U+0085 reach the file as they are).
 LINE_BREAKS_TO_SPLITLINES = ["\u2028", "\u2029", "\x85", "\x1c", "\x1d", "\x1e", "\x0b", "\x0c"]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.cli.parser import (
     UsageError,
+    default_weights,
     input_size,
     non_negative_int,
     positive_int,
@@ -78,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     from mobilenet_v2.base.machine import describe, machine_info
 
     common = {"num_threads": args.num_threads, "runs": args.runs, "warmup": args.warmup}
-    if not args.models and not args.weights:
+    if not args.models and not args.weights and default_weights() == "imagenet":
+        # Without $MOBILENET_V2_WEIGHTS this would be an ImageNet download, not a measurement.
         raise UsageError("nothing to measure: give MODEL.tflite files, or --weights W")
     seen = set()
     for model in args.models:  # as evaluate refuses one --model twice

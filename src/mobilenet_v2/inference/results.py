@@ -303,8 +303,9 @@ def read_rows(path: Path, fmt: str | None, partial: bool = False) -> list[Row]:
     except OSError as exc:
         raise MobileNetV2Error(f"{path}: cannot read ({exc.strerror or exc})") from None
     if fmt == "jsonl":
-        # Lines end at "\n" only: JSON escapes every control character, but a file name's
-        # U+2028, U+0085 or \x1c stays as it is, and `str.splitlines()` would end a line there.
+        # Lines end at "\n" only: JSON escapes every control character below 0x20, but a file
+        # name's U+2028, U+2029 or U+0085 stays as it is, and `str.splitlines()` would end a
+        # line there.
         lines = text.split("\n")
         if lines[-1] == "":
             lines.pop()  # what follows the last "\n"
