@@ -156,9 +156,10 @@ def add_model_flags(parser: argparse.ArgumentParser, several: bool = False) -> N
     parser.add_argument(
         "--weights",
         default=None,
-        help="TF model weights: 'imagenet' (official Keras file, downloaded once), an "
+        help="TF model weights: 'imagenet' (official Keras file, downloaded once; "
+        "$MOBILENET_V2_WEIGHTS, when set, names the file that replaces it), an "
         ".h5/.weights.h5/.keras file, a MobileNetV2 .tflite, or 'none' (random "
-        "initialization) (default: $MOBILENET_V2_WEIGHTS or imagenet)",
+        "initialization) (default: imagenet)",
     )
     parser.add_argument(
         "--alpha", type=width_multiplier, default=None, help="TF model width multiplier (1.0)"
