@@ -505,12 +505,9 @@ def test_the_seed_scripts_take_the_debug_flag_their_hint_names():
     assert result.returncode == 0 and result.stdout.startswith("n02124075 Egyptian cat")
 
 
-def test_train_offline_names_only_the_weights_training_takes(tmp_path, monkeypatch):
-    """Offline, `train`'s hint lists what training starts from (a .tflite or a no-top file),
-    in the caller's terms: `weights=PATH` from Python, no command-line flag or variable."""
-    from mobilenet_v2.base.errors import DownloadError
+def offline_with_two_classes(tmp_path, monkeypatch) -> None:
+    """tmp_path/data: two classes of three sample images; no Keras cache, no network."""
     from mobilenet_v2.tf import weights
-    from mobilenet_v2.tf.train import train
 
     sample = sorted(SAMPLE.iterdir())
     for label, images in (("a", sample[:3]), ("b", sample[3:6])):
@@ -519,6 +516,15 @@ def test_train_offline_names_only_the_weights_training_takes(tmp_path, monkeypat
             (tmp_path / "data" / label / image.name).symlink_to(image.resolve())
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.setattr(weights, "BASE_WEIGHT_PATH", "http://127.0.0.1:9/")
+
+
+def test_train_offline_names_only_the_weights_training_takes(tmp_path, monkeypatch):
+    """Offline, `train`'s hint lists what training starts from (a .tflite or a no-top file),
+    in the caller's terms: `weights=PATH` from Python, no command-line flag or variable."""
+    from mobilenet_v2.base.errors import DownloadError
+    from mobilenet_v2.tf.train import train
+
+    offline_with_two_classes(tmp_path, monkeypatch)
     with pytest.raises(DownloadError) as failure:
         train(tmp_path / "data", size=96, epochs=1, fine_tune_epochs=0)
     message = str(failure.value)
@@ -529,15 +535,7 @@ def test_train_offline_names_only_the_weights_training_takes(tmp_path, monkeypat
 
 def test_train_offline_on_the_command_line_names_its_flag(tmp_path, monkeypatch, capsys):
     """The same hint from `mobilenet-v2 train`: the flag and the variable, not Python's."""
-    from mobilenet_v2.tf import weights
-
-    sample = sorted(SAMPLE.iterdir())
-    for label, images in (("a", sample[:3]), ("b", sample[3:6])):
-        (tmp_path / "data" / label).mkdir(parents=True)
-        for image in images:
-            (tmp_path / "data" / label / image.name).symlink_to(image.resolve())
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setattr(weights, "BASE_WEIGHT_PATH", "http://127.0.0.1:9/")
+    offline_with_two_classes(tmp_path, monkeypatch)
     argv = ["train", str(tmp_path / "data"), "--output", str(tmp_path / "m.keras")]
     assert main([*argv, "--size", "96", "--epochs", "1", "--fine-tune-epochs", "0"]) == 1
     err = capsys.readouterr().err
