@@ -67,6 +67,12 @@ def touches(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
+def assert_runs_in_a_fresh_interpreter(code: str) -> None:
+    """`code` exits 0 in a new Python, where nothing this test process loaded is loaded."""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
 def room_of(name: str) -> str | None:
     """The room a module name belongs to (None: the package itself, or outside it)."""
     parts = name.split(".")
@@ -139,8 +145,7 @@ def test_every_module_outside_tf_imports_without_tensorflow_or_ray():
         "print(loaded[:5])\n"
         "sys.exit(1 if loaded else 0)\n"
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout + run.stderr
+    assert_runs_in_a_fresh_interpreter(code)
 
 
 def test_documented_imports_keep_working():
@@ -174,8 +179,7 @@ def test_the_command_line_parser_loads_no_tensorflow():
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
         "sys.exit(1 if heavy else 0)\n"
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout + run.stderr
+    assert_runs_in_a_fresh_interpreter(code)
 
 
 def import_graph(package: Path) -> dict[str, set[str]]:
