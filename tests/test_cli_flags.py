@@ -182,3 +182,21 @@ def test_every_command_gives_one_message_for_a_truncated_model(keep, tmp_path, c
         said[name] = (status, capsys.readouterr().err)
     assert said == {name: (1, expected) for name in said}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.tflite"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["classify", "x.jpg", "--top", "five"], "--top: must be an integer >= 1, got five"),
+        (["convert", "--alpha", "wide"], "--alpha: must be a number, got wide"),
+        (["benchmark", "m.tflite", "--runs", "1e3"], "--runs: must be an integer >= 1, got 1e3"),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_named_in_words_not_by_a_function_name(argv, message, capsys):
+    """argparse names a type that raises ValueError by its function ("invalid positive_int
+    value"): every type says what it wants instead."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    expected = f"mobilenet-v2 {argv[0]}: error: argument {message} (see --help)\n"
+    assert capsys.readouterr().err == expected

@@ -43,12 +43,15 @@ def _int_at_least(minimum: int, name: str) -> Callable[[str], int]:
     """An argparse type: an integer no smaller than `minimum`."""
 
     def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum:
+        try:
+            value = int(text)
+        except ValueError:  # argparse would say "invalid <function name> value"
+            value = None
+        if value is None or value < minimum:
             raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text}")
         return value
 
-    parse.__name__ = name  # argparse names the type in "invalid <name> value: 'x'"
+    parse.__name__ = name
     return parse
 
 
@@ -66,7 +69,10 @@ non_negative_int = _int_at_least(0, "non_negative_int")
 
 
 def _finite_float(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:  # argparse would say "invalid <function name> value"
+        raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
