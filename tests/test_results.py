@@ -67,13 +67,13 @@ def test_one_row_per_image_with_errors_as_rows(images, tmp_path, capsys, suffix)
     assert leftovers(tmp_path) == []
 
 
-def test_resume_classifies_only_what_the_file_lacks(images, tmp_path, capsys):
+def test_resume_classifies_only_what_the_file_lacks(images, tmp_path, capsys, monkeypatch):
     out = tmp_path / "results.jsonl"
     assert classify(*(str(images / n) for n in GOOD[:2]), "--output", str(out)) == 0
     first = out.read_text().splitlines()
     capsys.readouterr()
     # The same images spelled relative and given twice: one row each.
-    os.chdir(images)
+    monkeypatch.chdir(images)
     again = [*GOOD, GOOD[0], str(images / GOOD[1])]
     assert classify(*again, "--output", str(out), "--resume") == 0
     assert "2 of 2 images classified (2 kept from before)" in capsys.readouterr().err
