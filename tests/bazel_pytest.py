@@ -11,5 +11,5 @@ if __name__ == "__main__":
     root = Path(__file__).resolve().parents[1] if "TEST_SRCDIR" not in os.environ else Path.cwd()
     tmp = Path(os.environ.get("TEST_TMPDIR", "/tmp")) / "pytest"
     args = [*sys.argv[1:], "-c", str(root / "pyproject.toml"), "--rootdir", str(root)]
-    args += ["-p", "no:cacheprovider", f"--basetemp={tmp}"]
+    args += ["-p", "no:cacheprovider", f"--basetemp={tmp}", "-n", "0"]  # one file: one process
     sys.exit(pytest.main(args))

@@ -2,8 +2,13 @@
 
 Tiers: tests marked `shared` read that data; without it they are skipped (with the reason)
 and the rest still run, except in CI (`CI` set), where missing data is an error. Tests that
-convert a model or fine-tune are `integration`: in the default run, and
-`-m "not integration and not slow"` leaves them out for a quick pass.
+convert a model, start Ray, run the 500-image accuracy checks or fine-tune are
+`integration`: in the default run, and `-m "not integration and not slow"` leaves them out
+for a quick pass.
+
+The default run uses two pytest-xdist workers, one test file each at a time
+(pyproject.toml); a session fixture that converts a model is made once for both of them
+(`made_once`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MOBILENET_V2_SHARED", ROOT.parent / "shared")).resolve()
@@ -26,18 +32,75 @@ CLASSES_TSV = DATA / "imagenet" / "classes.tsv"
 # Session fixtures that convert a model: the tests using them are integration tests.
 CONVERTING_FIXTURES = {"int8_model", "int8_float_io_model", "uint8_model", "per_tensor_model"}
 CONVERTING_FIXTURES |= {"models", "accuracy"}
+# Fixtures that start Ray: a start-up costs what a small conversion does.
+RAY_FIXTURES = {"local_ray"}
+INTEGRATION_FIXTURES = CONVERTING_FIXTURES | RAY_FIXTURES
 # Fixtures that read ../shared: a test using one needs the data whatever its marks say.
 SHARED_FIXTURES = CONVERTING_FIXTURES | {"fixture_model", "real_images", "splits"}
 
 
+# The longest files first (their --durations, AMD EPYC), alternating files that need the
+# session's INT8 model with files that do not: the two workers take one file at a time, and
+# a run that ends on short files ends with both busy, not one finishing a long file alone.
+LONGEST_FIRST = [
+    "test_tflite.py",
+    "test_train.py",
+    "test_ray.py",
+    "test_model.py",
+    "test_dump.py",
+    "test_weights.py",
+    "test_export.py",
+    "test_cli.py",
+    "test_reference.py",
+    "test_configurations.py",
+    "test_metadata.py",
+    "test_compare.py",
+    "test_verify.py",
+]
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the tiers select on these marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
-        if fixtures & CONVERTING_FIXTURES:
+        if fixtures & INTEGRATION_FIXTURES:
             item.add_marker(pytest.mark.integration)
         if fixtures & SHARED_FIXTURES:
             item.add_marker(pytest.mark.shared)
+
+
+_running: list[pytest.Item] = []  # the test whose fixtures are being set up or that runs
+
+
+@pytest.hookimpl(tryfirst=True)  # before any of the test's fixtures is set up
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _running[:] = [item]
+
+
+def require_integration(what: str) -> None:
+    """Fail a test that reaches an integration fixture without the mark, as one that calls
+    `request.getfixturevalue` does (collection cannot see it): the quick tier must never
+    convert a model or start Ray by accident."""
+    if _running and not _running[0].get_closest_marker("integration"):
+        pytest.fail(f"{_running[0].nodeid} {what}: mark it `integration`", pytrace=False)
+
+
+def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make) -> Path:
+    """The file or folder `make(path)` creates, made once per test run however many xdist
+    workers need it: the first makes it under a file lock, the others wait and reuse it.
+    `make` must create `path` whole or not at all (convert writes a temporary file and
+    renames it), so that a failure leaves nothing that looks complete."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above every worker's own
+    path = root / "made-once" / name
+    path.parent.mkdir(exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        if not path.exists():
+            make(path)
+    return path
 
 
 @pytest.hookimpl(trylast=True)  # after `-m` has deselected: only the tests that will run
@@ -132,37 +195,52 @@ def split(directory: Path, keep) -> Path:
 @pytest.fixture(scope="session")
 def splits(tmp_path_factory) -> tuple[Path, Path]:
     """The 500 sample images split by class index: calibration (index % 4 == 0) and
-    evaluation (index % 4 == 2), 250 each, so that no image is in both."""
-    root = tmp_path_factory.mktemp("splits")
-    return (
-        split(root / "calibration", lambda i: i % 4 == 0),
-        split(root / "evaluation", lambda i: i % 4 == 2),
-    )
+    evaluation (index % 4 == 2), 250 each, so that no image is in both. One folder for
+    every worker: the models calibrated on it record its path."""
+
+    def make(root: Path) -> None:
+        partial = root.with_name(f"{root.name}.partial")
+        partial.mkdir()
+        split(partial / "calibration", lambda i: i % 4 == 0)
+        split(partial / "evaluation", lambda i: i % 4 == 2)
+        partial.rename(root)
+
+    root = made_once(tmp_path_factory, "splits", make)
+    return root / "calibration", root / "evaluation"
 
 
-def _convert_fixture(path: Path, calibration: Path, size: int, io_type: str, *extra: str) -> Path:
-    """The fixture weights as our calibrated INT8 model."""
+def converted(tmp_path_factory, name: str, *args: str) -> Path:
+    """`convert --output NAME --weights FIXTURE ARGS`, made once for the test run."""
     from mobilenet_v2.cli import main
 
-    args = ["convert", "--output", str(path), "--weights", str(FIXTURE_TFLITE)]
-    args += ["--calibration-dir", str(calibration), "--calibration-size", str(size)]
-    assert main([*args, "--io-type", io_type, *extra]) == 0
-    return path
+    require_integration("converts a model")
+
+    def make(path: Path) -> None:
+        weights = ["--weights", str(FIXTURE_TFLITE)]
+        assert main(["convert", "--output", str(path), *weights, *args]) == 0
+
+    return made_once(tmp_path_factory, name, make)
+
+
+def calibrated(tmp_path_factory, splits, name: str, size: int, io_type: str, *extra: str) -> Path:
+    """The fixture weights as our INT8 model, calibrated on `size` images of the
+    calibration split."""
+    calibration = ["--calibration-dir", str(splits[0]), "--calibration-size", str(size)]
+    return converted(tmp_path_factory, name, *calibration, "--io-type", io_type, *extra)
 
 
 @pytest.fixture(scope="session")
 def int8_model(tmp_path_factory, splits) -> Path:
     """Our full-integer conversion of the fixture weights, int8 input and output, calibrated
     on all 250 images of the calibration split: the one INT8 model every test file shares."""
-    return _convert_fixture(tmp_path_factory.mktemp("int8") / "int8.tflite", splits[0], 250, "int8")
+    return calibrated(tmp_path_factory, splits, "int8.tflite", 250, "int8")
 
 
 @pytest.fixture(scope="session")
 def int8_float_io_model(tmp_path_factory, splits) -> Path:
     """With float32 input and output: QUANTIZE in front, DEQUANTIZE at the end. Calibrated on
     64 images of the same split: the tests using it check structure, not accuracy."""
-    path = tmp_path_factory.mktemp("int8f") / "int8_float32_io.tflite"
-    return _convert_fixture(path, splits[0], 64, "float32")
+    return calibrated(tmp_path_factory, splits, "int8_float32_io.tflite", 64, "float32")
 
 
 @pytest.fixture(scope="session")
@@ -170,29 +248,22 @@ def per_tensor_model(tmp_path_factory, splits) -> Path:
     """INT8 with one scale per weight tensor (`--per-tensor`), calibrated on 64 images of the
     calibration split (the README's row used all 250: 11.6 %; its tests check structure,
     bit-exactness and a wide accuracy floor)."""
-    path = tmp_path_factory.mktemp("per_tensor") / "int8_per_tensor.tflite"
-    return _convert_fixture(path, splits[0], 64, "int8", "--per-tensor")
+    name = "int8_per_tensor.tflite"
+    return calibrated(tmp_path_factory, splits, name, 64, "int8", "--per-tensor")
 
 
 @pytest.fixture(scope="session")
 def uint8_model(tmp_path_factory, splits) -> Path:
     """With uint8 input and output, the INT8 model MediaPipe Tasks accept (they refuse int8
     input tensors). Calibrated on 64 images: its tests compare runtimes on one model."""
-    path = tmp_path_factory.mktemp("uint8") / "int8_uint8_io.tflite"
-    return _convert_fixture(path, splits[0], 64, "uint8")
+    return calibrated(tmp_path_factory, splits, "int8_uint8_io.tflite", 64, "uint8")
 
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory, int8_model) -> dict[str, Path]:
     """Our conversions of the fixture weights: the shared INT8 model (calibrated on the
     calibration split) and float16, dynamic-range and float32 ones."""
-    from mobilenet_v2.cli import main
-
-    out = tmp_path_factory.mktemp("models")
     made = {"int8": int8_model}
     for kind in ("float16", "dynamic", "none"):
-        path = out / f"{kind}.tflite"
-        args = ["convert", "--output", str(path), "--weights", str(FIXTURE_TFLITE)]
-        assert main([*args, "--quantize", kind]) == 0
-        made[kind] = path
+        made[kind] = converted(tmp_path_factory, f"{kind}.tflite", "--quantize", kind)
     return made

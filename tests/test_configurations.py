@@ -26,9 +26,9 @@ GRACE_HOPPER = IMAGES / "grace_hopper.bmp"
 ALPHAS = (0.35, 0.5, 0.75, 1.0)
 SIZES = (96, 128, 160, 192, 224)
 CONFIGURATIONS = [(a, s) for a in ALPHAS for s in SIZES] + [(1.3, 224), (1.4, 224)]
-# The default run converts three small ones that still differ in width and size (about 15 s
-# each on 2 cores); `-m slow` converts all 22.
-DEFAULT_CONFIGURATIONS = [(0.35, 96), (0.5, 128), (0.75, 160)]
+# The default run converts the smallest, whose widths round the most (alpha 0.35: 16, 8, 8,
+# 16, 24, 32, 56, 112 channels for 32 ... 320; about 10 s on 2 cores); `-m slow` converts all 22.
+DEFAULT_CONFIGURATIONS = [(0.35, 96)]
 # The calibration minimum: these tests check structure and reproducibility, not accuracy.
 CALIBRATION = ["--calibration-dir", str(SAMPLE), "--calibration-size", "32"]
 

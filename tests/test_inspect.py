@@ -158,13 +158,8 @@ def test_docs_map_and_diagram_are_generated():
     assert (ROOT / "docs" / "model.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.integration  # converts a model
-@pytest.mark.shared
-def test_float16_weights_keep_their_layouts(tmp_path):
-    path = tmp_path / "f16.tflite"
-    args = ["convert", "--output", str(path), "--weights", str(FIXTURE_TFLITE)]
-    assert main([*args, "--quantize", "float16"]) == 0
-    table = tflite_table(read_tflite(path))
+def test_float16_weights_keep_their_layouts(models):
+    table = tflite_table(read_tflite(models["float16"]))
     assert table.totals["macs"] == 300_774_272 and table.totals["weights"] == 3_469_760
     conv = next(op for op in table.ops if op.type == "DEPTHWISE_CONV_2D")
     kernel = table.tensors[conv.weights[0]]  # the DEQUANTIZE output of a float16 constant

@@ -168,14 +168,11 @@ def test_unsupported_op_is_named(int8_model, tmp_path):
         ReferenceInterpreter(model)
 
 
-@pytest.mark.integration  # converts a model
-@pytest.mark.shared
 @pytest.mark.parametrize(("quantize", "kind"), [("none", "float32"), ("float16", "float16")])
-def test_float_models_are_refused_naming_the_file_and_the_kind(tmp_path, capsys, quantize, kind):
-    path = tmp_path / f"{kind}.tflite"
-    args = ["convert", "--output", str(path), "--weights", str(FIXTURE_TFLITE), "--size", "96"]
-    assert main([*args, "--quantize", quantize]) == 0
-    capsys.readouterr()
+def test_float_models_are_refused_naming_the_file_and_the_kind(
+    models, tmp_path, capsys, quantize, kind
+):
+    path = models[quantize]
     expected = (
         f"{path}: the NumPy reference runs int8/uint8 quantized models only; this is a {kind} "
         "model (op "  # then the first convolution: op 0, or after float16's DEQUANTIZE ops

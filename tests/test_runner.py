@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+from conftest import require_integration
 from PIL import Image
 
 from mobilenet_v2.base.preprocess import load_pixels
@@ -98,6 +99,7 @@ def local_ray():
     """One local Ray for the module; the runner uses a session already connected. The fakes
     travel to its workers by value (they are not importable there)."""
     ray = pytest.importorskip("ray")
+    require_integration("starts Ray")
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     ray.init(
         address="local",
@@ -110,7 +112,7 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.fixture(params=["default", "ray"])
+@pytest.fixture(params=["default", pytest.param("ray", marks=pytest.mark.integration)])
 def engine(request) -> str:
     if request.param == "ray":
         request.getfixturevalue("local_ray")

@@ -286,38 +286,11 @@ def test_fixture_uint8_1001_classes_runs_without_flags(capsys):
     assert 0.891 - 1 / 256 <= float(score) <= 0.914 + 1 / 256
 
 
-@pytest.mark.integration  # converts a model
 @pytest.mark.parametrize("io_type", ["uint8", "float32"])
-def test_integer_and_float_io_types(tmp_path, splits, io_type):
-    path = tmp_path / f"{io_type}.tflite"
-    calibration = tmp_path / "few"
-    calibration.mkdir()
-    for image in sorted(splits[0].iterdir())[:16]:
-        (calibration / image.name).symlink_to(image.resolve())
-    assert (
-        main(
-            [
-                "convert",
-                "--output",
-                str(path),
-                "--weights",
-                WEIGHTS,
-                "--alpha",
-                "1.0",
-                "--size",
-                "96",
-                "--io-type",
-                io_type,
-                "--calibration-dir",
-                str(calibration),
-                "--calibration-size",
-                "16",
-            ]
-        )
-        == 0
-    )
+def test_integer_and_float_io_types(uint8_model, int8_float_io_model, io_type):
+    path = uint8_model if io_type == "uint8" else int8_float_io_model
     classifier = load_tflite(path)
-    assert classifier.input_dtype == np.dtype(io_type) and classifier.input_size == (96, 96)
+    assert classifier.input_dtype == np.dtype(io_type) and classifier.input_size == (224, 224)
     tfl = read_tflite(path)
     assert tfl.tensors[tfl.outputs[0]].type_name == io_type.upper()
     from mobilenet_v2.inference.classifier import load_for
@@ -718,7 +691,14 @@ def test_input_quantization_rounds_halves_as_litert_own_quantize(
     np.testing.assert_array_equal(ours.quantize_input(y).reshape(-1)[:5] - in_zero_point, expected)
 
 
-@pytest.mark.parametrize("model", ["fixture", "int8", "float32_io"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "fixture",
+        pytest.param("int8", marks=pytest.mark.integration),
+        pytest.param("float32_io", marks=pytest.mark.integration),
+    ],
+)
 @pytest.mark.parametrize("mean, std", [(127.5, 127.5), (128.0, 128.0), (100.0, 60.0)])
 def test_predict_pixels_is_predict_of_the_normalized_pixels_to_the_bit(model, mean, std, request):
     """The table that `classify` quantizes uint8 pixels through is the same arithmetic as
