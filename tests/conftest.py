@@ -14,6 +14,7 @@ The default run uses two pytest-xdist workers, one test file each at a time
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -39,30 +40,8 @@ INTEGRATION_FIXTURES = CONVERTING_FIXTURES | RAY_FIXTURES
 SHARED_FIXTURES = CONVERTING_FIXTURES | {"fixture_model", "real_images", "splits"}
 
 
-# The longest files first (their --durations, AMD EPYC), alternating files that need the
-# session's INT8 model with files that do not: the two workers take one file at a time, and
-# a run that ends on short files ends with both busy, not one finishing a long file alone.
-LONGEST_FIRST = [
-    "test_tflite.py",
-    "test_train.py",
-    "test_ray.py",
-    "test_model.py",
-    "test_dump.py",
-    "test_weights.py",
-    "test_export.py",
-    "test_cli.py",
-    "test_reference.py",
-    "test_configurations.py",
-    "test_metadata.py",
-    "test_compare.py",
-    "test_verify.py",
-]
-
-
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the tiers select on these marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & INTEGRATION_FIXTURES:
@@ -74,11 +53,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 _running: list[pytest.Item] = []  # the test whose fixtures are being set up or that runs
 
 
-@pytest.hookimpl(tryfirst=True)  # before any of the test's fixtures is set up
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    _running[:] = [item]
-
-
 def require_integration(what: str) -> None:
     """Fail a test that reaches an integration fixture without the mark, as one that calls
     `request.getfixturevalue` does (collection cannot see it): the quick tier must never
@@ -87,14 +61,14 @@ def require_integration(what: str) -> None:
         pytest.fail(f"{_running[0].nodeid} {what}: mark it `integration`", pytrace=False)
 
 
-def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make) -> Path:
+def made_once(request: pytest.FixtureRequest, name: str, make) -> Path:
     """The file or folder `make(path)` creates, made once per test run however many xdist
     workers need it: the first makes it under a file lock, the others wait and reuse it.
     `make` must create `path` whole or not at all (convert writes a temporary file and
     renames it), so that a failure leaves nothing that looks complete."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # the run's folder, above every worker's own
+    root = request.getfixturevalue("tmp_path_factory").getbasetemp()
+    if hasattr(request.config, "workerinput"):  # an xdist worker: its folder is in the run's
+        root = root.parent
     path = root / "made-once" / name
     path.parent.mkdir(exist_ok=True)
     with FileLock(f"{path}.lock"):
@@ -109,10 +83,22 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not missing or FIXTURE_TFLITE.is_file():
         return
     reason = f"shared test data not found at {SHARED}; set MOBILENET_V2_SHARED to its location"
-    if os.environ.get("CI"):
+    if not os.environ.get("CI"):
+        for item in missing:
+            item.add_marker(pytest.mark.skip(reason=reason))
+    elif not hasattr(session.config, "workerinput"):
         raise pytest.UsageError(f"{reason} ({len(missing)} tests need it)")
-    for item in missing:
-        item.add_marker(pytest.mark.skip(reason=reason))
+    else:  # an xdist worker cannot stop the run with a usage error: each such test fails
+        for item in missing:
+            item.add_marker(pytest.mark.missing_shared_data(reason))
+
+
+@pytest.hookimpl(tryfirst=True)  # before any of the test's fixtures is set up
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _running[:] = [item]
+    missing = item.get_closest_marker("missing_shared_data")
+    if missing:
+        pytest.fail(missing.args[0], pytrace=False)
 
 
 @pytest.fixture(autouse=True)
@@ -170,8 +156,6 @@ BAD_IMAGES = ["empty.jpg", "text.jpg", "cut.jpg"]
 
 def good_and_bad_images(folder: Path) -> Path:
     """Four photos and three files that are not images: empty, text, a cut-off JPEG."""
-    import shutil
-
     folder.mkdir()
     for name in GOOD_IMAGES:
         shutil.copy(IMAGES / name, folder / name)
@@ -193,23 +177,24 @@ def split(directory: Path, keep) -> Path:
 
 
 @pytest.fixture(scope="session")
-def splits(tmp_path_factory) -> tuple[Path, Path]:
+def splits(request) -> tuple[Path, Path]:
     """The 500 sample images split by class index: calibration (index % 4 == 0) and
     evaluation (index % 4 == 2), 250 each, so that no image is in both. One folder for
     every worker: the models calibrated on it record its path."""
 
     def make(root: Path) -> None:
         partial = root.with_name(f"{root.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)  # what a failed attempt left
         partial.mkdir()
         split(partial / "calibration", lambda i: i % 4 == 0)
         split(partial / "evaluation", lambda i: i % 4 == 2)
         partial.rename(root)
 
-    root = made_once(tmp_path_factory, "splits", make)
+    root = made_once(request, "splits", make)
     return root / "calibration", root / "evaluation"
 
 
-def converted(tmp_path_factory, name: str, *args: str) -> Path:
+def converted(request: pytest.FixtureRequest, name: str, *args: str) -> Path:
     """`convert --output NAME --weights FIXTURE ARGS`, made once for the test run."""
     from mobilenet_v2.cli import main
 
@@ -219,51 +204,51 @@ def converted(tmp_path_factory, name: str, *args: str) -> Path:
         weights = ["--weights", str(FIXTURE_TFLITE)]
         assert main(["convert", "--output", str(path), *weights, *args]) == 0
 
-    return made_once(tmp_path_factory, name, make)
+    return made_once(request, name, make)
 
 
-def calibrated(tmp_path_factory, splits, name: str, size: int, io_type: str, *extra: str) -> Path:
+def calibrated(request, splits, name: str, size: int, io_type: str, *extra: str) -> Path:
     """The fixture weights as our INT8 model, calibrated on `size` images of the
     calibration split."""
     calibration = ["--calibration-dir", str(splits[0]), "--calibration-size", str(size)]
-    return converted(tmp_path_factory, name, *calibration, "--io-type", io_type, *extra)
+    return converted(request, name, *calibration, "--io-type", io_type, *extra)
 
 
 @pytest.fixture(scope="session")
-def int8_model(tmp_path_factory, splits) -> Path:
+def int8_model(request, splits) -> Path:
     """Our full-integer conversion of the fixture weights, int8 input and output, calibrated
     on all 250 images of the calibration split: the one INT8 model every test file shares."""
-    return calibrated(tmp_path_factory, splits, "int8.tflite", 250, "int8")
+    return calibrated(request, splits, "int8.tflite", 250, "int8")
 
 
 @pytest.fixture(scope="session")
-def int8_float_io_model(tmp_path_factory, splits) -> Path:
+def int8_float_io_model(request, splits) -> Path:
     """With float32 input and output: QUANTIZE in front, DEQUANTIZE at the end. Calibrated on
     64 images of the same split: the tests using it check structure, not accuracy."""
-    return calibrated(tmp_path_factory, splits, "int8_float32_io.tflite", 64, "float32")
+    return calibrated(request, splits, "int8_float32_io.tflite", 64, "float32")
 
 
 @pytest.fixture(scope="session")
-def per_tensor_model(tmp_path_factory, splits) -> Path:
+def per_tensor_model(request, splits) -> Path:
     """INT8 with one scale per weight tensor (`--per-tensor`), calibrated on 64 images of the
     calibration split (the README's row used all 250: 11.6 %; its tests check structure,
     bit-exactness and a wide accuracy floor)."""
     name = "int8_per_tensor.tflite"
-    return calibrated(tmp_path_factory, splits, name, 64, "int8", "--per-tensor")
+    return calibrated(request, splits, name, 64, "int8", "--per-tensor")
 
 
 @pytest.fixture(scope="session")
-def uint8_model(tmp_path_factory, splits) -> Path:
+def uint8_model(request, splits) -> Path:
     """With uint8 input and output, the INT8 model MediaPipe Tasks accept (they refuse int8
     input tensors). Calibrated on 64 images: its tests compare runtimes on one model."""
-    return calibrated(tmp_path_factory, splits, "int8_uint8_io.tflite", 64, "uint8")
+    return calibrated(request, splits, "int8_uint8_io.tflite", 64, "uint8")
 
 
 @pytest.fixture(scope="session")
-def models(tmp_path_factory, int8_model) -> dict[str, Path]:
+def models(request, int8_model) -> dict[str, Path]:
     """Our conversions of the fixture weights: the shared INT8 model (calibrated on the
     calibration split) and float16, dynamic-range and float32 ones."""
     made = {"int8": int8_model}
     for kind in ("float16", "dynamic", "none"):
-        made[kind] = converted(tmp_path_factory, f"{kind}.tflite", "--quantize", kind)
+        made[kind] = converted(request, f"{kind}.tflite", "--quantize", kind)
     return made

@@ -272,7 +272,6 @@ def test_flags_the_chosen_engine_would_ignore_are_refused(tmp_path, capsys, argv
 
 
 @pytest.mark.integration  # converts a model
-@pytest.mark.integration  # converts a model
 def test_weights_none_is_random_initialization_everywhere(tmp_path, capsys, monkeypatch):
     assert main(["classify", str(IMAGES / "cat.bmp"), "--weights", "none", "--top", "3"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3

@@ -190,6 +190,7 @@ def test_every_command_gives_one_message_for_a_truncated_model(keep, tmp_path, c
         (["classify", "x.jpg", "--top", "five"], "--top: must be an integer >= 1, got five"),
         (["convert", "--alpha", "wide"], "--alpha: must be a number, got wide"),
         (["benchmark", "m.tflite", "--runs", "1e3"], "--runs: must be an integer >= 1, got 1e3"),
+        (["train", "d", "--validation-split", "x"], "--validation-split: must be a number, got x"),
     ],
 )
 def test_a_value_of_the_wrong_kind_is_named_in_words_not_by_a_function_name(argv, message, capsys):

@@ -222,6 +222,7 @@ def test_the_grid_check_fails_for_both_forms_of_the_127_5_regression(tmp_path, m
         calibration_size=32,
         preprocessing={"mean": 127.5, "std": 127.5},
     )
+    assert load_tflite(calibrated).input_size == (96, 96)  # the fixture's weights at --size
     fed_at_127_5 = input_grid(models["int8"], tmp_path, mean=127.5, std=127.5)
     for grid in (input_grid(calibrated, tmp_path), fed_at_127_5):
         assert not np.array_equal(grid, np.arange(256) - 128)

@@ -4,6 +4,7 @@ collects no test that converts a model or starts Ray (tests/conftest.py marks th
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -47,21 +48,25 @@ def test_the_quick_tier_converts_no_model_and_starts_no_ray():
     assert not set(used) & INTEGRATION_FIXTURES, sorted(set(used) & INTEGRATION_FIXTURES)
 
 
-class _Test:
-    """A stand-in for the running test item, with or without the integration mark."""
-
-    def __init__(self, marked: bool) -> None:
-        self.nodeid, self.marked = "tests/test_x.py::test_x", marked
-
-    def get_closest_marker(self, name: str):
-        return name if self.marked and name == "integration" else None
-
-
-def test_an_unmarked_test_that_reaches_a_converting_fixture_fails(monkeypatch):
+def test_an_unmarked_test_that_reaches_a_converting_fixture_fails(request):
     """`request.getfixturevalue("int8_model")` hides the fixture from collection: the
-    fixture itself refuses to convert for a test without the integration mark."""
-    monkeypatch.setattr(conftest, "_running", [_Test(marked=False)])
-    with pytest.raises(pytest.fail.Exception, match=r"test_x converts a model: mark it `integ"):
-        conftest.require_integration("converts a model")
-    monkeypatch.setattr(conftest, "_running", [_Test(marked=True)])
-    conftest.require_integration("converts a model")  # marked: no complaint
+    conversion itself refuses to run for a test without the integration mark (before it
+    converts anything)."""
+    with pytest.raises(pytest.fail.Exception, match=r"converts a model: mark it `integration`"):
+        conftest.converted(request, "never.tflite", "--quantize", "none")
+
+
+def test_in_ci_missing_shared_data_fails_the_run_on_the_workers_too(tmp_path):
+    """An xdist worker cannot stop the run with a usage error: each test that needs the
+    data fails with the reason, and the run's status says so."""
+    env = {**os.environ, "CI": "1", "MOBILENET_V2_SHARED": str(tmp_path)}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/test_labels.py"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode == 1, run.stdout[-2000:]
+    assert f"shared test data not found at {tmp_path}; set MOBILENET_V2_SHARED" in run.stdout

@@ -43,15 +43,16 @@ def _int_at_least(minimum: int, name: str) -> Callable[[str], int]:
     """An argparse type: an integer no smaller than `minimum`."""
 
     def parse(text: str) -> int:
+        wanted = f"must be an integer >= {minimum}, got {text}"
         try:
             value = int(text)
         except ValueError:  # argparse would say "invalid <function name> value"
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text}")
+            raise argparse.ArgumentTypeError(wanted) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(wanted)
         return value
 
-    parse.__name__ = name
+    parse.__name__ = name  # what a traceback or a debugger shows
     return parse
 
 
@@ -68,7 +69,7 @@ def thread_count(text: str) -> int:
 non_negative_int = _int_at_least(0, "non_negative_int")
 
 
-def _finite_float(text: str) -> float:
+def finite_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:  # argparse would say "invalid <function name> value"
@@ -79,14 +80,14 @@ def _finite_float(text: str) -> float:
 
 
 def non_negative_float(text: str) -> float:
-    value = _finite_float(text)
+    value = finite_float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
     return value
 
 
 def positive_float(text: str) -> float:
-    value = _finite_float(text)
+    value = finite_float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
@@ -109,7 +110,7 @@ def input_size(text: str) -> int:
 
 
 def pixel_mean(text: str) -> float:
-    value = _finite_float(text)
+    value = finite_float(text)
     try:
         check_normalization(value, 1.0)
     except ValueError:
@@ -118,7 +119,7 @@ def pixel_mean(text: str) -> float:
 
 
 def pixel_std(text: str) -> float:
-    value = _finite_float(text)
+    value = finite_float(text)
     try:
         check_normalization(127.5, value)
     except ValueError:

@@ -9,6 +9,7 @@ import time
 
 from mobilenet_v2.base.architecture import DEFAULT_FINE_TUNE_FROM
 from mobilenet_v2.cli.parser import (
+    finite_float,
     input_size,
     non_negative_int,
     positive_float,
@@ -27,9 +28,9 @@ TRAIN_WEIGHTS_HINT = (
 
 
 def _fraction(text: str) -> float:
-    value = float(text)
+    value = finite_float(text)
     if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive); received {text}")
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
     return value
 
 
