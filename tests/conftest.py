@@ -2,11 +2,11 @@
 
 Tiers: tests marked `shared` read that data; without it they are skipped (with the reason)
 and the rest still run, except in CI (`CI` set), where missing data is an error. Tests that
-convert a model, start Ray, run the 500-image accuracy checks or fine-tune are
-`integration`: in the default run, and `-m "not integration and not slow"` leaves them out
-for a quick pass.
+convert a model, start Ray, run the programs end to end in fresh processes, run the
+500-image accuracy checks or fine-tune are `integration`: in the default run, and
+`-m "not integration and not slow"` leaves them out for a quick pass.
 
-The default run uses two pytest-xdist workers, one test file each at a time
+The default run uses two pytest-xdist workers, each test file's tests on one of them
 (pyproject.toml); a session fixture that converts a model is made once for both of them
 (`made_once`).
 """

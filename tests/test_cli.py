@@ -38,6 +38,7 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.integration  # end to end, in fresh processes
 def test_tf_inference_prints_the_seeds_top5_and_nothing_else():
     result = run(sys.executable, "tf_inference.py", "-i", str(IMAGES / "grace_hopper.bmp"))
     assert result.returncode == 0, result.stderr
@@ -45,6 +46,7 @@ def test_tf_inference_prints_the_seeds_top5_and_nothing_else():
     assert result.stderr == ""  # no TensorFlow start-up banners
 
 
+@pytest.mark.integration  # end to end, in fresh processes
 def test_tf_inference_flags(tmp_path):
     result = run(
         sys.executable,
@@ -62,6 +64,7 @@ def test_tf_inference_flags(tmp_path):
     assert result.stdout.splitlines()[0].startswith("n03763968 military_uniform 0.9")
 
 
+@pytest.mark.integration  # end to end, in fresh processes
 def test_console_command_classifies_a_directory_as_json():
     result = run(COMMAND, "classify", str(IMAGES), "--top", "1", "--json", "--batch-size", "3")
     assert result.returncode == 0, result.stderr
@@ -158,6 +161,7 @@ def test_wrong_weights_give_one_line_errors(capsys, args, message):
     assert message in err and len(err.splitlines()) == 1 and err.startswith("mobilenet-v2: error:")
 
 
+@pytest.mark.integration  # end to end, in fresh processes
 def test_corrupt_weights_subprocess_has_no_traceback(tmp_path):
     weights = tmp_path / "cut.tflite"
     weights.write_bytes(FIXTURE_TFLITE.read_bytes()[:100_000])
@@ -321,6 +325,7 @@ def test_a_closed_pipe_ends_the_run_quietly_with_sigpipes_status():
     assert process.wait(timeout=120) == 141 and stderr == ""
 
 
+@pytest.mark.integration  # end to end, in fresh processes
 def test_seed_scripts_name_themselves_and_their_own_flags(tmp_path):
     few = tmp_path / "few"
     few.mkdir()
@@ -430,6 +435,7 @@ def test_a_tflite_model_with_invalid_recorded_preprocessing_is_refused(tmp_path,
     assert err.startswith(f"mobilenet-v2: error: {bad}: invalid recorded preprocessing (input std")
 
 
+@pytest.mark.integration  # end to end, in fresh processes
 def test_without_tensorflow_litert_commands_run_and_tf_commands_name_the_extra(tmp_path):
     """A LiteRT-only install (`pip install mobilenet-v2`, no `[tf]`), simulated by making
     `import tensorflow` fail; .ci/run also checks a real one, in its own environment."""

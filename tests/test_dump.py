@@ -313,6 +313,7 @@ def test_dump_command_and_seed_flags(int8_model, tmp_path):
     assert entries["preprocessing"]["resize"] == "stretch"  # as the seed, like classification
 
 
+@pytest.mark.integration  # end to end, in fresh processes
 @pytest.mark.shared
 def test_the_seed_script_replaces_an_earlier_set_only_with_replace(tmp_path):
     """Refused before classifying (nothing printed), as `dump` refuses; --replace replaces."""
