@@ -72,7 +72,6 @@ def test_ray_gives_the_default_engines_rows(model, count, int8_model, tmp_path, 
     assert main(["classify", *sources, *flags, "--output", str(default)]) == 0
     run = mobilenet_v2("classify", *sources, *flags, "--output", str(ray), "--engine", "ray")
     assert run.returncode == 0, run.stderr[-2000:]
-    count = len(images)
     assert f"wrote {ray}: {count} of {count} images classified, 0 with an error" in run.stderr
     assert re.search(r"images/s on 1 Ray node\n", run.stderr)
     assert_same_rows(read_results(ray), read_results(default))
