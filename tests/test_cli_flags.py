@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,15 @@ def test_benchmark_refuses_nothing_to_measure_and_one_model_twice(argv, message,
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and err.endswith("(see --help)\n")
+
+
+@pytest.mark.shared  # measures the fixture's weights
+def test_benchmark_without_flags_measures_the_weights_variables_file(monkeypatch, capsys):
+    """$MOBILENET_V2_WEIGHTS names something to measure: no usage error, one TF row."""
+    monkeypatch.setenv("MOBILENET_V2_WEIGHTS", str(FIXTURE_TFLITE))
+    assert main(["benchmark", "--size", "96", "--runs", "1", "--warmup", "0", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)["results"]
+    assert len(results) == 1 and str(FIXTURE_TFLITE.name) in json.dumps(results[0])
 
 
 @pytest.mark.shared  # reads ../shared's images

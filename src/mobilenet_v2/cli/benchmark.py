@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         refuse_tf_model_flags(args)
     if not specs:
         refuse_xnnpack(args, ".tflite models")
-    if args.weights:
+    if args.weights or not specs:  # no model: $MOBILENET_V2_WEIGHTS' file (checked above)
         # Unset: a trained model's own width and size (`trained.model_spec`), else 1.0/224.
         tf_model = {"weights": weights_arg(args.weights), "alpha": args.alpha}
         specs.insert(0, {"kind": "tf", **tf_model, "size": args.size, **common})
