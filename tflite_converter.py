@@ -21,16 +21,13 @@ from mobilenet_v2.base.calibration import CALIBRATION_SIZE
 from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.base.outputs import check_output_dir
 from mobilenet_v2.cli import error, run_reporting
+from mobilenet_v2.cli.convert import WEIGHTS_HINT  # the same --weights flag
 from mobilenet_v2.cli.parser import ArgumentParser, positive_int, weights_arg
 
 PROG = "tflite_converter.py"
 # Our int8 model: not the TF-hosted uint8 mobilenet_v2_1.0_224_quant.tflite, a different file.
 MODEL_NAME = "mobilenet_v2_1.0_224_int8.tflite"
 CALIBRATION_HINT = "pass --calibration_dir DIR with your own images"
-WEIGHTS_HINT = (
-    "pass --weights PATH (an .h5, .weights.h5, .keras or MobileNetV2 .tflite) or set "
-    "$MOBILENET_V2_WEIGHTS to one"
-)
 
 
 def warn(message: str) -> None:

@@ -204,7 +204,7 @@ class ResultWriter:
     def start(self, sources: Sequence[Source]) -> list[Source]:
         """The sources still to classify, each once however often or however spelled it
         was given; the journal starts over with the rows kept."""
-        done = {path_key(r.path) for r in self.kept}
+        done = {r.path for r in self.kept}  # kept rows hold their path_key already
         todo = []
         for source in sources:
             key = path_key(source)
@@ -236,7 +236,7 @@ class ResultWriter:
         order: dict[str, int] = {}
         for i, source in enumerate(sources):  # an input given twice: where it first appears
             order.setdefault(path_key(source), i)
-        rows = sorted(self.journal.rows(), key=lambda r: order.get(path_key(r.path), -1))
+        rows = sorted(self.journal.rows(), key=lambda r: order.get(r.path, -1))  # keyed
         write_results(self.output, rows, self.top)
         self.journal.remove()
 

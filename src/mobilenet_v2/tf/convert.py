@@ -249,7 +249,7 @@ def _convert_file(
     # the calibration folder. What must be downloaded is all tried before failing: offline,
     # one error lists every file, each with what to do instead.
     model = None if weights == "imagenet" else build()
-    all_downloads(
+    _, imagenette = all_downloads(
         lambda: (
             weights == "imagenet"
             and alpha in IMAGENET_ALPHAS  # else MobileNetV2 says which widths have weights
@@ -268,7 +268,7 @@ def _convert_file(
     check_interrupt()
     calibration = None
     if quantize == "int8":
-        source = calibration_dir or imagenette_validation_dir(hint=calibration_hint)
+        source = calibration_dir or imagenette  # fetched above
         extra = {"warn": warn} if warn else {}
         calibration = calibration_images(
             source, calibration_size, seed, prep, force=force, size_flag=size_flag, **extra
