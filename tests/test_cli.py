@@ -232,6 +232,22 @@ def test_load_image_refuses_a_zero_std():
             "--per-tensor applies to --quantize int8",
         ),
         (
+            ["convert", "--output", "OUT", "--quantize", "float16", "--equalize"],
+            "--equalize prepares the model for --quantize int8",
+        ),
+        (
+            ["convert", "--output", "OUT", "--quantize", "none", "--bias-correction"],
+            "--bias-correction prepares the model for --quantize int8",
+        ),
+        (
+            ["convert", "--output", "OUT", "--quantize", "dynamic", "--relu"],
+            "--relu prepares the model for --quantize int8",
+        ),
+        (
+            ["dump", "CAT", "--output", "OUT", "--weights", "FIX", "--absorb-bias"],
+            "--absorb-bias applies to --quantize (convert the TF model first)",
+        ),
+        (
             ["convert", "--output", "OUT", "--weights", "FIX", "--init-seed", "1"],
             "--init-seed seeds random weights: it goes with --weights none",
         ),
@@ -380,9 +396,7 @@ def test_seed_scripts_check_save_to_before_any_work(tmp_path, script):
         ("tflite_inference.py", "--num_threads", "1000"),  # more than LiteRT can start
     ],
 )
-def test_seed_scripts_refuse_a_value_the_command_would_in_their_own_spelling(
-    script, flag, value
-):
+def test_seed_scripts_refuse_a_value_the_command_would_in_their_own_spelling(script, flag, value):
     args = ["-i", str(IMAGES / "cat.bmp"), flag, value]
     if script == "tflite_inference.py":
         args += ["--model", str(FIXTURE_TFLITE)]

@@ -1,5 +1,6 @@
 """The NumPy integer reference equals LiteRT's reference kernels on every tensor, for our
-int8 per-channel model and the fixture's uint8 per-tensor model, on 20 real images."""
+int8 per-channel and (equalized) per-tensor models and the fixture's uint8 per-tensor model,
+on 20 real images."""
 
 from __future__ import annotations
 
@@ -75,10 +76,31 @@ def test_int8_per_channel_model_is_bit_exact(int8_model):
 
 @pytest.mark.shared
 def test_int8_per_tensor_model_is_bit_exact(per_tensor_model):
-    """`convert --per-tensor`: one scale per weight tensor, the rest as the per-channel model.
-    Five images (the per-channel model's test runs twenty): the arithmetic is the same, only
-    the weights' scales differ, and the default run has a time budget."""
-    counts = mismatches(per_tensor_model, REAL_IMAGES[:5])
+    """`convert --per-tensor --equalize --absorb-bias --bias-correction`: one scale per weight
+    tensor, weights and biases rewritten; the integer arithmetic is the per-channel model's."""
+    counts = mismatches(per_tensor_model, REAL_IMAGES)
+    assert sum(counts.values()) == 0, {k: v for k, v in counts.items() if v}
+
+
+@pytest.mark.shared
+@pytest.mark.integration
+def test_relu_model_is_bit_exact(splits, tmp_path):
+    """`--relu --equalize` (the paper's route): the convolutions fuse RELU, not RELU6, which
+    the reference clamps to the output's whole range. 96 px, 16 calibration images, three
+    photos: the arithmetic is the point, not the accuracy."""
+    from mobilenet_v2.lite.tflite_file import read_tflite
+
+    model = tmp_path / "relu.tflite"
+    calibration = ["--calibration-dir", str(splits[0]), "--calibration-size", "16"]
+    flags = ["--size", "96", "--per-tensor", "--relu", "--equalize", *calibration]
+    assert main(["convert", "--output", str(model), "--weights", str(FIXTURE_TFLITE), *flags]) == 0
+    activations = {
+        op.options.fusedActivationFunction
+        for op in read_tflite(model).operators
+        if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D")
+    }
+    assert activations == {0, 1, 3}  # NONE (project), RELU (pairs), RELU6 (Conv_1)
+    counts = mismatches(model, PHOTOS[:3])
     assert sum(counts.values()) == 0, {k: v for k, v in counts.items() if v}
 
 

@@ -21,6 +21,7 @@ from mobilenet_v2.base.labels import synset_to_index
 from mobilenet_v2.base.machine import describe, machine_info, usable_cpus
 from mobilenet_v2.cli import main
 from mobilenet_v2.inference.classifier import load_tflite
+from mobilenet_v2.lite.model_metadata import read_standard_metadata
 from mobilenet_v2.lite.record import METADATA_NAME, read_metadata
 from mobilenet_v2.lite.tflite_file import read_tflite
 from mobilenet_v2.reference import ReferenceInterpreter
@@ -35,19 +36,21 @@ WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 def accuracy(models, per_tensor_model, splits):
     """INT8 against the TF float model on the 250 held-out images (it was calibrated on the
     other split); float16, dynamic-range and float32, which need no calibration, on all 500
-    (a finer resolution: one image is 0.2 points). Default kernels (XNNPACK)."""
+    (a finer resolution: one image is 0.2 points), and the rewritten per-tensor model there
+    too, as the issue that made it usable measured it. Default kernels (XNNPACK)."""
     from mobilenet_v2.analysis import evaluate
     from mobilenet_v2.inference.classifier import load_keras
 
     float_model = load_keras(WEIGHTS)
-    quantized = [load_tflite(models["int8"]), load_tflite(per_tensor_model)]
-    held_out = evaluate.evaluate([float_model, *quantized], evaluate.labelled_images(splits[1]))
-    kinds = ("float16", "dynamic", "none")
+    held_out = evaluate.evaluate(
+        [float_model, load_tflite(models["int8"])], evaluate.labelled_images(splits[1])
+    )
+    kinds = ("float16", "dynamic", "none", "per_tensor")
+    files = {**models, "per_tensor": per_tensor_model}
     everything = evaluate.evaluate(
-        [float_model, *(load_tflite(models[k]) for k in kinds)], evaluate.labelled_images(SAMPLE)
+        [float_model, *(load_tflite(files[k]) for k in kinds)], evaluate.labelled_images(SAMPLE)
     )
     rows = {"float": held_out["results"][0], "int8": held_out["results"][1]}
-    rows["per_tensor"] = held_out["results"][2]
     rows["float_500"] = everything["results"][0]
     rows.update(zip(kinds, everything["results"][1:], strict=True))
     return rows
@@ -132,14 +135,30 @@ def test_per_tensor_model_has_one_scale_per_weight_tensor(per_tensor_model):
         assert weights.type_name == "INT8" and weights.scales.size == 1, weights.name
 
 
-def test_per_tensor_int8_keeps_what_post_training_can(accuracy):
-    """Post-training per-tensor MobileNetV2 loses most of its accuracy, as the literature
-    reports (docs/benchmarks.md, "Per-tensor INT8"): 11.6 % top-1 on 250 (Intel Xeon, XNNPACK
-    and built-in kernels alike), against 90.0 % per channel. Only one CPU measured, and a
-    model this degraded may move many images with the kernels' rounding: the floor is wide,
-    5 % (16 images under the measurement), still far above what a conversion that breaks
-    outright scores (chance, 0.4 %)."""
-    assert accuracy["per_tensor"]["top1"] >= 0.05
+# The session's per-tensor model (every rewrite, 64 calibration images) on all 500, AMD EPYC:
+# top-1 88.2 % with XNNPACK, 88.8 % with the built-in kernels (float: 90.4 %); agreement with
+# float 95.8 % / 96.6 %. Allowed: the worse of the two less four images (0.8 points), for
+# CPUs not measured; per-tensor weights alone score 11.6 %, so a rewrite that stops working
+# falls far below.
+PER_TENSOR_TOP1 = 0.882 - 0.008
+PER_TENSOR_AGREEMENT = 0.958 - 0.008
+
+
+def test_equalized_per_tensor_int8_comes_close_to_float(accuracy):
+    """Per-tensor weights alone leave MobileNetV2 11.6 % top-1; cross-layer equalization,
+    bias absorption and bias correction bring it within about two points of float."""
+    per_tensor = accuracy["per_tensor"]
+    print(f"per-tensor {per_tensor['top1']:.3f}, agreement {per_tensor['agreement_top1']}")
+    assert per_tensor["top1"] >= PER_TENSOR_TOP1 - 1e-9
+    assert per_tensor["agreement_top1"] >= PER_TENSOR_AGREEMENT - 1e-9
+
+
+def test_per_tensor_model_records_its_rewrites(per_tensor_model):
+    record = read_metadata(per_tensor_model.read_bytes())
+    assert record["per_tensor"] is True
+    assert record["steps"] == ["equalize", "absorb_bias", "bias_correction"]
+    meta = read_standard_metadata(per_tensor_model.read_bytes(), per_tensor_model)
+    assert "cross-layer equalized, high biases absorbed, bias corrected" in meta.description
 
 
 def test_float16_and_float32_agree_with_float(accuracy):

@@ -101,6 +101,7 @@ def compare(
             f"{quantized.path}: input is {height}x{width}; compare needs a square input"
         )
     float_model = load_keras(weights, alpha, height)
+    float_model.model = converted_from(float_model.model, quantized.raw, quantized.path)
     stats: dict[str, _Stats] = {}
     order: list[str] = []
     agree = 0
@@ -157,6 +158,31 @@ def compare(
         "top1_agreement": agree / len(images) if "predictions" in stats else None,
         "layers": layers,
     }
+
+
+def converted_from(model: Any, raw: bytes, path: Path) -> Any:
+    """The float model that `raw` was converted from: `model` through the rewrites the file
+    records (`convert --equalize ...`), redone on its recorded calibration images, so that
+    each layer compares with its own rescaled channels. Bias correction is left out: it
+    makes the float model differ on purpose, so that the INT8 one computes like `model`."""
+    from mobilenet_v2.base.calibration import calibration_images
+    from mobilenet_v2.lite.record import read_metadata
+    from mobilenet_v2.tf.equalization import rewrite
+
+    record = read_metadata(raw) or {}
+    steps = [step for step in record.get("steps", ()) if step != "bias_correction"]
+    if not steps:
+        return model
+    calibration = record.get("calibration") or {}
+    source = calibration.get("source")
+    if not source or not Path(source).is_dir():
+        raise MobileNetV2Error(
+            f"{path}: was converted with {', '.join(steps)} on the calibration images in "
+            f"{source!r}, which are not there: compare redoes those rewrites on them"
+        )
+    prep = {**record["preprocessing"], "size": int(model.input_shape[1])}
+    images = calibration_images(source, calibration["images"], calibration["seed"], prep)
+    return rewrite(model, steps, images, per_channel=not record.get("per_tensor"))
 
 
 # --- Report ----------------------------------------------------------------------------------

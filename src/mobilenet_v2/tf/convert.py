@@ -10,7 +10,7 @@ import signal
 import tarfile
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from mobilenet_v2.base.quiet import silenced_stderr, silenced_stdout
 from mobilenet_v2.lite.model_metadata import with_standard_metadata
 from mobilenet_v2.lite.record import IO_TYPES, QUANTIZATIONS, embed_metadata
 from mobilenet_v2.tf._tf import keras, tf
+from mobilenet_v2.tf.equalization import STEPS, rewrite
 from mobilenet_v2.tf.model import IMAGENET_ALPHAS, IMAGENET_SIZES
 from mobilenet_v2.tf.weights import WEIGHTS_HINT, imagenet_weights_path
 
@@ -36,6 +37,13 @@ from mobilenet_v2.tf.weights import WEIGHTS_HINT, imagenet_weights_path
 # Its top-1 cost is inside the kernels' own spread; tests check the grid itself
 # (docs/benchmarks.md, "Accuracy across kernels").
 INT8_INPUT = {"mean": 128.0, "std": 128.0}
+# How the model's description names each rewrite (`equalization.STEPS`).
+STEP_NAMES = {
+    "relu": "ReLU for ReLU6",
+    "equalize": "cross-layer equalized",
+    "absorb_bias": "high biases absorbed",
+    "bias_correction": "bias corrected",
+}
 IMAGENETTE_URL = "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz"
 # What to do instead when imagenette cannot be downloaded, in `mobilenet-v2 convert`'s flags.
 CALIBRATION_HINT = "pass --calibration-dir DIR with your own images"
@@ -154,6 +162,7 @@ def convert_file(
     calibration_hint: str = CALIBRATION_HINT,
     size_flag: str = "--calibration-size",
     weights_hint: str = WEIGHTS_HINT,
+    steps: Sequence[str] = (),
 ) -> Path:
     """Build, calibrate, convert and write; the file embeds its preprocessing and labels.
     The weights are loaded before the calibration folder is scanned, and the downloads it
@@ -163,12 +172,13 @@ def convert_file(
     name their own flags in all); `init_seed`: seeded
     random weights (`weights=None`), recorded in the file. A model trained on a user's classes
     (`mobilenet-v2 train`) brings its labels, width and size (`size` overrides it); `alpha`
-    and `size` otherwise default to 1.0 and 224."""
+    and `size` otherwise default to 1.0 and 224. `steps` (int8): rewrites of the float model
+    before conversion, on the calibration images (`equalization.rewrite`), recorded."""
     with interrupts_win() as check_interrupt:
         return _convert_file(
             output, weights, alpha, size, quantize, io_type, calibration_dir,
             calibration_size, seed, preprocessing, force, warn, per_tensor, init_seed,
-            calibration_hint, size_flag, weights_hint, check_interrupt,
+            calibration_hint, size_flag, weights_hint, steps, check_interrupt,
         )  # fmt: skip
 
 
@@ -222,6 +232,7 @@ def _convert_file(
     calibration_hint: str,
     size_flag: str,
     weights_hint: str,
+    steps: Sequence[str],
     check_interrupt: Callable[[], None],
 ) -> Path:
     from mobilenet_v2.base.trained import model_spec
@@ -235,6 +246,8 @@ def _convert_file(
     prep = {**prep, **(preprocessing or {}), "size": size}
     if io_type != "float32" and quantize != "int8":
         raise ValueError(f"--io-type {io_type} needs --quantize int8 (integer I/O)")
+    if steps and quantize != "int8":
+        raise ValueError(f"{', '.join(steps)}: rewrites for --quantize int8")
 
     def build() -> keras.Model:
         return MobileNetV2(
@@ -274,6 +287,9 @@ def _convert_file(
             source, calibration_size, seed, prep, force=force, size_flag=size_flag, **extra
         )
         check_interrupt()
+    if steps:
+        model = rewrite(model, steps, calibration, per_channel=not per_tensor)
+        check_interrupt()
     data = convert(model, quantize, io_type, calibration, per_tensor)
     check_interrupt()  # a Ctrl-C that the converter swallowed still wins: nothing written
     record = metadata_record(
@@ -285,6 +301,7 @@ def _convert_file(
         quantize=quantize,
         io_type=io_type,
         per_tensor=per_tensor,
+        steps=[step for step in STEPS if step in steps],
         calibration=None
         if calibration is None
         else {"images": len(calibration), "source": str(source), "seed": seed},
@@ -305,6 +322,7 @@ def standard_metadata(data: bytes, record: dict[str, Any], alpha: float, size: i
     how = {
         "int8": "full-integer INT8"
         + (" (per-tensor weights)" if record["per_tensor"] else "")
+        + "".join(f", {STEP_NAMES[step]}" for step in record.get("steps", ()))
         + ", calibrated on "
         f"{calibration and calibration['images']} images, {record['io_type']} input and output",
         "float16": "float16 weights",

@@ -353,6 +353,15 @@ class ReLU6(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+class ReLU(keras.layers.Layer):
+    """max(x, 0), `tf.nn.relu`: scale-equivariant, where ReLU6 is not (cross-layer
+    equalization rescales channels through it)."""
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return tf.nn.relu(inputs)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
 class Add(keras.layers.Layer):
     """Element-wise sum of a list of tensors, `tf.math.add`.
 
