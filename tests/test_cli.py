@@ -243,6 +243,7 @@ def test_load_image_refuses_a_zero_std():
             ["convert", "--output", "OUT", "--quantize", "dynamic", "--relu"],
             "--relu prepares the model for --quantize int8",
         ),
+        (["convert", "--output", "OUT", "--relu"], "--relu prepares --equalize"),
         (
             ["dump", "CAT", "--output", "OUT", "--weights", "FIX", "--absorb-bias"],
             "--absorb-bias applies to --quantize (convert the TF model first)",

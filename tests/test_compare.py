@@ -161,6 +161,32 @@ def test_compares_a_rewritten_model_with_the_float_model_it_came_from(per_tensor
     images = [str(IMAGES / name) for name in PHOTOS[:2]]
     args = ["compare", *images, "--model", str(per_tensor_model), "--weights", str(FIXTURE_TFLITE)]
     assert main([*args, "--report", str(out)]) == 0
-    layers = {r["layer"]: r for r in json.loads((out / "report.json").read_text())["layers"]}
+    data = json.loads((out / "report.json").read_text())
+    assert data["float_rewrites"] == ["equalize", "absorb_bias"]
+    layers = {r["layer"]: r for r in data["layers"]}
     assert min(r["cosine"] for r in layers.values()) > 0.9
     assert layers["predictions_logits"]["cosine"] > 0.95
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"sha256": "0" * 64}, "no longer gives the same ones"),
+        ({"source": "calibration-moved"}, "which is not a folder here"),
+    ],
+    ids=["other images", "folder gone"],
+)
+def test_rewrites_are_redone_only_on_the_same_calibration_images(
+    per_tensor_model, fixture_model, change, message
+):
+    """Equalization under ReLU6 and absorption depend on the calibration images: compare
+    refuses, in one line, to redo them on other images or without them."""
+    from mobilenet_v2.base.errors import MobileNetV2Error
+    from mobilenet_v2.golden.compare import converted_from
+    from mobilenet_v2.lite.record import embed_metadata, read_metadata
+
+    raw = per_tensor_model.read_bytes()
+    record = read_metadata(raw)
+    record["calibration"] = {**record["calibration"], **change}
+    with pytest.raises(MobileNetV2Error, match=message):
+        converted_from(fixture_model, embed_metadata(raw, record), per_tensor_model)

@@ -88,6 +88,18 @@ def test_a_dump_verifies_against_itself_with_zero_difference(
     assert across.passed and len(across.results) == len(written)
 
 
+def test_a_rewritten_per_tensor_model_dumps_and_verifies(per_tensor_model, tmp_path, capsys):
+    """`convert --per-tensor --equalize --absorb-bias --bias-correction` changes weights and
+    biases only: its golden set dumps and verifies like any INT8 model's, and names the
+    rewrites its model went through."""
+    dumped = dump_tflite(per_tensor_model, GRACE_HOPPER, tmp_path / "g", fmt="npy")
+    manifest = json.loads((dumped / "manifest.json").read_text())
+    assert manifest["per_tensor"] is True
+    assert manifest["steps"] == ["equalize", "absorb_bias", "bias_correction"]
+    assert main(["verify", str(dumped), str(dumped)]) == 0
+    assert "tensors within tolerance" in capsys.readouterr().out
+
+
 def test_channel_last_tensors_verify_against_a_channel_first_dump(golden, golden_nhwc):
     """Their whole set in NHWC (TFLite's order): `auto` finds it from the shapes and values
     and passes; declared NCHW, every activation with spatial extent is a layout mismatch."""

@@ -21,7 +21,7 @@ from mobilenet_v2.cli.parser import (
     weights_arg,
     width_multiplier,
 )
-from mobilenet_v2.lite.record import IO_TYPES, QUANTIZATIONS
+from mobilenet_v2.lite.record import IO_TYPES, QUANTIZATIONS, STEPS
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -98,7 +98,7 @@ def add_conversion_flags(parser: argparse.ArgumentParser, quantize: str | None) 
         action="store_true",
         help="int8 weights with one scale per tensor, not per output channel, for "
         "accelerators without per-channel support. Alone this leaves MobileNetV2 about 12%% "
-        "top-1; use it with --equalize --bias-correction (README)",
+        "top-1: use it with --equalize --bias-correction (README)",
     )
     rewrites = parser.add_argument_group(
         "rewrites of the float model before int8 conversion (Nagel et al., 2019; README)"
@@ -114,14 +114,16 @@ def add_conversion_flags(parser: argparse.ArgumentParser, quantize: str | None) 
     rewrites.add_argument(
         "--relu",
         action="store_true",
-        help="ReLU for the ReLU6 between those pairs, so that --equalize rescales every "
-        "channel (the paper's choice; it costs these weights 18 points of float top-1)",
+        help="with --equalize: ReLU for the ReLU6 between those pairs, so that every channel "
+        "is rescaled (the paper's choice; it cost the shared quantization-aware trained "
+        "weights 18 points of float top-1)",
     )
     rewrites.add_argument(
         "--absorb-bias",
         action="store_true",
         help="high-bias absorption: move what a channel never goes below (mean - 3 std, on the "
-        "calibration images) into the next 1x1 convolution's bias",
+        "calibration images) into the next 1x1 convolution's bias (no measured gain on the "
+        "shared weights; README)",
     )
     rewrites.add_argument(
         "--bias-correction",
@@ -165,13 +167,8 @@ WEIGHTS_HINT = (
     "$MOBILENET_V2_WEIGHTS to one"
 )
 
-# Each rewrite's flag, by its step in `equalization.STEPS` (and in the model's record).
-REWRITE_FLAGS = {
-    "--relu": "relu",
-    "--equalize": "equalize",
-    "--absorb-bias": "absorb_bias",
-    "--bias-correction": "bias_correction",
-}
+# Each rewrite's flag, by its step (as the model's record names it).
+REWRITE_FLAGS = {"--" + step.replace("_", "-"): step for step in STEPS}
 
 # The flags of add_conversion_flags beside --quantize.
 CONVERSION_FLAGS = (
@@ -196,6 +193,9 @@ def conversion_options(args: argparse.Namespace) -> dict[str, Any]:
         )
         refuse(args, tuple(REWRITE_FLAGS), "prepares the model for --quantize int8")
     steps = [step for flag, step in REWRITE_FLAGS.items() if getattr(args, step)]
+    if "relu" in steps and "equalize" not in steps:
+        raise UsageError("--relu prepares --equalize (every channel rescaled); alone it only "
+                         "changes the model")  # fmt: skip
     io_type = args.io_type or ("int8" if args.quantize == "int8" else "float32")
     if io_type != "float32" and args.quantize != "int8":
         raise UsageError(f"--io-type {io_type} needs --quantize int8 (integer I/O)")

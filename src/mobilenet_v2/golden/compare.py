@@ -155,34 +155,60 @@ def compare(
         "images": [str(p) for p in images],
         "preprocessing": preprocessing_record(quantized, preprocessing),
         "metadata_notes": list(quantized.notes),  # e.g. none found: defaults used
+        # The float model compared with is the one the INT8 model was converted from.
+        "float_rewrites": float_rewrites(quantized.raw),
         "top1_agreement": agree / len(images) if "predictions" in stats else None,
         "layers": layers,
     }
 
 
+def float_rewrites(raw: bytes) -> list[str]:
+    """The rewrites of the float model that the INT8 model records (`convert --equalize ...`)
+    and that its float counterpart needs redone; bias correction is left out: it makes the
+    float model differ on purpose, so that the INT8 one computes like the model before it."""
+    from mobilenet_v2.lite.record import read_metadata
+
+    record = read_metadata(raw) or {}
+    return [step for step in record.get("steps") or () if step != "bias_correction"]
+
+
 def converted_from(model: Any, raw: bytes, path: Path) -> Any:
-    """The float model that `raw` was converted from: `model` through the rewrites the file
-    records (`convert --equalize ...`), redone on its recorded calibration images, so that
-    each layer compares with its own rescaled channels. Bias correction is left out: it
-    makes the float model differ on purpose, so that the INT8 one computes like `model`."""
+    """The float model that `raw` was converted from: `model` through `float_rewrites(raw)`,
+    so that each layer compares with its own rescaled channels. Where a rewrite used the
+    calibration images (equalization under ReLU6, absorption), they are drawn again as the
+    record says and must be the same images (their SHA-256)."""
+    import hashlib
+
     from mobilenet_v2.base.calibration import calibration_images
     from mobilenet_v2.lite.record import read_metadata
     from mobilenet_v2.tf.equalization import rewrite
 
-    record = read_metadata(raw) or {}
-    steps = [step for step in record.get("steps", ()) if step != "bias_correction"]
+    steps = float_rewrites(raw)
     if not steps:
         return model
-    calibration = record.get("calibration") or {}
-    source = calibration.get("source")
-    if not source or not Path(source).is_dir():
-        raise MobileNetV2Error(
-            f"{path}: was converted with {', '.join(steps)} on the calibration images in "
-            f"{source!r}, which are not there: compare redoes those rewrites on them"
+    record = read_metadata(raw)
+    images = None
+    if "absorb_bias" in steps or ("equalize" in steps and "relu" not in steps):
+        calibration = record.get("calibration") or {}
+        source = calibration.get("source")
+        redo = f"{path}: compare redoes its rewrites ({', '.join(steps)}) on its calibration images"
+        if not source or not Path(source).is_dir():
+            raise MobileNetV2Error(f"{redo}, recorded in {source!r}, which is not a folder here")
+        prep = {**record["preprocessing"], "size": int(model.input_shape[1])}
+        images = calibration_images(
+            source, calibration["images"], calibration["seed"], prep, force=True, warn=_quiet
         )
-    prep = {**record["preprocessing"], "size": int(model.input_shape[1])}
-    images = calibration_images(source, calibration["images"], calibration["seed"], prep)
+        digest = hashlib.sha256(np.ascontiguousarray(images, np.float32).tobytes()).hexdigest()
+        if digest != calibration.get("sha256"):
+            raise MobileNetV2Error(
+                f"{redo}, and {source} no longer gives the same ones (images added, removed or "
+                "changed since, or decoded by another Pillow)"
+            )
     return rewrite(model, steps, images, per_channel=not record.get("per_tensor"))
+
+
+def _quiet(message: str) -> None:
+    """Calibration warnings while redrawing: a changed folder fails on the digest instead."""
 
 
 # --- Report ----------------------------------------------------------------------------------
@@ -222,7 +248,12 @@ def summary(report: dict[str, Any]) -> list[str]:
     final = {r["layer"]: r for r in report["layers"]}
     lines = [
         f"model: {report['model']} ({report['kernels']} kernels)",
-        f"float weights: {report['weights']}",
+        f"float weights: {report['weights']}"
+        + (
+            f", rewritten as the model was ({', '.join(report['float_rewrites'])})"
+            if report.get("float_rewrites")
+            else ""
+        ),
         f"images: {len(report['images'])}",
     ]
     for name in ("predictions_logits", "predictions"):

@@ -67,8 +67,10 @@ KERNELS = ("reference", "optimized", "numpy")
 VERSIONED = ("mobilenet-v2", "ai-edge-litert", "tensorflow", "numpy")
 # Preprocessing overrides and the flags that give them (`input_flags` in the manifest).
 _INPUT_FLAGS = {"resize": "--resize", "mean": "--input-mean", "std": "--input-std"}
-# What our conversion records in the model and a dump of it repeats (null where absent).
-_RECORD_FIELDS = ("weights", "init_seed", "alpha", "calibration")
+# What our conversion records that a golden set names too: which weights, how they were
+# calibrated, and how they were quantized and rewritten (`convert --per-tensor --equalize`);
+# null where the model records nothing.
+_RECORD_FIELDS = ("weights", "init_seed", "alpha", "calibration", "per_tensor", "steps")
 
 
 # --- Engines ---------------------------------------------------------------------------------
@@ -283,6 +285,8 @@ def dump_keras(
         "init_seed": init_seed,
         "alpha": classifier.alpha,
         "calibration": None,
+        "per_tensor": None,
+        "steps": None,
     }
     return write_dump(output, table, arrays, info, fmt, data_format, replace=replace)
 

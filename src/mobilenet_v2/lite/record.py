@@ -16,6 +16,9 @@ from mobilenet_v2.lite.tflite_file import named_buffer
 # What our converter makes: weight quantization, and input/output tensor types.
 QUANTIZATIONS = ("int8", "float16", "dynamic", "none")
 IO_TYPES = ("float32", "int8", "uint8")
+# The rewrites of the float model before INT8 conversion (`mobilenet_v2.tf.equalization`), in
+# the order they are applied; the record's "steps" lists those applied.
+STEPS = ("relu", "equalize", "absorb_bias", "bias_correction")
 
 METADATA_NAME = "mobilenet_v2.preprocessing"
 

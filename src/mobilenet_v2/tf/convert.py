@@ -4,6 +4,7 @@ dynamic-range or float32. The file records its own preprocessing and labels."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -25,9 +26,9 @@ from mobilenet_v2.base.preprocess import DEFAULT_PREPROCESSING
 from mobilenet_v2.base.provenance import weights_label
 from mobilenet_v2.base.quiet import silenced_stderr, silenced_stdout
 from mobilenet_v2.lite.model_metadata import with_standard_metadata
-from mobilenet_v2.lite.record import IO_TYPES, QUANTIZATIONS, embed_metadata
+from mobilenet_v2.lite.record import IO_TYPES, QUANTIZATIONS, STEPS, embed_metadata
 from mobilenet_v2.tf._tf import keras, tf
-from mobilenet_v2.tf.equalization import STEPS, rewrite
+from mobilenet_v2.tf.equalization import rewrite
 from mobilenet_v2.tf.model import IMAGENET_ALPHAS, IMAGENET_SIZES
 from mobilenet_v2.tf.weights import WEIGHTS_HINT, imagenet_weights_path
 
@@ -37,7 +38,7 @@ from mobilenet_v2.tf.weights import WEIGHTS_HINT, imagenet_weights_path
 # Its top-1 cost is inside the kernels' own spread; tests check the grid itself
 # (docs/benchmarks.md, "Accuracy across kernels").
 INT8_INPUT = {"mean": 128.0, "std": 128.0}
-# How the model's description names each rewrite (`equalization.STEPS`).
+# How the model's description names each rewrite (`record.STEPS`).
 STEP_NAMES = {
     "relu": "ReLU for ReLU6",
     "equalize": "cross-layer equalized",
@@ -302,13 +303,23 @@ def _convert_file(
         io_type=io_type,
         per_tensor=per_tensor,
         steps=[step for step in STEPS if step in steps],
-        calibration=None
-        if calibration is None
-        else {"images": len(calibration), "source": str(source), "seed": seed},
+        calibration=None if calibration is None else calibration_record(calibration, source, seed),
     )
     data = standard_metadata(embed_metadata(data, record), record, alpha, size)
     check_interrupt()
     return write_atomic(output, data)
+
+
+def calibration_record(images: np.ndarray, source: str | os.PathLike, seed: int) -> dict[str, Any]:
+    """What a model records of its calibration: how many images, drawn from which folder
+    (absolute) with which seed, and the SHA-256 of the preprocessed images, by which
+    `compare` knows it redoes the rewrites on the same ones."""
+    return {
+        "images": len(images),
+        "source": str(Path(source).resolve()),
+        "seed": seed,
+        "sha256": hashlib.sha256(np.ascontiguousarray(images, np.float32).tobytes()).hexdigest(),
+    }
 
 
 def standard_metadata(data: bytes, record: dict[str, Any], alpha: float, size: int) -> bytes:

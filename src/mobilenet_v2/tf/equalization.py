@@ -44,6 +44,7 @@ import numpy as np
 
 from mobilenet_v2.base.architecture import BN_EPSILON, batch_norm_name, conv_steps
 from mobilenet_v2.base.errors import InvalidArgumentError
+from mobilenet_v2.lite.record import STEPS
 from mobilenet_v2.tf import layers
 from mobilenet_v2.tf._tf import keras, tf
 
@@ -140,6 +141,15 @@ def _units(model: keras.Model) -> dict[str, _Conv]:
             raise InvalidArgumentError(
                 f"model {model.name!r} has no layer {step.conv!r}: not this package's MobileNetV2"
             ) from None
+        kind = layers.DepthwiseConv2D if step.depthwise else layers.Conv2D
+        # keras.applications' model has the same names but other layers (and weights this
+        # module does not read): refused rather than rewritten wrongly.
+        if not isinstance(conv, kind) or not isinstance(bn, layers.BatchNormalization):
+            raise InvalidArgumentError(
+                f"layer {step.conv!r} of model {model.name!r} is not mobilenet_v2.tf.layers' "
+                f"{kind.__name__} with its BatchNormalization: build the model with "
+                "mobilenet_v2.MobileNetV2"
+            )
         found[step.conv] = _Conv(conv, bn)
     return found
 
@@ -195,11 +205,10 @@ def _activation_moments(
     model: keras.Model, found: list, images: np.ndarray | None, what: str
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """(mean, std, min, max) per channel of each pair's activation input: over `images`,
-    else as batch norm models it (min and max: mean -/+ 3 std). ReLU6 without images:
-    refused, since its clipping is then unknown."""
+    else as batch norm models it (no least value; max: mean + 3 std). ReLU6 without images
+    is refused: which channels it clips is then unknown."""
     if images is not None:
-        names = [first.bn.name for first, _, _ in found]
-        return _channel_moments(model, images, names)
+        return _channel_moments(model, images, [first.bn.name for first, _, _ in found])
     moments = []
     for first, _, activation in found:
         if isinstance(activation, layers.ReLU6):
@@ -209,8 +218,7 @@ def _activation_moments(
                 "first (with_relu)"
             )
         mean, std = _batch_norm_moments(first, what)
-        spread = ABSORB_SIGMAS * std
-        moments.append((mean, std, mean - spread, mean + spread))
+        moments.append((mean, std, np.full_like(mean, np.inf), mean + ABSORB_SIGMAS * std))
     return moments
 
 
@@ -226,18 +234,10 @@ def equalize(model: keras.Model, images: np.ndarray | None = None) -> keras.Mode
     model = _copy(model)
     found = pairs(model)
     clips = [_clip(activation) for _, _, activation in found]
-    if images is not None:
-        names = [first.bn.name for first, _, _ in found]
-        tops = [top for _, _, _, top in _channel_moments(model, images, names)]
+    if images is None and all(clip == np.inf for clip in clips):
+        tops = [np.full(first.channels, -np.inf) for first, _, _ in found]  # nothing clips
     else:
-        clipped = [a.name for (_, _, a), clip in zip(found, clips, strict=True) if clip < np.inf]
-        if clipped:
-            raise InvalidArgumentError(
-                f"equalization without images cannot tell which channels ReLU6 clips "
-                f"({clipped[0]!r}): pass the calibration images, or ReLU for ReLU6 first "
-                "(with_relu)"
-            )
-        tops = [np.full(first.channels, -np.inf) for first, _, _ in found]
+        tops = [top for *_, top in _activation_moments(model, found, images, "equalization")]
     reaching = [top >= clip for top, clip in zip(tops, clips, strict=True)]
     for _ in range(_MAX_SWEEPS):
         moved = 0.0
@@ -304,11 +304,16 @@ def correct_bias(
         means = _input_means(model, images, [t.conv for t in targets])
     else:
         means = _data_free_input_means(model, targets)
-    for target, mean in zip(targets, means, strict=True):
+    for position, (target, mean) in enumerate(zip(targets, means, strict=True)):
         if mean is None:
+            if position:  # only Conv1's input, the image, has no mean batch norm can tell
+                raise InvalidArgumentError(
+                    f"bias correction without images: no batch norm tells the mean input of "
+                    f"layer {target.conv.name!r}; pass the calibration images"
+                )
             continue
         w = target.folded()
-        error = quantized_weights(w, per_channel, target.depthwise) - w
+        error = quantized_weights(w, per_channel) - w
         target.shift_output(-_expected_output(target, error, mean))
     return model
 
@@ -319,11 +324,10 @@ def _weighted(model: keras.Model) -> list[_Conv]:
     return [*_units(model).values(), *([_Conv(classifier, None)] if classifier else [])]
 
 
-def quantized_weights(folded: np.ndarray, per_channel: bool, depthwise: bool) -> np.ndarray:
-    """`folded` (output channels last) as TFLite's converter quantizes it, dequantized:
-    symmetric int8 in [-127, 127], scale = max |w| / 127 per output channel or per tensor.
-    A depthwise kernel's channels are its output channels."""
-    del depthwise  # both layouts keep output channels on the last axis here
+def quantized_weights(folded: np.ndarray, per_channel: bool) -> np.ndarray:
+    """`folded` (output channels last, as `_Conv.folded` gives it; a depthwise kernel's
+    channels are its output channels) as TFLite's converter quantizes it, dequantized:
+    symmetric int8 in [-127, 127], scale = max |w| / 127 per output channel or per tensor."""
     folded = np.asarray(folded, np.float32)
     if per_channel:
         r = np.abs(folded).reshape(-1, folded.shape[-1]).max(axis=0)
@@ -383,8 +387,8 @@ def _nhwc(layer: keras.layers.Layer, x: np.ndarray) -> np.ndarray:
 
 def _channel_moments(
     model: keras.Model, images: np.ndarray, names: list[str]
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per-channel mean, std and max of the named layers' outputs over `images`."""
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per-channel mean, std, min and max of the named layers' outputs over `images`."""
     probe = keras.Model(model.input, [model.get_layer(n).output for n in names])
     sums: list[Any] = [0.0] * len(names)
     squares: list[Any] = [0.0] * len(names)
@@ -491,10 +495,6 @@ def _data_free_input_means(model: keras.Model, targets: list[_Conv]) -> list[Any
 
 def _first_moment(value: Any) -> np.ndarray:
     return value[0] if isinstance(value, tuple) else value
-
-
-# The steps `rewrite` applies, in the order it applies them (`convert`'s flags name them).
-STEPS = ("relu", "equalize", "absorb_bias", "bias_correction")
 
 
 def rewrite(
