@@ -13,8 +13,8 @@ default kernels (XNNPACK; `--kernels builtin`: TFLite's own). Columns: the rewri
 model's top-1, the INT8 model's top-1 and top-5, and its top-1 agreement with the original
 float model (ReLU6, no rewrite), on all 500 (which include the calibration images) and on
 the 250 held out. One image is 0.2 points of 500, 0.4 of 250. Then the per-layer SQNR of
-each INT8 model against the float model it came
-from (`compare`, which redoes the rewrites but bias correction).
+each INT8 model against the float model it came from (`compare`, which redoes the rewrites
+but bias correction).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ SAMPLE = SHARED / "data" / "imagenet" / "sample"
 # (row, convert's flags): the rewrite steps and whether the weights are per tensor.
 ROWS = (
     ("per-tensor", (), True),
-    ("+ ReLU for ReLU6 (--relu)", ("relu",), True),
+    ("+ ReLU for ReLU6 (with_relu; the command wants --equalize with --relu)", ("relu",), True),
     ("+ ReLU, + CLE (the paper's)", ("relu", "equalize"), True),
     ("CLE, ReLU6 kept (--equalize)", ("equalize",), True),
     ("+ absorption (--absorb-bias)", ("equalize", "absorb_bias"), True),

@@ -173,8 +173,9 @@ def test_compares_a_rewritten_model_with_the_float_model_it_came_from(per_tensor
     [
         ({"sha256": "0" * 64}, "no longer gives the same ones"),
         ({"source": "calibration-moved"}, "which is not a folder here"),
+        ({"sha256": None}, "records no digest of them"),
     ],
-    ids=["other images", "folder gone"],
+    ids=["other images", "folder gone", "no digest"],
 )
 def test_rewrites_are_redone_only_on_the_same_calibration_images(
     per_tensor_model, fixture_model, change, message

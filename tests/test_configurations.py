@@ -203,6 +203,7 @@ def test_golden_manifest_says_how_to_make_it_again(golden):
     calibration = dict(manifest["calibration"])
     assert len(calibration.pop("sha256")) == 64  # of the preprocessed images
     assert calibration == {"images": 32, "seed": 0, "source": str(SAMPLE.resolve())}
+    assert manifest["per_tensor"] is False and manifest["steps"] == []
 
 
 @pytest.mark.shared

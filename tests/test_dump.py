@@ -420,6 +420,7 @@ def test_a_float_dump_of_random_weights_records_their_seed_and_the_command(tmp_p
     assert facts["input_flags"] == ["--resize", "stretch", "--input-mean", "127.5"]
     assert facts["weights"] == "none (random initialization, seed 5)" and facts["init_seed"] == 5
     assert facts["model_sha256"] is None and facts["calibration"] is None
+    assert facts["per_tensor"] is None and facts["steps"] is None  # no conversion, no rewrite
     assert facts["alpha"] == 0.35 and facts["size"] == 96
     assert facts["versions"]["tensorflow"] and facts["versions"]["numpy"] == np.__version__
     first = np.load(tmp_path / "f" / "block_3_project.folded_kernel.npy")

@@ -5,6 +5,7 @@ tests/test_tflite.py and tests/test_reference.py (the session's `per_tensor_mode
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -22,10 +23,12 @@ PHOTOS = ["grace_hopper.bmp", "parrot.jpg", "hot_dog.jpg", "cat.bmp", "bird.bmp"
 SIZE = 96  # the rewrites do not depend on the input size; 96 px keeps the tests fast
 
 
+@functools.cache
 def photos(size: int = SIZE) -> np.ndarray:
     return np.stack([load_image(IMAGES / name, size) for name in PHOTOS])
 
 
+@functools.cache  # built once: every rewrite returns a new model and leaves its argument
 def build(alpha: float) -> MobileNetV2:
     """alpha 1.0: the real weights (folded batch norm); 0.35: seeded random weights, whose
     batch norm is not folded (no real weights of that width here)."""

@@ -194,6 +194,8 @@ def converted_from(model: Any, raw: bytes, path: Path) -> Any:
         redo = f"{path}: compare redoes its rewrites ({', '.join(steps)}) on its calibration images"
         if not source or not Path(source).is_dir():
             raise MobileNetV2Error(f"{redo}, recorded in {source!r}, which is not a folder here")
+        if not calibration.get("sha256"):
+            raise MobileNetV2Error(f"{redo}, and records no digest of them: convert it again")
         prep = {**record["preprocessing"], "size": int(model.input_shape[1])}
         images = calibration_images(
             source, calibration["images"], calibration["seed"], prep, force=True, warn=_quiet

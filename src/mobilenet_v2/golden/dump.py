@@ -26,7 +26,8 @@ The manifest also says how to make the set again: the command (`mobilenet-v2 dum
 from Python), the preprocessing flags it was given (`input_flags`), the versions of
 mobilenet-v2, LiteRT, TensorFlow and NumPy, the model's SHA-256 and kernels, its width
 (`alpha`) and input `size`, and where its weights came from (`weights`, and `init_seed` for
-seeded random ones; `calibration` for a model we converted).
+seeded random ones; for a model we converted, `calibration`, and `per_tensor` and `steps`:
+how its weights were quantized and rewritten).
 """
 
 from __future__ import annotations

@@ -239,10 +239,14 @@ def equalize(model: keras.Model, images: np.ndarray | None = None) -> keras.Mode
     else:
         tops = [top for *_, top in _activation_moments(model, found, images, "equalization")]
     reaching = [top >= clip for top, clip in zip(tops, clips, strict=True)]
+    # The sweeps run on NumPy copies of the folded kernels, each unit's accumulated output
+    # and input scales applied to the model's variables once at the end.
+    weights = {id(u): _Scaled(u) for pair in found for u in pair[:2]}
     for _ in range(_MAX_SWEEPS):
         moved = 0.0
         for k, (first, second, _) in enumerate(found):
-            r1, r2 = first.output_ranges(), second.input_ranges()
+            a, b = weights[id(first)], weights[id(second)]
+            r1, r2 = a.output_ranges(), b.input_ranges()
             live = (r1 > 0) & (r2 > 0)
             s = np.ones_like(r1)
             s[live] = np.sqrt(r1[live] * r2[live]) / r2[live]
@@ -256,13 +260,41 @@ def equalize(model: keras.Model, images: np.ndarray | None = None) -> keras.Mode
             if np.isfinite(clips[k]):
                 s = np.maximum(s, tops[k] / clips[k])  # stays below the clip
                 s[reaching[k]] = 1.0  # clipped: any scale would move where
-            first.scale_output(1.0 / s)
-            second.scale_input(s)
+            a.output_scale /= s
+            b.input_scale *= s
             tops[k] = tops[k] / s
             moved = max(moved, float(np.abs(np.log(s)).max(initial=0.0)))
         if moved < _TOLERANCE:
             break
+    for scaled in weights.values():
+        scaled.unit.scale_output(scaled.output_scale)
+        scaled.unit.scale_input(scaled.input_scale)
     return model
+
+
+class _Scaled:
+    """A unit's folded kernel under per-channel output and input scales not yet applied."""
+
+    def __init__(self, unit: _Conv) -> None:
+        self.unit = unit
+        self.folded = unit.folded()
+        self.output_scale = np.ones(self.folded.shape[-1])
+        self.input_scale = np.ones(self.folded.shape[-1 if unit.depthwise else -2])
+
+    def _weights(self) -> np.ndarray:
+        if self.unit.depthwise:  # one axis: each channel is its own input and output
+            return np.abs(self.folded * (self.input_scale * self.output_scale))
+        return np.abs(self.folded * self.input_scale[:, None] * self.output_scale)
+
+    def output_ranges(self) -> np.ndarray:
+        w = self._weights()
+        return w.reshape(-1, w.shape[-1]).max(axis=0)
+
+    def input_ranges(self) -> np.ndarray:
+        w = self._weights()
+        if self.unit.depthwise:
+            return w.reshape(-1, w.shape[-1]).max(axis=0)
+        return np.moveaxis(w, -2, 0).reshape(w.shape[-2], -1).max(axis=1)
 
 
 def absorb_bias(
