@@ -136,12 +136,13 @@ def test_per_tensor_model_has_one_scale_per_weight_tensor(per_tensor_model):
 
 
 # The session's per-tensor model (every rewrite, 64 calibration images) on all 500, AMD EPYC:
-# top-1 88.2 % with XNNPACK, 88.8 % with the built-in kernels (float: 90.4 %); agreement with
-# float 95.8 % / 96.6 %. Allowed: the worse of the two less four images (0.8 points), for
-# CPUs not measured; per-tensor weights alone score 11.6 %, so a rewrite that stops working
-# falls far below.
+# top-1 88.2 % with XNNPACK, 88.6 % with the built-in kernels (float: 90.4 %); agreement with
+# float 95.2 % / 96.2 % (before equalization's sweeps moved to float64, which moves no scale
+# by more than 1e-7: 88.2 % / 88.8 % and 95.8 % / 96.6 %, so rounding alone moves 3 images).
+# Allowed: the worst of these less four images (0.8 points), for CPUs not measured;
+# per-tensor weights alone score 11.6 %, so a rewrite that stops working falls far below.
 PER_TENSOR_TOP1 = 0.882 - 0.008
-PER_TENSOR_AGREEMENT = 0.958 - 0.008
+PER_TENSOR_AGREEMENT = 0.952 - 0.008
 
 
 def test_equalized_per_tensor_int8_comes_close_to_float(accuracy):
