@@ -3,6 +3,7 @@ preprocessed exactly as inference preprocesses (Pillow and NumPy only, no Tensor
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from collections.abc import Callable
@@ -95,3 +96,9 @@ def calibration_images(
             )
         warn(f"{found}, not the {count} asked for; calibrating on {len(images)}")
     return np.stack(images)
+
+
+def images_digest(images: np.ndarray) -> str:
+    """SHA-256 of preprocessed images as float32: what a model records of its calibration
+    images, by which `compare` knows it redraws the same ones."""
+    return hashlib.sha256(np.ascontiguousarray(images, np.float32).tobytes()).hexdigest()

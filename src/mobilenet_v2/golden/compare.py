@@ -177,9 +177,7 @@ def converted_from(model: Any, raw: bytes, path: Path) -> Any:
     so that each layer compares with its own rescaled channels. Where a rewrite used the
     calibration images (equalization under ReLU6, absorption), they are drawn again as the
     record says and must be the same images (their SHA-256)."""
-    import hashlib
-
-    from mobilenet_v2.base.calibration import calibration_images
+    from mobilenet_v2.base.calibration import calibration_images, images_digest
     from mobilenet_v2.lite.record import read_metadata
     from mobilenet_v2.tf.equalization import rewrite
 
@@ -200,8 +198,7 @@ def converted_from(model: Any, raw: bytes, path: Path) -> Any:
         images = calibration_images(
             source, calibration["images"], calibration["seed"], prep, force=True, warn=_quiet
         )
-        digest = hashlib.sha256(np.ascontiguousarray(images, np.float32).tobytes()).hexdigest()
-        if digest != calibration.get("sha256"):
+        if images_digest(images) != calibration["sha256"]:
             raise MobileNetV2Error(
                 f"{redo}, and {source} no longer gives the same ones (images added, removed or "
                 "changed since, or decoded by another Pillow)"

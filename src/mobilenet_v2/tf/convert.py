@@ -4,7 +4,6 @@ dynamic-range or float32. The file records its own preprocessing and labels."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import signal
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mobilenet_v2.base.calibration import CALIBRATION_SIZE, calibration_images
+from mobilenet_v2.base.calibration import CALIBRATION_SIZE, calibration_images, images_digest
 from mobilenet_v2.base.download import all_downloads, download
 from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.base.labels import imagenet_classes
@@ -318,7 +317,7 @@ def calibration_record(images: np.ndarray, source: str | os.PathLike, seed: int)
         "images": len(images),
         "source": str(Path(source).resolve()),
         "seed": seed,
-        "sha256": hashlib.sha256(np.ascontiguousarray(images, np.float32).tobytes()).hexdigest(),
+        "sha256": images_digest(images),
     }
 
 

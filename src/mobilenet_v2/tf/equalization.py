@@ -95,14 +95,10 @@ class _Conv:
         return kernel * self._affine()[0]
 
     def output_ranges(self) -> np.ndarray:
-        w = np.abs(self.folded())
-        return w.reshape(-1, w.shape[-1]).max(axis=0)
+        return _output_ranges(self.folded())
 
     def input_ranges(self) -> np.ndarray:
-        w = np.abs(self.folded())
-        if self.depthwise:
-            return w.reshape(-1, w.shape[-1]).max(axis=0)
-        return np.moveaxis(w, -2, 0).reshape(w.shape[-2], -1).max(axis=1)
+        return _input_ranges(self.folded(), self.depthwise)
 
     def scale_output(self, factor: np.ndarray) -> None:
         """Multiply output channel i by factor_i (> 0): gamma and beta, statistics kept."""
@@ -287,14 +283,24 @@ class _Scaled:
         return np.abs(self.folded * self.input_scale[:, None] * self.output_scale)
 
     def output_ranges(self) -> np.ndarray:
-        w = self._weights()
-        return w.reshape(-1, w.shape[-1]).max(axis=0)
+        return _output_ranges(self._weights())
 
     def input_ranges(self) -> np.ndarray:
-        w = self._weights()
-        if self.unit.depthwise:
-            return w.reshape(-1, w.shape[-1]).max(axis=0)
-        return np.moveaxis(w, -2, 0).reshape(w.shape[-2], -1).max(axis=1)
+        return _input_ranges(self._weights(), self.unit.depthwise)
+
+
+def _output_ranges(folded: np.ndarray) -> np.ndarray:
+    """Largest |weight| of each output channel (the last axis)."""
+    w = np.abs(folded)
+    return w.reshape(-1, w.shape[-1]).max(axis=0)
+
+
+def _input_ranges(folded: np.ndarray, depthwise: bool) -> np.ndarray:
+    """Largest |weight| of each input channel: a depthwise kernel's are its output ones."""
+    if depthwise:
+        return _output_ranges(folded)
+    w = np.abs(folded)
+    return np.moveaxis(w, -2, 0).reshape(w.shape[-2], -1).max(axis=1)
 
 
 def absorb_bias(
@@ -360,20 +366,10 @@ def quantized_weights(folded: np.ndarray, per_channel: bool) -> np.ndarray:
     """`folded` (output channels last, as `_Conv.folded` gives it; a depthwise kernel's
     channels are its output channels) as TFLite's converter quantizes it, dequantized:
     symmetric int8 in [-127, 127], scale = max |w| / 127 per output channel or per tensor."""
-    folded = np.asarray(folded, np.float32)
-    if per_channel:
-        r = np.abs(folded).reshape(-1, folded.shape[-1]).max(axis=0)
-    else:
-        r = np.abs(folded).max()
-    return _quantize(folded, r)
-
-
-def _quantize(w: np.ndarray, r: np.ndarray | float) -> np.ndarray:
-    """`w` on the symmetric int8 grid of range `r` (per last axis, or one), dequantized. In
-    float32 and through the inverse scale, as the converter computes: weights of a
-    quantization-aware trained model sit on halves, where another order rounds otherwise."""
-    w = np.asarray(w, np.float32)
-    r = np.asarray(r, np.float32)
+    # In float32 and through the inverse scale, as the converter computes: weights of a
+    # quantization-aware trained model sit on halves, where another order rounds otherwise.
+    w = np.asarray(folded, np.float32)
+    r = _output_ranges(w) if per_channel else np.abs(w).max()
     scale = np.where(r > 0, r / np.float32(127), np.float32(1)).astype(np.float32)
     x = w * (np.float32(1) / scale)
     q = np.trunc(x + np.copysign(np.float32(0.5), x))  # half away from zero
