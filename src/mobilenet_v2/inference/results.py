@@ -25,8 +25,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.base.extras import pyarrow_for
+from mobilenet_v2.base.labels import named
 from mobilenet_v2.base.outputs import atomic_file, check_writable
 from mobilenet_v2.base.sources import Source, is_url
 
@@ -185,21 +188,7 @@ class ResultWriter:
         its input's identity (a file written before rows held it: its relative paths are
         resolved here, against the folder they were written from, as they were matched)."""
         rows = read_results(output) + self.journal.rows()
-        kept = {path_key(r.path): replace(r, path=path_key(r.path)) for r in rows}
-        earlier = [r for r in kept.values() if r.error is None]
-        identity = (self.model, self.model_sha256)
-        other = next((r for r in earlier if (r.model, r.model_sha256) != identity), None)
-        if other is not None:
-            raise MobileNetV2Error(
-                f"{output}: holds results of another model ({other.model}, sha256 "
-                f"{other.model_sha256[:12]}…); write to a new file, or drop --resume"
-            )
-        widest = max((len(r.synsets) for r in earlier), default=0)
-        if widest > top:
-            raise MobileNetV2Error(
-                f"{output}: holds top-{widest} results; resume with --top {widest} or more"
-            )
-        return earlier
+        return classified_rows_to_keep(rows, output, self.model, self.model_sha256, top)
 
     def start(self, sources: Sequence[Source]) -> list[Source]:
         """The sources still to classify, each once however often or however spelled it
@@ -239,6 +228,55 @@ class ResultWriter:
         rows = sorted(self.journal.rows(), key=lambda r: order.get(r.path, -1))  # keyed
         write_results(self.output, rows, self.top)
         self.journal.remove()
+
+
+def ranked_row(
+    path: str,
+    model: str,
+    model_sha256: str,
+    error: str,
+    classes: np.ndarray,
+    scores: np.ndarray,
+    names: Sequence[str] | None = None,
+) -> Row:
+    """An input's row: the classes (best first, -1 for none) that score above 0 with their
+    names (`names`: a model's own labels; None: ImageNet's), or the `error` that kept it
+    from being classified ("" when there was none)."""
+    row = Row(path, model, model_sha256)
+    if error:
+        row.error = error
+        return row
+    ranked = named(classes[classes >= 0], scores[classes >= 0], names)
+    # A quantized output rounds every unlikely class to exactly 0; their order would be
+    # the class index (tench, goldfish, ...): they are not ranked.
+    shown = [(synset, name, score) for synset, name, score in ranked if score > 0]
+    row.synsets = [synset for synset, _, _ in shown]
+    row.names = [name for _, name, _ in shown]
+    row.scores = [score for _, _, score in shown]
+    return row
+
+
+def classified_rows_to_keep(
+    rows: list[Row], output: Path, model: str, model_sha256: str, top: int
+) -> list[Row]:
+    """What `--resume` keeps of an earlier run's `rows`: one per input by its identity,
+    failures left out (they are classified again); rows of another model, or of a wider
+    top-k than `top`, are refused in one line naming `output`."""
+    kept = {path_key(r.path): replace(r, path=path_key(r.path)) for r in rows}
+    earlier = [r for r in kept.values() if r.error is None]
+    identity = (model, model_sha256)
+    other = next((r for r in earlier if (r.model, r.model_sha256) != identity), None)
+    if other is not None:
+        raise MobileNetV2Error(
+            f"{output}: holds results of another model ({other.model}, sha256 "
+            f"{other.model_sha256[:12]}…); write to a new file, or drop --resume"
+        )
+    widest = max((len(r.synsets) for r in earlier), default=0)
+    if widest > top:
+        raise MobileNetV2Error(
+            f"{output}: holds top-{widest} results; resume with --top {widest} or more"
+        )
+    return earlier
 
 
 def write_results(path: str | os.PathLike, rows: list[Row], top: int) -> None:

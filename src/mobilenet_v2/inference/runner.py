@@ -26,7 +26,6 @@ import numpy as np
 from tqdm import tqdm
 
 from mobilenet_v2.base.errors import MobileNetV2Error
-from mobilenet_v2.base.labels import named
 from mobilenet_v2.base.preprocess import (
     Geometry,
     decoded_batches,
@@ -54,6 +53,7 @@ from mobilenet_v2.inference.results import (
     Row,
     check_output,
     path_text,
+    ranked_row,
     result_format,
 )
 
@@ -162,21 +162,12 @@ def classified_rows(
     In the inputs' order, or as batches finish when not `ordered`."""
     names = getattr(runner.classifiers[0], "labels", None)  # the model's own, from metadata
     for batch in runner.batches(sources, ordered):
-        rows = []
-        for i, (source, error) in enumerate(zip(batch.sources, batch.errors, strict=True)):
-            row = Row(path_text(source), model, model_sha256)
-            if error:
-                row.error = error
-            else:
-                classes, scores = batch.classes[0][i], batch.scores[0][i]
-                ranked = named(classes[classes >= 0], scores[classes >= 0], names)
-                # A quantized output rounds every unlikely class to exactly 0; their order
-                # would be the class index (tench, goldfish, ...): they are not ranked.
-                shown = [(synset, name, score) for synset, name, score in ranked if score > 0]
-                row.synsets = [synset for synset, _, _ in shown]
-                row.names = [name for _, name, _ in shown]
-                row.scores = [score for _, _, score in shown]
-            rows.append(row)
+        rows = [
+            ranked_row(path_text(source), model, model_sha256, error, classes, scores, names)
+            for source, error, classes, scores in zip(
+                batch.sources, batch.errors, batch.classes[0], batch.scores[0], strict=True
+            )
+        ]
         yield batch.sources, rows
 
 
