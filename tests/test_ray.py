@@ -14,20 +14,47 @@ import re
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import FIXTURE_TFLITE, GOOD_IMAGES, IMAGES, SAMPLE, good_and_bad_images
 
+from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.cli import main
+from mobilenet_v2.inference.result_parts import read_parts
 from mobilenet_v2.inference.results import read_results
 
 pytestmark = pytest.mark.shared
+ONE_CPU = {"num_cpus": 1, "node_ip_address": "127.0.0.1"}
+# Test clusters bind to loopback: nothing outside this machine can join them. Ray turns
+# 127.0.0.1 into the machine's address unless told it has no cluster networking (read at
+# import: patched here, and set for the commands the tests run).
+LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+@contextmanager
+def loopback_cluster(nodes: int):
+    """A Ray cluster of `nodes` nodes of one CPU each (raylets on this machine)."""
+    import ray._private.ray_constants as constants
+    from ray.cluster_utils import Cluster
+
+    saved, constants.ENABLE_RAY_CLUSTER = constants.ENABLE_RAY_CLUSTER, False
+    cluster = Cluster(initialize_head=True, head_node_args=ONE_CPU)
+    try:
+        for _ in range(nodes - 1):
+            cluster.add_node(**ONE_CPU)
+        cluster.wait_for_nodes()
+        yield cluster
+    finally:
+        cluster.shutdown()
+        constants.ENABLE_RAY_CLUSTER = saved
 
 
 def mobilenet_v2(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a local Ray
+    environ.update(LOOPBACK)
     return subprocess.run(
         [sys.executable, "-m", "mobilenet_v2.cli", *args],
         capture_output=True,
@@ -57,18 +84,20 @@ def mixed(tmp_path) -> Path:
 
 @pytest.mark.parametrize("model", ["int8", pytest.param("tf", marks=pytest.mark.slow)])
 def test_ray_gives_the_default_engines_rows(model, int8_model, tmp_path, capsys):
-    """All 500 sample images (four of Ray's batches of 128): the INT8 model, and under slow
-    the TF float model (the fixture's weights; the default run has it on Ray in the evaluate
-    test below, on 48 images)."""
+    """All 500 sample images (four of Ray's batches of 128), the rows written by Ray's
+    workers as part files: the INT8 model, and under slow the TF float model (the fixture's
+    weights; the default run has it on Ray in the evaluate test below, on 48 images)."""
     flags = ["--model", str(int8_model)] if model == "int8" else ["--weights", str(FIXTURE_TFLITE)]
-    default, ray = tmp_path / "default.parquet", tmp_path / "ray.parquet"
+    default, ray = tmp_path / "default.parquet", f"{tmp_path}/ray/"
     assert main(["classify", str(SAMPLE), *flags, "--output", str(default)]) == 0
-    run = mobilenet_v2("classify", str(SAMPLE), *flags, "--output", str(ray), "--engine", "ray")
+    run = mobilenet_v2("classify", str(SAMPLE), *flags, "--output", ray, "--engine", "ray")
     assert run.returncode == 0, run.stderr[-2000:]
     assert f"wrote {ray}: 500 of 500 images classified, 0 with an error" in run.stderr
-    assert re.search(r"images/s on 1 Ray node\n", run.stderr)
-    assert_same_rows(read_results(ray), read_results(default))
-    assert len(read_results(ray)) == 500
+    assert re.search(r"images/s on 1 Ray node \([12] inference workers?\)\n", run.stderr)
+    parts = sorted((tmp_path / "ray").iterdir())
+    assert [p.name.endswith(".parquet") for p in parts] == [True] * 4  # one per batch
+    rows = sorted(read_parts(tmp_path / "ray", "parquet"), key=lambda r: r.path)
+    assert_same_rows(rows, read_results(default))  # the default engine's are sorted by path
 
 
 def test_evaluate_on_ray_gives_the_same_table(int8_model, splits, capsys):
@@ -93,16 +122,12 @@ def test_evaluate_on_ray_gives_the_same_table(int8_model, splits, capsys):
 
 @pytest.mark.integration  # starts Ray
 def test_a_two_node_cluster_shares_the_work_and_reads_urls(tmp_path):
-    """A head and a second node (two raylets on this machine), the job sent to the head's
-    address, images given as a file:// URL as a cluster would read object storage."""
-    from ray.cluster_utils import Cluster
-
+    """A head and a second node of one CPU each (two raylets on this machine, on loopback),
+    the job sent to the head's address, images given as file:// URLs as a cluster would
+    read object storage: one inference worker per node, both of them working."""
     images = sorted(SAMPLE.glob("*.JPEG"))[:192]
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
-    try:
-        cluster.add_node(num_cpus=2)
-        cluster.wait_for_nodes()
-        out = tmp_path / "rows.jsonl"
+    out = tmp_path / "rows.jsonl"
+    with loopback_cluster(2) as cluster:
         run = mobilenet_v2(
             "classify",
             *(p.as_uri() for p in images),
@@ -114,19 +139,111 @@ def test_a_two_node_cluster_shares_the_work_and_reads_urls(tmp_path):
             "ray",
             "--ray-address",
             cluster.address,
-            "--workers",
-            "2",
             "--batch-size",
             "8",
         )
-    finally:
-        cluster.shutdown()
     assert run.returncode == 0, run.stderr[-2000:]
     assert "192 of 192 images classified, 0 with an error" in run.stderr
-    assert re.search(r"images/s on 2 Ray nodes\n", run.stderr)
+    assert re.search(r"images/s on 2 Ray nodes \(2 inference workers\)\n", run.stderr)
     rows = read_results(out)
     assert [r.path for r in rows] == [p.as_uri() for p in images]
     assert all(r.error is None and r.synsets for r in rows)
+
+
+@pytest.fixture(scope="module")
+def one_cpu_node():
+    """A Ray cluster of one node with one CPU, on loopback."""
+    with loopback_cluster(1) as cluster:
+        yield cluster
+
+
+@pytest.mark.integration  # starts Ray
+def test_a_one_cpu_node_classifies_everything_with_more_workers_asked_than_cpus(
+    one_cpu_node, tmp_path
+):
+    """The node's one CPU holds the one inference worker, which reads and decodes its own
+    batches (decoding tasks of their own waited forever for that CPU: issue 26)."""
+    images = sorted(SAMPLE.glob("*.JPEG"))[:200]
+    out = tmp_path / "rows.parquet"
+    run = mobilenet_v2(
+        "classify",
+        *map(str, images),
+        "--model",
+        str(FIXTURE_TFLITE),
+        "--output",
+        str(out),
+        "--engine",
+        "ray",
+        "--ray-address",
+        one_cpu_node.address,
+        "--workers",
+        "3",
+        "--stall-timeout",
+        "120",
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "200 of 200 images classified, 0 with an error" in run.stderr
+    assert re.search(r"images/s on 1 Ray node \(1 inference worker\)\n", run.stderr)
+    assert [r.path for r in read_results(out)] == list(map(str, images))
+
+
+@pytest.mark.integration  # starts Ray
+def test_a_job_that_never_gets_a_cpu_ends_with_one_line(one_cpu_node, tmp_path):
+    """Another job holds the cluster's only CPU: no worker can start, and after
+    --stall-timeout the job says so in one line, exit 1, leaving no output."""
+    import ray
+
+    ray.init(address=one_cpu_node.address, log_to_driver=False, logging_level="error")
+    try:
+
+        @ray.remote(num_cpus=1)
+        class Holder:
+            def ready(self) -> bool:
+                return True
+
+        holder = Holder.remote()
+        ray.get(holder.ready.remote())
+        out = tmp_path / "rows.csv"
+        args = ["classify", str(IMAGES / "cat.bmp"), "--model", str(FIXTURE_TFLITE)]
+        args += ["--output", str(out), "--engine", "ray", "--ray-address", one_cpu_node.address]
+        run = mobilenet_v2(*args, "--stall-timeout", "8")
+    finally:
+        ray.shutdown()
+    assert run.returncode == 1
+    error = "no batch finished in 8 s; the cluster has 1 CPUs, 0 free"
+    ours = [line for line in run.stderr.splitlines() if "mobilenet-v2" in line]
+    assert len(ours) == 1 and error in ours[0], run.stderr  # the rest is Ray's progress
+    assert "Traceback" not in run.stderr and not out.exists()
+
+
+def test_workers_are_one_per_cpu_at_most_and_a_cluster_without_cpus_is_refused():
+    from mobilenet_v2.inference.ray_engine import worker_count
+
+    assert worker_count(None, 4.0, None) == 4
+    assert worker_count(2, 4.0, None) == 2
+    assert worker_count(3, 1.0, None) == 1
+    with pytest.raises(MobileNetV2Error, match=r"cluster at h:6379 has no CPU for an inference"):
+        worker_count(None, 0.5, "h:6379")
+
+
+def test_a_stalled_iterator_ends_with_the_reason_and_a_flowing_one_passes_through():
+    import time
+
+    from mobilenet_v2.inference.ray_engine import _with_deadline
+
+    def stalls():
+        yield 1
+        time.sleep(30)
+        yield 2
+
+    flowing = _with_deadline(iter([1, 2, 3]), 5, lambda: "unused")
+    assert list(flowing) == [1, 2, 3]
+    stalled = _with_deadline(stalls(), 0.5, lambda: "no batch finished")
+    assert next(stalled) == 1
+    start = time.perf_counter()
+    with pytest.raises(MobileNetV2Error, match="no batch finished"):
+        next(stalled)
+    assert time.perf_counter() - start < 5
 
 
 @pytest.mark.parametrize("engine", ["default", pytest.param("ray", marks=pytest.mark.integration)])
@@ -201,7 +318,7 @@ def test_a_source_that_cannot_be_listed_is_a_one_line_error(source, message, cap
 
 
 def test_engine_flags_need_engine_ray(capsys):
-    for flag in (["--workers", "2"], ["--ray-address", "localhost:6379"]):
+    for flag in (["--workers", "2"], ["--ray-address", "localhost:6379"], ["--stall-timeout", "9"]):
         assert main(["classify", str(IMAGES / "cat.bmp"), *flag]) == 2
         assert f"{flag[0]} applies to --engine ray" in capsys.readouterr().err
 
@@ -229,3 +346,11 @@ def test_random_weights_are_refused_before_ray_starts(capsys):
     assert main(["classify", str(IMAGES / "cat.bmp"), "--weights", "none", "--engine", "ray"]) == 1
     err = capsys.readouterr().err
     assert "--engine ray needs a weights file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_directory_of_parts_needs_the_ray_engine(tmp_path, capsys):
+    args = ["classify", str(IMAGES / "cat.bmp"), "--model", str(FIXTURE_TFLITE)]
+    assert main([*args, "--output", f"{tmp_path}/rows/"]) == 2
+    err = capsys.readouterr().err
+    assert "a directory of part files is written by the Ray engine's workers" in err
+    assert len(err.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []

@@ -1,7 +1,8 @@
 """The one batch runner (`mobilenet_v2.inference.runner`), on both engines through the same
 call, `classify_images`: one row per input in the inputs' order, an image that cannot be read
 is a row with an error, an interrupted run resumes from its journal, and a Ray worker that
-dies is retried without losing or doubling a row.
+dies is retried without losing or doubling a row, also where the workers write the rows as
+part files.
 
 A fake classifier (ten classes of its own, scores from the pixels) stands in for a model:
 the runner is what is tested, not LiteRT. Images are generated here; no ../shared data. One
@@ -21,7 +22,9 @@ from conftest import require_integration
 from PIL import Image
 
 from mobilenet_v2.base.preprocess import load_pixels
-from mobilenet_v2.inference.results import journal_path, read_results
+from mobilenet_v2.inference.classifier import model_identity
+from mobilenet_v2.inference.result_parts import PartsWriter, read_parts, staging_path
+from mobilenet_v2.inference.results import journal_path, read_results, write_results
 from mobilenet_v2.inference.runner import classify_images
 
 LABELS = tuple(f"class_{k}" for k in range(10))
@@ -220,3 +223,70 @@ def test_both_engines_give_the_same_float32_scores_whatever_the_classifier_compu
     assert here == on_ray
     scores = [s for row in here for s in row.scores]
     assert scores and all(s == float(np.float32(s)) for s in scores)
+
+
+# --- Rows written by the Ray engine's workers, as part files ----------------------------------
+
+
+def by_path(rows):
+    return sorted(rows, key=lambda r: r.path)
+
+
+def test_a_ray_worker_that_dies_writing_parts_leaves_one_row_per_input(local_ray, images, tmp_path):
+    marker = tmp_path / "died"
+    output = f"{tmp_path}/rows/"
+    summary = classify_images(
+        images, DiesOnce(marker), output=output, engine="ray", top=TOP, batch_size=2
+    )
+    assert marker.exists(), "no worker died"
+    assert (summary.images, summary.failures, summary.output) == (7, 1, output)
+    rows = read_parts(tmp_path / "rows", "parquet")
+    assert by_path(rows) == by_path(classify_images(images, FakeClassifier(), top=TOP))
+    assert not staging_path(output).exists()
+
+
+def test_an_interrupted_parts_run_leaves_no_output_and_resumes_to_one_row_per_input(
+    local_ray, images, tmp_path, monkeypatch
+):
+    """The driver is interrupted after the workers wrote their parts, and one part is cut
+    in its last line (a kill while writing): no output directory, and resume classifies
+    again that input and the corrupt image, each input once in the end."""
+    import ray.data
+
+    iter_batches = ray.data.Dataset.iter_batches
+
+    def interrupted(self, **kwargs):
+        yield from list(iter_batches(self, **kwargs))[:1]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ray.data.Dataset, "iter_batches", interrupted)
+    output = f"{tmp_path}/rows.jsonl/"
+    args = {"engine": "ray", "top": TOP, "batch_size": 2}
+    with pytest.raises(KeyboardInterrupt):
+        classify_images(images, FakeClassifier(), output=output, **args)
+    assert not (tmp_path / "rows.jsonl").exists()
+    parts = sorted(staging_path(output).glob("part-*.jsonl"))
+    assert len(parts) == 4  # 7 inputs in batches of 2
+    last = parts[-1]  # the seventh image alone: no error there
+    last.write_bytes(last.read_bytes()[:-20])
+
+    monkeypatch.undo()
+    summary = classify_images(images, FakeClassifier(), output=output, resume=True, **args)
+    assert (summary.kept, summary.images) == (5, 2)
+    rows = read_parts(tmp_path / "rows.jsonl", "jsonl")
+    assert by_path(rows) == by_path(classify_images(images, FakeClassifier(), top=TOP))
+    assert not staging_path(output).exists()
+
+
+def test_a_parquet_part_cut_short_counts_none_of_its_rows(images, tmp_path):
+    rows = classify_images(images, FakeClassifier(), top=TOP)
+    staging = staging_path(tmp_path / "rows")
+    staging.mkdir()
+    write_results(staging / "part-a-0000000000.parquet", rows[:4], TOP)
+    write_results(staging / "part-a-0000000004.parquet", rows[4:], TOP)
+    cut = staging / "part-a-0000000004.parquet"
+    cut.write_bytes(cut.read_bytes()[:-30])
+    writer = PartsWriter(f"{tmp_path}/rows/", *model_identity(FakeClassifier()), TOP, True)
+    todo = writer.start(images)
+    assert todo == [images[2], *images[4:]]  # the corrupt image's error row is tried again
+    assert [p.name for p in staging.iterdir()] == [f"kept-{writer.run}.parquet"]

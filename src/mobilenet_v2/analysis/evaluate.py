@@ -111,6 +111,7 @@ def evaluate(
     ray_address: str | None = None,
     workers: int | None = None,
     draft: bool = False,
+    stall_timeout: float | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Decode each image once, feed every model its own preprocessing, count hits; in this
@@ -122,6 +123,7 @@ def evaluate(
         batch_size=batch_size,
         workers=workers,
         ray_address=ray_address,
+        stall_timeout=stall_timeout,
         draft=draft,
         overrides=overrides,
     )

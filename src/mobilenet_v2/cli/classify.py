@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from tqdm import tqdm
 
@@ -25,14 +24,18 @@ from mobilenet_v2.cli.parser import (
 )
 from mobilenet_v2.inference.classifier import model_identity
 from mobilenet_v2.inference.models import ranked_classes
+from mobilenet_v2.inference.result_parts import PartsWriter
 from mobilenet_v2.inference.results import (
-    SUFFIXES,
     ResultWriter,
     Row,
-    check_output,
-    result_format,
 )
-from mobilenet_v2.inference.runner import BatchRunner, classified_rows, write_classified
+from mobilenet_v2.inference.runner import (
+    BatchRunner,
+    check_result_output,
+    classified_rows,
+    output_misnamed,
+    write_output,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -58,13 +61,15 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help="write one row per image to FILE instead of stdout: .parquet, .csv or .jsonl "
-        "(path, model, model_sha256, synsets, names, scores, error), atomically",
+        "(path, model, model_sha256, synsets, names, scores, error), atomically; with "
+        "--engine ray, FILE may be a directory (DIR/, DIR.csv/, DIR.jsonl/): each worker "
+        "writes its batches' rows there as part files (Parquet unless the name says)",
     )
     classify.add_argument(
         "--resume",
         action="store_true",
-        help="with --output: keep the rows FILE (or an interrupted run's journal) already has "
-        "and classify only the rest; rows with an error are tried again",
+        help="with --output: keep the rows FILE (or an interrupted run's journal, or part "
+        "files) already has and classify only the rest; rows with an error are tried again",
     )
     return classify
 
@@ -78,12 +83,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--resume continues an --output file")
     check_engine_flags(args)
     if args.output:
-        if result_format(args.output) is None:
-            raise UsageError(
-                f"--output {args.output}: unknown result format; use a name ending in "
-                + ", ".join(SUFFIXES)
-            )
-        check_output(args.output)  # before any work: writable, and pyarrow for Parquet
+        problem = output_misnamed(args.output, args.engine)
+        if problem:
+            raise UsageError(f"--output {problem}")
+        check_result_output(args.output, args.engine)  # before any work: writable, pyarrow
     images = list_images(args.inputs)  # fails before any model loads on an empty directory
     # With --model, LiteRT only: TensorFlow never loads.
     classifier = load_classifiers(args, model_paths(args))[0]
@@ -94,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         workers=args.workers,
         ray_address=args.ray_address,
+        stall_timeout=args.stall_timeout,
         draft=args.draft,
         overrides={"resize": args.resize, "mean": args.input_mean, "std": args.input_std},
     )
@@ -132,15 +136,15 @@ def run(args: argparse.Namespace) -> int:
 def classify_to_file(args: argparse.Namespace, runner: BatchRunner, images: list[Source]) -> int:
     """`classify --output`: the runner's rows through the one result writer; what it did,
     or where an interrupted run's rows are kept, said on stderr."""
-    output = Path(args.output)
-    writer = ResultWriter(output, *model_identity(runner.classifiers[0]), runner.top, args.resume)
+    output = args.output
+    made: list[ResultWriter | PartsWriter] = []
     try:
-        summary = write_classified(runner, images, writer, progress=True)
+        summary = write_output(runner, images, output, args.resume, True, made.append)
     except BaseException:
-        if writer.rows_so_far:
+        kept = made and _kept_after_interruption(made[0])
+        if kept:
             print(
-                f"{args.prog}: note: the {writer.rows_so_far} rows so far are kept in "
-                f"{writer.journal.path}; the same command with --resume continues from them",
+                f"{args.prog}: note: {kept}; the same command with --resume continues from them",
                 file=sys.stderr,
             )
         raise
@@ -149,18 +153,29 @@ def classify_to_file(args: argparse.Namespace, runner: BatchRunner, images: list
     kept_note = f" ({summary.kept} kept from before)" if summary.kept else ""
     if summary.nodes:
         rate += f" on {len(summary.nodes)} Ray node{'s' if len(summary.nodes) > 1 else ''}"
+        rate += f" ({summary.ray_workers} inference worker{'s' if summary.ray_workers > 1 else ''})"
     print(
-        f"wrote {output}: {todo - failures} of {todo} images classified"
+        f"wrote {summary.output}: {todo - failures} of {todo} images classified"
         f"{kept_note}, {failures} with an error{rate}",
         file=sys.stderr,
     )
     if failures:
         print(
             f"{args.prog}: error: {failures} of {todo} images could not be classified "
-            f"(their rows in {output} say why)",
+            f"(their rows in {summary.output} say why)",
             file=sys.stderr,
         )
     return 1 if failures else 0
+
+
+def _kept_after_interruption(writer: ResultWriter | PartsWriter) -> str | None:
+    """Where an interrupted run's rows are, if it wrote any."""
+    if isinstance(writer, PartsWriter):
+        parts = list(writer.staging.glob(f"*.{writer.format}")) if writer.staging.is_dir() else []
+        return f"the {len(parts)} parts so far are kept in {writer.staging}" if parts else None
+    if not writer.rows_so_far:
+        return None
+    return f"the {writer.rows_so_far} rows so far are kept in {writer.journal.path}"
 
 
 def _print_result(path: Source, row: Row, as_json: bool, with_header: bool) -> None:

@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         engine=args.engine,
         ray_address=args.ray_address,
         workers=args.workers,
+        stall_timeout=args.stall_timeout,
         draft=args.draft,
         resize=args.resize,
     )

@@ -202,7 +202,7 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
         default="default",
         help="default: this process, decoding the next batch while the current one is "
         "classified; ray: Ray Data (a local Ray that starts and stops itself, or the cluster "
-        "at --ray-address), decoding tasks feeding inference workers (default: default)",
+        "at --ray-address), one inference worker per CPU (default: default)",
     )
     parser.add_argument(
         "--ray-address",
@@ -216,9 +216,18 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=None,
         metavar="N",
-        help="with --engine ray: at most N inference workers, each loading the model once "
-        "and running it on one thread unless --num-threads says otherwise (default: half "
-        "the cluster's CPUs; the other half decodes)",
+        help="with --engine ray: at most N inference workers, each holding one CPU, "
+        "loading the model once, and reading, decoding and classifying its batches, the "
+        "model on one thread unless --num-threads says otherwise (default: one per CPU of "
+        "the cluster)",
+    )
+    parser.add_argument(
+        "--stall-timeout",
+        type=positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="with --engine ray: end the job, exit 1, when no batch finishes for this long "
+        "(a cluster busy with other jobs, a node gone; default: 300)",
     )
 
     parser.add_argument(
@@ -241,7 +250,7 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
 def check_engine_flags(args: argparse.Namespace) -> None:
     """Refuse what the chosen engine would ignore; settle the engine's batch size."""
     if args.engine != "ray":
-        refuse(args, ("--ray-address", "--workers"), "applies to --engine ray")
+        refuse(args, ("--ray-address", "--workers", "--stall-timeout"), "applies to --engine ray")
     if args.batch_size is None:
         from mobilenet_v2.inference.batches import default_batch_size
 

@@ -18,8 +18,9 @@ ENGINES = ("default", "ray")
 # Images per batch in this process: enough to keep LiteRT's threads busy, two batches of
 # pixels in memory at most.
 DEFAULT_BATCH = 32
-# Images per Ray task and per inference call: each batch costs Ray a scheduling round and an
-# object-store transfer, which small batches pay too often (docs/benchmarks.md).
+# Images per Ray task and per inference call: each batch costs Ray a scheduling round, which
+# small batches pay too often (docs/benchmarks.md; measured when decoded pixels still crossed
+# the object store, which they no longer do).
 RAY_BATCH = 128
 
 

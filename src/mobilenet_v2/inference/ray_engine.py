@@ -1,17 +1,25 @@
-"""The Ray Data engine of `classify` and `evaluate`: decoding tasks feed an actor pool of
-inference workers, each of which loads the models once.
+"""The Ray Data engine of `classify` and `evaluate`: an actor pool of inference workers,
+each of which loads the models once, then reads, decodes and ranks batch after batch.
 
 The pipeline, as in Ray Data's batch-inference examples, one callable per stage:
 
-    sources --> decode_batch (tasks: read, decode, resize to uint8)
-            --> InferenceWorker (actors: normalize, predict, the top-k classes and scores)
-            --> the driver (`RankedBatch`es to the runner, `mobilenet_v2.inference.runner`)
+    sources (positions and names, a few bytes each)
+        --> InferenceWorker (actors, one CPU each: read, decode and resize on a few threads,
+            normalize, predict, the top-k classes and scores)
+        --> the driver (`RankedBatch`es to the runner, `mobilenet_v2.inference.runner`)
 
-Resized images travel between stages as uint8 (a quarter of float32); normalizing in the
-worker is the same arithmetic as `load_image`, so both engines compute the same numbers. The
-model file's bytes travel through Ray's object store, so a worker on another machine needs
-neither the file nor a download (a classifier object of another kind travels pickled); images
-must be readable where the decoding runs (a URL, or a filesystem every node mounts).
+Decoding runs inside the workers, not in tasks of its own: a decoded batch never enters
+Ray's object store (128 images are 19 MB of pixels, 4 KB of results), and a cluster whose
+CPUs all hold workers cannot starve the decoding, which on a node of one CPU used to wait
+forever for a CPU the worker held (docs/benchmarks.md, "The Ray engine"). The pool takes one
+worker per CPU of the cluster, at most `workers`; a cluster without a CPU is refused before
+anything starts, and a job in which no batch finishes for `stall_timeout` seconds (a
+cluster busy with other jobs, a node that went away) ends with one line saying so.
+
+The model file's bytes travel through Ray's object store, so a worker on another machine
+needs neither the file nor a download (a classifier object of another kind travels
+pickled); images must be readable where the workers run (a URL, or a filesystem every node
+mounts).
 
 Every input carries its position; the driver keeps the first result for each and asserts
 that none is missing, so a worker that dies and is retried cannot add or lose a row. Batches
@@ -23,11 +31,15 @@ returned) holds the rows that finish ahead of a slower batch in a reorder buffer
 
 from __future__ import annotations
 
+import logging
 import os
+import queue
 import re
 import socket
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +52,8 @@ from mobilenet_v2.base.extras import missing_extra
 from mobilenet_v2.base.preprocess import Geometry, geometry_of
 from mobilenet_v2.base.sources import Source, is_url
 from mobilenet_v2.inference.batches import RAY_BATCH, RankedBatch, decode_at, rank
+from mobilenet_v2.inference.result_parts import PartSpec
+from mobilenet_v2.inference.results import path_key, ranked_row, write_results
 
 
 def _ray() -> Any:
@@ -192,45 +206,41 @@ def worker_models(
     return models, geometries
 
 
-def decode_batch(
-    batch: dict[str, np.ndarray], geometries: list[Geometry], draft: bool
-) -> dict[str, np.ndarray]:
-    """Decode and resize a batch of sources: `pixels_<g>` (uint8 NHWC, one per geometry;
-    zeros where the image failed) and `error` ("" when the image decoded)."""
-    import ray
-
-    count = len(batch["index"])
-    pixels = [np.zeros((count, *size, 3), np.uint8) for size, _, _ in geometries]
-    errors = []
-    for i, source in enumerate(batch["source"]):
-        try:
-            decoded = decode_at(str(source), geometries, draft)
-        except MobileNetV2Error as exc:  # the image's, or its URL's: a row, as by default
-            errors.append(str(exc))
-            continue
-        for out, geometry in zip(pixels, geometries, strict=True):
-            out[i] = decoded[geometry]
-        errors.append("")
-    node = ray.get_runtime_context().get_node_id()
-    result = {"index": batch["index"], "error": np.array(errors, dtype=object)}
-    result.update({f"pixels_{g}": p for g, p in enumerate(pixels)})
-    result["decode_node"] = np.array([node] * count, dtype=object)
-    return result
+# Threads that read and decode inside each inference worker: reading a URL waits on the
+# network, so a few overlap it with decoding; Pillow releases the GIL while it decodes.
+DECODE_THREADS = 4
+# How long a job may go without a finished batch before it ends with one line (a worker's
+# first batch includes loading TensorFlow on a slow node: minutes are generous).
+STALL_TIMEOUT = 300.0
 
 
 class InferenceWorker:
-    """An inference worker (a Ray actor): loads every model once, then ranks the classes of
-    each batch: `classes_<m>` (int32, -1 for failed images) and `scores_<m>` per model, best
-    first."""
+    """An inference worker (a Ray actor holding one CPU): loads every model once, then for
+    each batch of sources reads and decodes every image once per geometry and ranks the
+    classes: `classes_<m>` (int32, -1 for failed images) and `scores_<m>` per model, best
+    first, and `error` ("" when the image decoded)."""
 
-    def __init__(self, models: list[WorkerModel], top: int) -> None:
+    def __init__(
+        self,
+        models: list[WorkerModel],
+        geometries: list[Geometry],
+        draft: bool,
+        top: int,
+        parts: PartSpec | None = None,
+    ) -> None:
         import ray
 
         from mobilenet_v2.inference.classifier import load_keras, load_tflite
 
         self.models = models
+        self.geometries = geometries
+        self.draft = draft
         self.top = top
-        self.node = ray.get_runtime_context().get_node_id()
+        self.parts = parts
+        context = ray.get_runtime_context()
+        self.node = context.get_node_id()
+        self.worker = context.get_actor_id()
+        self.decoder = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
         self.classifiers = []
         # The files only while loading: both classifiers keep what they read in memory, so
         # a worker that dies leaves nothing behind.
@@ -243,31 +253,79 @@ class InferenceWorker:
                 path.parent.mkdir()
                 path.write_bytes(model.content)
                 if model.kind == "tflite":
-                    # One thread unless told: the worker holds one CPU; the others decode.
+                    # One thread unless told: the worker holds one CPU.
                     loaded = load_tflite(path, model.num_threads or 1, model.xnnpack)
                 else:
                     loaded = load_keras(str(path), model.alpha, model.size)
                 self.classifiers.append(loaded)
 
+    def _decoded(self, source: str) -> dict[Geometry, np.ndarray] | str:
+        try:
+            return decode_at(source, self.geometries, self.draft)
+        except MobileNetV2Error as exc:  # the image's, or its URL's: a row, as by default
+            return str(exc)
+
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        good = np.array([not e for e in batch["error"]], dtype=bool)
-        count = len(good)
-        result = {"index": batch["index"], "error": batch["error"]}
-        result["decode_node"] = batch["decode_node"]
-        result["rank_node"] = np.array([self.node] * count, dtype=object)
+        decoded = list(self.decoder.map(self._decoded, [str(s) for s in batch["source"]]))
+        good = np.array([not isinstance(d, str) for d in decoded], dtype=bool)
+        errors = [d if isinstance(d, str) else "" for d in decoded]
+        result = {"index": batch["index"], "error": np.array(errors, dtype=object)}
+        result["node"] = np.array([self.node] * len(decoded), dtype=object)
+        result["worker"] = np.array([self.worker] * len(decoded), dtype=object)
+        images = [d for d in decoded if not isinstance(d, str)]
         for m, (model, classifier) in enumerate(zip(self.models, self.classifiers, strict=True)):
-            pixels = batch[f"pixels_{model.geometry}"][good]
+            geometry = self.geometries[model.geometry]
+            pixels = np.stack([d[geometry] for d in images]) if images else None
             classes, scores = rank(classifier, pixels, good, self.top, model.mean, model.std)
             result[f"classes_{m}"] = classes
             result[f"scores_{m}"] = scores
+        if self.parts is not None:
+            return self._write_part(batch, result)
         return result
+
+    def _write_part(
+        self, batch: dict[str, np.ndarray], result: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """The first model's rows as this batch's part; to the driver, only what it counts:
+        positions, errors, the node. A part is named by the batch's first input, and a
+        batch is the same inputs when Ray runs it again, so a second run replaces its part."""
+        spec = self.parts
+        rows = [
+            ranked_row(
+                str(path), spec.model, spec.model_sha256, str(error), classes, scores, spec.names
+            )
+            for path, error, classes, scores in zip(
+                batch["path"],
+                result["error"],
+                result["classes_0"],
+                result["scores_0"],
+                strict=True,
+            )
+        ]
+        write_results(spec.part(int(batch["index"].min())), rows, spec.top)
+        return {k: result[k] for k in ("index", "error", "node", "worker")}
+
+
+def worker_count(requested: int | None, cpus: float, address: str | None) -> int:
+    """One inference worker per CPU of the cluster, at most `requested`: a worker holds its
+    CPU for the whole job, so a pool larger than the cluster would wait for CPUs that never
+    free. A cluster without one is refused."""
+    if cpus < 1:
+        where = f"the Ray cluster at {address}" if address else "this Ray"
+        raise MobileNetV2Error(
+            f"{where} has no CPU for an inference worker (each holds one); add a node with "
+            "CPUs (`ray start --num-cpus N`)"
+        )
+    return min(requested or int(cpus), int(cpus))
 
 
 @dataclass
 class RayRankingJob:
     """Rank `sources` with `classifiers` on Ray Data; iterate for `RankedBatch`es as they
-    finish, in the inputs' order unless not `ordered`. `decode_nodes` and `rank_nodes` say
-    where the work ran.
+    finish, in the inputs' order unless not `ordered`. After the job starts, `workers` says
+    how many inference workers the cluster could hold (at most the one asked for); `nodes`
+    and `busy` say on which nodes and by which workers batches ran (in a short job, a
+    worker that starts late may find no batch left).
 
     An ordered job holds what finishes ahead of the first unfinished input: a few hundred bytes
     a row (positions, top-k classes and scores, no pixels), at most every input behind one
@@ -281,8 +339,11 @@ class RayRankingJob:
     workers: int | None = None
     draft: bool = False
     ordered: bool = True
-    decode_nodes: set[str] = field(default_factory=set)
-    rank_nodes: set[str] = field(default_factory=set)
+    stall_timeout: float = STALL_TIMEOUT
+    address: str | None = None  # for messages only: where the cluster is
+    parts: PartSpec | None = None  # the workers write the rows: batches carry no classes
+    nodes: set[str] = field(default_factory=set)
+    busy: set[str] = field(default_factory=set)  # the workers that ran batches
 
     def __iter__(self) -> Iterator[RankedBatch]:
         import ray
@@ -296,32 +357,35 @@ class RayRankingJob:
         context = ray.data.DataContext.get_current()
         context.print_on_execution_start = False
         items = [{"index": i, "source": str(s)} for i, s in enumerate(located)]
-        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        # Decoding and inference each get CPUs: by default up to half the cluster's CPUs
-        # for inference workers (each loads the models once), the rest decodes.
-        workers = self.workers or max(1, cpus // 2)
-        pool = ray.data.ActorPoolStrategy(min_size=1, max_size=workers)
-        dataset = (
-            ray.data.from_items(items, override_num_blocks=max(1, len(items) // self.batch_size))
-            .map_batches(
-                decode_batch,
-                fn_kwargs={"geometries": geometries, "draft": self.draft},
-                batch_size=self.batch_size,
-                batch_format="numpy",
-            )
-            .map_batches(
-                InferenceWorker,
-                fn_constructor_kwargs={"models": models, "top": self.top},
-                batch_size=self.batch_size,
-                batch_format="numpy",
-                compute=pool,
-                num_cpus=1,
-                # What a worker holds (the runtime, TensorFlow if asked for, the models):
-                # Ray places workers by it, and it keeps Ray from fusing the decoding
-                # into the inference workers, which would serialize the two.
-                memory=(2 if any(m.kind == "keras" for m in models) else 0.5) * 2**30,
-            )
+        if self.parts is not None:  # what each row names its input by
+            for item, source in zip(items, self.sources, strict=True):
+                item["path"] = path_key(source)
+        self.workers = worker_count(
+            self.workers, ray.cluster_resources().get("CPU", 0), self.address
         )
+        # Start as many workers as are free now; the pool grows to the rest as they free.
+        free = int(ray.available_resources().get("CPU", 0))
+        pool = ray.data.ActorPoolStrategy(
+            min_size=max(1, min(free, self.workers)), max_size=self.workers
+        )
+        dataset = ray.data.from_items(
+            items, override_num_blocks=max(1, -(-len(items) // self.batch_size))
+        ).map_batches(
+            InferenceWorker,
+            fn_constructor_kwargs={
+                "models": models,
+                "geometries": geometries,
+                "draft": self.draft,
+                "top": self.top,
+                "parts": self.parts,
+            },
+            batch_size=self.batch_size,
+            batch_format="numpy",
+            compute=pool,
+            num_cpus=1,
+        )
+        batches = dataset.iter_batches(batch_size=None, batch_format="numpy")
+        ranked = 0 if self.parts is not None else len(models)  # models whose classes return
         # Results come as batches finish, each input once: a retried batch cannot add a row.
         # Ordered, they go out in the inputs' order through a reorder buffer of small rows.
         arrived = bytearray(len(self.sources))  # 1 where an input's result came
@@ -329,9 +393,9 @@ class RayRankingJob:
         pending: dict[int, Ranked] = {}
         done = 0  # ordered: the inputs before this one have gone out
         try:
-            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-                self.decode_nodes.update(batch["decode_node"])
-                self.rank_nodes.update(batch["rank_node"])
+            for batch in _with_deadline(batches, self.stall_timeout, self._stalled):
+                self.nodes.update(batch["node"])
+                self.busy.update(batch["worker"])
                 fresh: dict[int, Ranked] = {}
                 for row, position in enumerate(int(p) for p in batch["index"]):
                     if arrived[position]:
@@ -342,12 +406,12 @@ class RayRankingJob:
                     where = located[position]  # messages name each input as it was given
                     if error.startswith(where + ":"):
                         error = spelled[where] + error[len(where) :]
-                    classes = [batch[f"classes_{m}"][row] for m in range(len(models))]
-                    scores = [batch[f"scores_{m}"][row] for m in range(len(models))]
+                    classes = [batch[f"classes_{m}"][row] for m in range(ranked)]
+                    scores = [batch[f"scores_{m}"][row] for m in range(ranked)]
                     fresh[position] = (error, classes, scores)
                 if not self.ordered:
                     if fresh:
-                        yield self._ranked(fresh, len(models))
+                        yield self._ranked(fresh, ranked)
                     continue
                 pending.update(fresh)
                 ready = {}
@@ -355,13 +419,26 @@ class RayRankingJob:
                     ready[done] = pending.pop(done)
                     done += 1
                 if ready:
-                    yield self._ranked(ready, len(models))
+                    yield self._ranked(ready, ranked)
         except ray.exceptions.RayError as exc:
             raise _ray_failure(exc) from exc
         if count != len(self.sources):
             raise RuntimeError(
                 f"Ray returned {count} results for {len(self.sources)} inputs"
             )  # a bug, not a user error: the CLI reports it as internal
+
+    def _stalled(self) -> str:
+        """Why a job may have stopped making progress, from what the cluster holds now."""
+        import ray
+
+        total = ray.cluster_resources().get("CPU", 0)
+        free = ray.available_resources().get("CPU", 0)
+        return (
+            f"no batch finished in {self.stall_timeout:g} s; the cluster has {total:g} CPUs, "
+            f"{free:g} free, and this job's {self.workers} inference worker"
+            f"{'s' if self.workers != 1 else ''} hold one each (a cluster busy with other "
+            "jobs, or a node that went away?)"
+        )
 
     def _ranked(self, rows: dict[int, Ranked], models: int) -> RankedBatch:
         return RankedBatch(
@@ -371,6 +448,58 @@ class RayRankingJob:
             classes=[np.stack([r[1][m] for r in rows.values()]) for m in range(models)],
             scores=[np.stack([r[2][m] for r in rows.values()]) for m in range(models)],
         )
+
+
+def _with_deadline(
+    batches: Iterator[dict[str, np.ndarray]], timeout: float, why: Callable[[], str]
+) -> Iterator[dict[str, np.ndarray]]:
+    """`batches`, drawn on a thread of their own, each within `timeout` seconds of being
+    asked for; past it, a MobileNetV2Error whose message `why()` gives. (Ray Data's iterator
+    has no timeout of its own; the thread ends with Ray, which the caller shuts down.)"""
+    handoff: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def offer(item: tuple[str, Any]) -> bool:
+        """Hand `item` over unless the caller has gone; False when it has."""
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            for batch in batches:
+                if not offer(("batch", batch)):
+                    return
+            offer(("end", None))
+        except BaseException as exc:  # handed to the caller, who raises it
+            offer(("error", exc))
+
+    threading.Thread(target=pump, name="ray-batches", daemon=True).start()
+    finished = False
+    try:
+        while True:
+            try:
+                kind, item = handoff.get(timeout=timeout)
+            except queue.Empty:
+                raise MobileNetV2Error(why()) from None
+            if kind == "end":
+                finished = True
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        if not finished:
+            # The job is abandoned (a stall, an interruption, an error): when Ray shuts down
+            # under the iterator, Ray Data logs the iterator's failure with a traceback of
+            # its own, which would bury the one line that says why. (For the rest of the
+            # process: the shutdown comes after this generator has ended.)
+            logging.getLogger("ray.data").setLevel(logging.CRITICAL + 1)
 
 
 def _ray_failure(exc: BaseException) -> Exception:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,12 @@ from mobilenet_v2.inference.classifier import (
     preprocessing_for,
 )
 from mobilenet_v2.inference.models import load_models, ranked_classes
+from mobilenet_v2.inference.result_parts import (
+    PartSpec,
+    PartsWriter,
+    check_parts_output,
+    is_parts_output,
+)
 from mobilenet_v2.inference.results import (
     SUFFIXES,
     ResultWriter,
@@ -62,7 +68,8 @@ from mobilenet_v2.inference.results import (
 class BatchRunner:
     """Ranks the top `top` classes of images with every one of `classifiers`, batch by
     batch, on `engine`. `overrides` (resize, mean, std; None: the model's own) go on top of
-    each model's recorded preprocessing. After a Ray run, `nodes` says where it ran."""
+    each model's recorded preprocessing. After a Ray run, `nodes` says where it ran and
+    `ray_workers` how many inference workers ran batches."""
 
     classifiers: list[Classifier]
     top: int
@@ -70,9 +77,11 @@ class BatchRunner:
     batch_size: int | None = None  # None: the engine's default
     workers: int | None = None  # Ray: at most this many inference workers
     ray_address: str | None = None  # Ray: the cluster (None: $RAY_ADDRESS, else a local Ray)
+    stall_timeout: float | None = None  # Ray: seconds without a finished batch (None: 300)
     draft: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)
     nodes: set[str] = field(default_factory=set)
+    ray_workers: int | None = None
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -94,13 +103,18 @@ class BatchRunner:
 
             preflight(self.classifiers, self.ray_address)
 
-    def batches(self, sources: Sequence[Source], ordered: bool = True) -> Iterator[RankedBatch]:
+    def batches(
+        self, sources: Sequence[Source], ordered: bool = True, parts: PartSpec | None = None
+    ) -> Iterator[RankedBatch]:
         """Every source's ranked classes, batch by batch; not `ordered`: as batches finish
-        (the default engine's finish in order anyway)."""
+        (the default engine's finish in order anyway). With `parts` (Ray only), the workers
+        write the first model's rows as part files, and batches carry no classes."""
         if not sources:  # e.g. --resume with nothing left: no Ray to start
             return
         if self.engine == "ray":
-            yield from self._ray(sources, ordered)
+            yield from self._ray(sources, ordered, parts)
+        elif parts is not None:
+            raise ValueError("part files are written by the Ray engine's workers")
         else:
             yield from self._here(sources)
 
@@ -131,8 +145,10 @@ class BatchRunner:
             yield RankedBatch(list(range(start, start + count)), batch, errors, classes, scores)
             start += count
 
-    def _ray(self, sources: Sequence[Source], ordered: bool) -> Iterator[RankedBatch]:
-        from mobilenet_v2.inference.ray_engine import RayRankingJob, connected
+    def _ray(
+        self, sources: Sequence[Source], ordered: bool, parts: PartSpec | None
+    ) -> Iterator[RankedBatch]:
+        from mobilenet_v2.inference.ray_engine import STALL_TIMEOUT, RayRankingJob, connected
 
         with connected(self.ray_address):
             job = RayRankingJob(
@@ -144,9 +160,13 @@ class BatchRunner:
                 self.workers,
                 self.draft,
                 ordered,
+                self.stall_timeout or STALL_TIMEOUT,
+                self.ray_address or os.environ.get("RAY_ADDRESS"),
+                parts,
             )
             for batch in job:
-                self.nodes = job.decode_nodes | job.rank_nodes
+                self.nodes = set(job.nodes)
+                self.ray_workers = len(job.busy)
                 yield batch
 
 
@@ -182,6 +202,7 @@ class ClassifySummary:
     kept: int
     seconds: float
     nodes: set[str]
+    ray_workers: int | None = None
 
     @property
     def rate(self) -> float | None:
@@ -221,7 +242,92 @@ def write_classified(
     writer.finish(sources)
     seconds = time.perf_counter() - start
     return ClassifySummary(
-        str(writer.output), len(todo), failures, len(writer.kept), seconds, runner.nodes
+        str(writer.output),
+        len(todo),
+        failures,
+        len(writer.kept),
+        seconds,
+        runner.nodes,
+        runner.ray_workers,
+    )
+
+
+def output_misnamed(output: str | os.PathLike, engine: str) -> str | None:
+    """Why `output` names nothing `engine` writes (a result file; with Ray, also a directory
+    of part files), or None."""
+    if is_parts_output(output):
+        if engine != "ray":
+            return (
+                f"{output}: a directory of part files is written by the Ray engine's workers "
+                "(--engine ray); name a file (" + ", ".join(SUFFIXES) + ") otherwise"
+            )
+        return None
+    if result_format(output) is None:
+        return (
+            f"{output}: unknown result format; use a name ending in "
+            + ", ".join(SUFFIXES)
+            + (", or a directory of part files (a name ending in /)" if engine == "ray" else "")
+        )
+    return None
+
+
+def check_result_output(output: str | os.PathLike, engine: str) -> None:
+    """Before any work: `output` names something `engine` writes (see `output_misnamed`),
+    writable, with the format's library installed."""
+    problem = output_misnamed(output, engine)
+    if problem:
+        raise MobileNetV2Error(problem)
+    if is_parts_output(output):
+        check_parts_output(output)
+    else:
+        check_output(output)  # writable, and pyarrow for Parquet
+
+
+def write_output(
+    runner: BatchRunner,
+    sources: Sequence[Source],
+    output: str | os.PathLike,
+    resume: bool = False,
+    progress: bool = False,
+    writer_made: Callable[[ResultWriter | PartsWriter], None] | None = None,
+) -> ClassifySummary:
+    """The first model's rows to `output`: a result file through the journal, or (Ray) a
+    directory of part files written by the workers. `writer_made` sees the writer before
+    any work, to say after an interruption what it kept."""
+    identity = model_identity(runner.classifiers[0])
+    if is_parts_output(output):
+        parts = PartsWriter(output, *identity, runner.top, resume)
+        if writer_made is not None:
+            writer_made(parts)
+        return write_parts(runner, sources, parts)
+    writer = ResultWriter(output, *identity, runner.top, resume)
+    if writer_made is not None:
+        writer_made(writer)
+    return write_classified(runner, sources, writer, progress)
+
+
+def write_parts(
+    runner: BatchRunner, sources: Sequence[Source], writer: PartsWriter
+) -> ClassifySummary:
+    """Classify on Ray what `writer` does not hold yet, each worker writing its batches'
+    rows as part files; then the parts become the output, checked and renamed at once. An
+    interruption leaves the staging directory to `--resume` from, and goes on up."""
+    todo = writer.start(sources)
+    names = getattr(runner.classifiers[0], "labels", None)  # the model's own, from metadata
+    failures = 0
+    start = time.perf_counter()
+    for batch in runner.batches(todo, ordered=False, parts=writer.spec(names)):
+        failures += sum(bool(error) for error in batch.errors)
+    writer.finish(sources)
+    seconds = time.perf_counter() - start
+    return ClassifySummary(
+        f"{writer.output}{os.sep}",
+        len(todo),
+        failures,
+        len(writer.kept),
+        seconds,
+        runner.nodes,
+        runner.ray_workers,
     )
 
 
@@ -236,6 +342,7 @@ def classify_images(
     batch_size: int | None = None,
     workers: int | None = None,
     ray_address: str | None = None,
+    stall_timeout: float | None = None,
     draft: bool = False,
     resize: str | None = None,
     mean: float | None = None,
@@ -248,22 +355,21 @@ def classify_images(
     `.tflite` file (LiteRT), a loaded classifier (anything with `predict`, `name`,
     `input_size`, `preprocessing`, see `Classifier`), or None for the TF float model with
     ImageNet weights (the `tf` extra). `engine`: "default" (this process) or "ray" (Ray Data:
-    a local Ray, or the cluster at `ray_address`; the `ray` extra).
+    a local Ray, or the cluster at `ray_address`; the `ray` extra; `workers` at most, one per
+    CPU of the cluster; `stall_timeout` seconds without a finished batch end the job).
 
     Without `output`, returns one `Row` per image in the inputs' order (`error` says why an
     image could not be classified). With `output` (.parquet, .csv or .jsonl), writes the rows
     there atomically and returns a `ClassifySummary`; `resume=True` keeps the rows that file,
-    or an interrupted run's journal, already has and classifies only the rest. `resize`,
+    or an interrupted run's journal, already has and classifies only the rest. On Ray,
+    `output` may be a directory (a name ending in "/"): each worker writes its batches' rows
+    there as part files (`mobilenet_v2.inference.result_parts`). `resize`,
     `mean` and `std` override the model's recorded preprocessing; `draft` decodes large JPEGs
     at a reduced scale (faster, slightly different)."""
     if output is None and resume:
         raise MobileNetV2Error("resume continues an output file: give output")
     if output is not None:
-        if result_format(output) is None:
-            raise MobileNetV2Error(
-                f"{output}: unknown result format; use a name ending in " + ", ".join(SUFFIXES)
-            )
-        check_output(output)  # before any work: writable, and pyarrow for Parquet
+        check_result_output(output, engine)  # before any work
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
     images = list_images(sources)
@@ -280,12 +386,12 @@ def classify_images(
         batch_size=batch_size,
         workers=workers,
         ray_address=ray_address,
+        stall_timeout=stall_timeout,
         draft=draft,
         overrides={"resize": resize, "mean": mean, "std": std},
     )
     runner.preflight()  # before any output or journal exists
-    name, sha256 = model_identity(classifier)
     if output is None:
-        return [row for _, rows in classified_rows(runner, images, name, sha256) for row in rows]
-    writer = ResultWriter(output, name, sha256, runner.top, resume)
-    return write_classified(runner, images, writer, progress)
+        identity = model_identity(classifier)
+        return [row for _, rows in classified_rows(runner, images, *identity) for row in rows]
+    return write_output(runner, images, output, resume, progress)
