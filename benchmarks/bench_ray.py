@@ -20,8 +20,8 @@ Runs (each the median of --repeat pairs):
   pinned to its own core with `taskset` and given `--num-cpus 1`: one node (core 0), two
   nodes (cores 0 and 1). The command itself runs pinned to the head's core, so the cores the
   cluster is given are all it gets. Ray 2.59+ authenticates `ray start` clusters by token:
-  the head starts with RAY_AUTH_MODE=token and the other node and the command are given its
-  token (`ray get-auth-token`), as README's cluster section says.
+  the nodes start with RAY_AUTH_MODE=token and the token (`ray get-auth-token --generate`),
+  which the command is given too, as README's cluster section says.
 
 Ratios are of steady states from the same run: Ray / default on the same cores, and two
 nodes / one node.
@@ -104,19 +104,16 @@ class PinnedCluster:
         self.env.pop("RAY_ADDRESS", None)
         self.nodes = nodes
         common = ["--num-cpus", "1", "--disable-usage-stats"]
-        self._ray(
-            0,
-            "start",
-            "--head",
-            "--port",
-            str(self.port),
-            "--include-dashboard=false",
-            *common,
-        )
-        token = subprocess.run(
-            [str(BIN / "ray"), "get-auth-token"], env=self.env, capture_output=True, text=True
+        token = subprocess.run(  # made once and kept in ~/.ray/auth_token
+            [str(BIN / "ray"), "get-auth-token", "--generate"],
+            env=self.env,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
         self.env["RAY_AUTH_TOKEN"] = token.splitlines()[-1] if token else ""
+        self._ray(
+            0, "start", "--head", "--port", str(self.port), "--include-dashboard=false", *common
+        )
         for core in range(1, nodes):
             self._ray(core, "start", "--address", self.address, *common)
 

@@ -21,10 +21,10 @@ import pytest
 from conftest import require_integration
 from PIL import Image
 
+from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.base.preprocess import load_pixels
-from mobilenet_v2.inference.classifier import model_identity
-from mobilenet_v2.inference.result_parts import PartsWriter, read_parts, staging_path
-from mobilenet_v2.inference.results import journal_path, read_results, write_results
+from mobilenet_v2.inference.result_parts import MARKER, read_parts, staging_path
+from mobilenet_v2.inference.results import journal_path, read_results
 from mobilenet_v2.inference.runner import classify_images
 
 LABELS = tuple(f"class_{k}" for k in range(10))
@@ -232,7 +232,9 @@ def by_path(rows):
     return sorted(rows, key=lambda r: r.path)
 
 
-def test_a_ray_worker_that_dies_writing_parts_leaves_one_row_per_input(local_ray, images, tmp_path):
+def test_a_ray_worker_that_dies_is_retried_and_its_batch_still_has_one_part(
+    local_ray, images, tmp_path
+):
     marker = tmp_path / "died"
     output = f"{tmp_path}/rows/"
     summary = classify_images(
@@ -242,15 +244,18 @@ def test_a_ray_worker_that_dies_writing_parts_leaves_one_row_per_input(local_ray
     assert (summary.images, summary.failures, summary.output) == (7, 1, output)
     rows = read_parts(tmp_path / "rows", "parquet")
     assert by_path(rows) == by_path(classify_images(images, FakeClassifier(), top=TOP))
+    names = sorted(p.name for p in (tmp_path / "rows").iterdir())
+    assert len(names) == 5 and names[0] == MARKER  # four batches of 2, 2, 2 and 1 inputs
     assert not staging_path(output).exists()
 
 
 def test_an_interrupted_parts_run_leaves_no_output_and_resumes_to_one_row_per_input(
     local_ray, images, tmp_path, monkeypatch
 ):
-    """The driver is interrupted after the workers wrote their parts, and one part is cut
-    in its last line (a kill while writing): no output directory, and resume classifies
-    again that input and the corrupt image, each input once in the end."""
+    """The driver is interrupted after the first batch came back, and a worker was killed
+    while writing a part (its temporary file is left): no output directory; resume keeps
+    the rows of the parts written, classifies the rest (and the corrupt image again), and
+    the output holds each input once, the temporary file gone."""
     import ray.data
 
     iter_batches = ray.data.Dataset.iter_batches
@@ -265,28 +270,24 @@ def test_an_interrupted_parts_run_leaves_no_output_and_resumes_to_one_row_per_in
     with pytest.raises(KeyboardInterrupt):
         classify_images(images, FakeClassifier(), output=output, **args)
     assert not (tmp_path / "rows.jsonl").exists()
-    parts = sorted(staging_path(output).glob("part-*.jsonl"))
-    assert len(parts) == 4  # 7 inputs in batches of 2
-    last = parts[-1]  # the seventh image alone: no error there
-    last.write_bytes(last.read_bytes()[:-20])
+    staging = staging_path(output)
+    parts = sorted(staging.glob("part-*.jsonl"))
+    assert len(parts) == 4  # the workers wrote every batch before the driver stopped
+    parts[-1].rename(staging / f".{parts[-1].name}.k1ll3d")  # as a kill mid-write leaves it
 
     monkeypatch.undo()
     summary = classify_images(images, FakeClassifier(), output=output, resume=True, **args)
     assert (summary.kept, summary.images) == (5, 2)
     rows = read_parts(tmp_path / "rows.jsonl", "jsonl")
     assert by_path(rows) == by_path(classify_images(images, FakeClassifier(), top=TOP))
-    assert not staging_path(output).exists()
+    assert not any(p.name.startswith(".") for p in (tmp_path / "rows.jsonl").iterdir())
+    assert not staging.exists()
 
 
-def test_a_parquet_part_cut_short_counts_none_of_its_rows(images, tmp_path):
-    rows = classify_images(images, FakeClassifier(), top=TOP)
-    staging = staging_path(tmp_path / "rows")
-    staging.mkdir()
-    write_results(staging / "part-a-0000000000.parquet", rows[:4], TOP)
-    write_results(staging / "part-a-0000000004.parquet", rows[4:], TOP)
-    cut = staging / "part-a-0000000004.parquet"
-    cut.write_bytes(cut.read_bytes()[:-30])
-    writer = PartsWriter(f"{tmp_path}/rows/", *model_identity(FakeClassifier()), TOP, True)
-    todo = writer.start(images)
-    assert todo == [images[2], *images[4:]]  # the corrupt image's error row is tried again
-    assert [p.name for p in staging.iterdir()] == [f"kept-{writer.run}.parquet"]
+def test_a_folder_of_the_users_is_never_replaced_by_parts(images, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "holiday.jpg").write_bytes(b"a photo")
+    with pytest.raises(MobileNetV2Error, match="holds no parts of mobilenet-v2's"):
+        classify_images(images, FakeClassifier(), output=f"{folder}/", engine="ray")
+    assert [p.name for p in folder.iterdir()] == ["holiday.jpg"]

@@ -171,8 +171,11 @@ def classify_to_file(args: argparse.Namespace, runner: BatchRunner, images: list
 def _kept_after_interruption(writer: ResultWriter | PartsWriter) -> str | None:
     """Where an interrupted run's rows are, if it wrote any."""
     if isinstance(writer, PartsWriter):
-        parts = list(writer.staging.glob(f"*.{writer.format}")) if writer.staging.is_dir() else []
-        return f"the {len(parts)} parts so far are kept in {writer.staging}" if parts else None
+        parts = writer.parts_so_far()
+        if not parts:
+            return None
+        told = f"the {parts} parts so far are" if parts > 1 else "the 1 part so far is"
+        return f"{told} kept in {writer.staging}"
     if not writer.rows_so_far:
         return None
     return f"the {writer.rows_so_far} rows so far are kept in {writer.journal.path}"

@@ -93,6 +93,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def stall_seconds(text: str) -> float:
+    """--stall-timeout: a positive number of seconds, at most a week."""
+    value = positive_float(text)
+    if value > 7 * 24 * 3600:
+        raise argparse.ArgumentTypeError(f"must be at most a week (604800 s), got {text}")
+    return value
+
+
 def width_multiplier(text: str) -> float:
     """--alpha: a positive number up to MAX_ALPHA."""
     value = positive_float(text)
@@ -223,7 +231,7 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--stall-timeout",
-        type=positive_float,
+        type=stall_seconds,
         default=None,
         metavar="SECONDS",
         help="with --engine ray: end the job, exit 1, when no batch finishes for this long "

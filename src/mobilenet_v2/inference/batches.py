@@ -5,7 +5,7 @@ rows (a module below both, so that neither imports the other back)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,6 +40,9 @@ class RankedBatch:
     errors: list[str]
     classes: list[np.ndarray]
     scores: list[np.ndarray]
+    # Where Ray's workers wrote the rows as part files: the first position of each part that
+    # these rows went to (a batch that reaches the driver may gather several workers' calls)
+    parts: set[int] = field(default_factory=set)
 
 
 def decode_at(

@@ -22,7 +22,8 @@ class SameModelTwiceError(MobileNetV2Error):
 def throughput_threads(num_threads: int | None, engine: str) -> int | None:
     """LiteRT's threads for a batch job: as asked, else every usable CPU in this process
     (LiteRT's own default, one thread, leaves a core idle whenever decoding waits on
-    inference); on Ray each worker decides (one thread: the other CPUs decode)."""
+    inference); on Ray each worker decides (one thread: a worker holds one CPU, and there
+    is one worker per CPU)."""
     if num_threads is None and engine == "default":
         return usable_cpus()
     return num_threads

@@ -98,7 +98,16 @@ def connected(address: str | None = None) -> Iterator[Any]:
     try:
         yield ray
     finally:
-        ray.shutdown()
+        # A job abandoned under its iterator (a stall, an interruption) has Ray Data log
+        # the iterator's failure, with a traceback, while Ray shuts down: it would bury the
+        # one line that says why. Quiet for the shutdown only.
+        data_log = logging.getLogger("ray.data")
+        level = data_log.level
+        data_log.setLevel(logging.CRITICAL + 1)
+        try:
+            ray.shutdown()
+        finally:
+            data_log.setLevel(level)
 
 
 def _check_reachable(address: str) -> None:
@@ -237,6 +246,11 @@ class InferenceWorker:
         self.draft = draft
         self.top = top
         self.parts = parts
+        if parts is not None and not Path(parts.staging).is_dir():
+            raise MobileNetV2Error(
+                f"{parts.staging}: not found where this worker runs; the output directory "
+                "must be on a filesystem every Ray node mounts"
+            )
         context = ray.get_runtime_context()
         self.node = context.get_node_id()
         self.worker = context.get_actor_id()
@@ -302,21 +316,42 @@ class InferenceWorker:
                 strict=True,
             )
         ]
-        write_results(spec.part(int(batch["index"].min())), rows, spec.top)
-        return {k: result[k] for k in ("index", "error", "node", "worker")}
+        first = int(batch["index"].min())
+        write_results(spec.part(first), rows, spec.top)
+        slim = {k: result[k] for k in ("index", "error", "node", "worker")}
+        slim["part"] = np.full(len(rows), first, np.int64)  # which part each row is in
+        return slim
 
 
-def worker_count(requested: int | None, cpus: float, address: str | None) -> int:
-    """One inference worker per CPU of the cluster, at most `requested`: a worker holds its
-    CPU for the whole job, so a pool larger than the cluster would wait for CPUs that never
-    free. A cluster without one is refused."""
+def worker_memory(models: list[WorkerModel]) -> float:
+    """Bytes an inference worker holds (the runtime, TensorFlow if asked for, the models):
+    Ray places workers by it, so that a node of many CPUs and little memory is not given
+    more workers than it can hold."""
+    return (2 if any(m.kind == "keras" for m in models) else 0.5) * 2**30
+
+
+def worker_count(
+    requested: int | None, cpus: float, address: str | None, memory: float = 0, need: float = 0
+) -> int:
+    """One inference worker per CPU of the cluster (and per `need` bytes of its `memory`,
+    where Ray reports it), at most `requested`: a worker holds its CPU for the whole job, so
+    a pool larger than the cluster would wait for CPUs that never free. A cluster without
+    room for one is refused."""
+    where = f"the Ray cluster at {address}" if address else "this Ray"
     if cpus < 1:
-        where = f"the Ray cluster at {address}" if address else "this Ray"
         raise MobileNetV2Error(
             f"{where} has no CPU for an inference worker (each holds one); add a node with "
             "CPUs (`ray start --num-cpus N`)"
         )
-    return min(requested or int(cpus), int(cpus))
+    room = int(cpus)
+    if need and memory:
+        room = min(room, int(memory // need))
+        if room < 1:
+            raise MobileNetV2Error(
+                f"{where} has {memory / 2**30:.1f} GiB of memory for workers; an inference "
+                f"worker of these models needs {need / 2**30:.1f} GiB"
+            )
+    return min(requested or room, room)
 
 
 @dataclass
@@ -360,9 +395,14 @@ class RayRankingJob:
         if self.parts is not None:  # what each row names its input by
             for item, source in zip(items, self.sources, strict=True):
                 item["path"] = path_key(source)
+        need = worker_memory(models)
+        resources = ray.cluster_resources()
         self.workers = worker_count(
-            self.workers, ray.cluster_resources().get("CPU", 0), self.address
+            self.workers, resources.get("CPU", 0), self.address, resources.get("memory", 0), need
         )
+        # The job starts once the workers free now are up (each loads the models first),
+        # within the stall deadline: a short job would otherwise leave a slower worker none.
+        context.wait_for_min_actors_s = max(1, int(self.stall_timeout))
         # Start as many workers as are free now; the pool grows to the rest as they free.
         free = int(ray.available_resources().get("CPU", 0))
         pool = ray.data.ActorPoolStrategy(
@@ -383,6 +423,7 @@ class RayRankingJob:
             batch_format="numpy",
             compute=pool,
             num_cpus=1,
+            memory=need,
         )
         batches = dataset.iter_batches(batch_size=None, batch_format="numpy")
         ranked = 0 if self.parts is not None else len(models)  # models whose classes return
@@ -397,6 +438,7 @@ class RayRankingJob:
                 self.nodes.update(batch["node"])
                 self.busy.update(batch["worker"])
                 fresh: dict[int, Ranked] = {}
+                parts = set()
                 for row, position in enumerate(int(p) for p in batch["index"]):
                     if arrived[position]:
                         continue
@@ -409,9 +451,11 @@ class RayRankingJob:
                     classes = [batch[f"classes_{m}"][row] for m in range(ranked)]
                     scores = [batch[f"scores_{m}"][row] for m in range(ranked)]
                     fresh[position] = (error, classes, scores)
+                    if self.parts is not None:
+                        parts.add(int(batch["part"][row]))
                 if not self.ordered:
                     if fresh:
-                        yield self._ranked(fresh, ranked)
+                        yield self._ranked(fresh, ranked, parts)
                     continue
                 pending.update(fresh)
                 ready = {}
@@ -420,6 +464,8 @@ class RayRankingJob:
                     done += 1
                 if ready:
                     yield self._ranked(ready, ranked)
+        except ray.exceptions.GetTimeoutError:  # the workers did not start in time
+            raise MobileNetV2Error(self._stalled()) from None
         except ray.exceptions.RayError as exc:
             raise _ray_failure(exc) from exc
         if count != len(self.sources):
@@ -434,19 +480,26 @@ class RayRankingJob:
         total = ray.cluster_resources().get("CPU", 0)
         free = ray.available_resources().get("CPU", 0)
         return (
-            f"no batch finished in {self.stall_timeout:g} s; the cluster has {total:g} CPUs, "
-            f"{free:g} free, and this job's {self.workers} inference worker"
-            f"{'s' if self.workers != 1 else ''} hold one each (a cluster busy with other "
-            "jobs, or a node that went away?)"
+            f"no batch finished in {self.stall_timeout:g} s; the cluster has {total:g} "
+            f"CPU{'s' if total != 1 else ''}, {free:g} free, and this job's "
+            + (
+                "1 inference worker holds one"
+                if self.workers == 1
+                else f"{self.workers} inference workers hold one each"
+            )
+            + " (a cluster busy with other jobs, or a node that went away?)"
         )
 
-    def _ranked(self, rows: dict[int, Ranked], models: int) -> RankedBatch:
+    def _ranked(
+        self, rows: dict[int, Ranked], models: int, parts: set[int] | None = None
+    ) -> RankedBatch:
         return RankedBatch(
             positions=list(rows),
             sources=[self.sources[p] for p in rows],
             errors=[error for error, _, _ in rows.values()],
             classes=[np.stack([r[1][m] for r in rows.values()]) for m in range(models)],
             scores=[np.stack([r[2][m] for r in rows.values()]) for m in range(models)],
+            parts=parts or set(),
         )
 
 
@@ -479,7 +532,6 @@ def _with_deadline(
             offer(("error", exc))
 
     threading.Thread(target=pump, name="ray-batches", daemon=True).start()
-    finished = False
     try:
         while True:
             try:
@@ -487,19 +539,12 @@ def _with_deadline(
             except queue.Empty:
                 raise MobileNetV2Error(why()) from None
             if kind == "end":
-                finished = True
                 return
             if kind == "error":
                 raise item
             yield item
     finally:
         stop.set()
-        if not finished:
-            # The job is abandoned (a stall, an interruption, an error): when Ray shuts down
-            # under the iterator, Ray Data logs the iterator's failure with a traceback of
-            # its own, which would bury the one line that says why. (For the rest of the
-            # process: the shutdown comes after this generator has ended.)
-            logging.getLogger("ray.data").setLevel(logging.CRITICAL + 1)
 
 
 def _ray_failure(exc: BaseException) -> Exception:
@@ -517,4 +562,7 @@ def _ray_failure(exc: BaseException) -> Exception:
             "install the same mobilenet-v2 with its [ray] extra, and [tf] for --weights, on "
             "every node"
         )
+    ours = next((e for e in seen if isinstance(e, MobileNetV2Error)), None)
+    if ours is not None:  # a worker's own one-line error (a part it cannot write, say)
+        return MobileNetV2Error(f"a Ray worker: {first_line(ours)}")
     return RuntimeError(f"the Ray job failed: {type(root).__name__}: {first_line(root)}")

@@ -315,10 +315,20 @@ def write_parts(
     todo = writer.start(sources)
     names = getattr(runner.classifiers[0], "labels", None)  # the model's own, from metadata
     failures = 0
+    firsts: set[int] = set()  # the parts the rows went to, by their first inputs
     start = time.perf_counter()
-    for batch in runner.batches(todo, ordered=False, parts=writer.spec(names)):
-        failures += sum(bool(error) for error in batch.errors)
-    writer.finish(sources)
+    batches = runner.batches(todo, ordered=False, parts=writer.spec(names))
+    try:
+        for batch in batches:
+            failures += sum(bool(error) for error in batch.errors)
+            firsts.update(batch.parts)
+    except BaseException:
+        try:
+            batches.close()  # the Ray job stops now, not when the traceback is collected
+        finally:
+            writer.abandon()
+        raise
+    writer.finish(firsts)
     seconds = time.perf_counter() - start
     return ClassifySummary(
         f"{writer.output}{os.sep}",
