@@ -246,6 +246,7 @@ def test_bias_correction_expects_the_converters_per_channel_weights(int8_model, 
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # a conversion of its own; the per-channel case above is in the default run
 def test_bias_correction_expects_the_converters_per_tensor_weights():
     from mobilenet_v2.tf.convert import convert
 

@@ -84,6 +84,7 @@ def test_int8_per_tensor_model_is_bit_exact(per_tensor_model):
 
 @pytest.mark.shared
 @pytest.mark.integration
+@pytest.mark.slow  # a conversion of its own; the default run has the RELU6 models bit-exact
 def test_relu_model_is_bit_exact(splits, tmp_path):
     """`--relu --equalize` (the paper's route): the convolutions fuse RELU, not RELU6, which
     the reference clamps to the output's whole range. 96 px, 16 calibration images, three

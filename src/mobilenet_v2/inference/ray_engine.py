@@ -404,13 +404,12 @@ class RayRankingJob:
         # within the stall deadline: a short job would otherwise leave a slower worker none.
         context.wait_for_min_actors_s = max(1, int(self.stall_timeout))
         # Start as many workers as are free now; the pool grows to the rest as they free.
+        # Never more than there are batches.
         free = int(ray.available_resources().get("CPU", 0))
-        pool = ray.data.ActorPoolStrategy(
-            min_size=max(1, min(free, self.workers)), max_size=self.workers
-        )
-        dataset = ray.data.from_items(
-            items, override_num_blocks=max(1, -(-len(items) // self.batch_size))
-        ).map_batches(
+        blocks = max(1, -(-len(items) // self.batch_size))
+        most = min(self.workers, blocks)
+        pool = ray.data.ActorPoolStrategy(min_size=max(1, min(free, most)), max_size=most)
+        dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
             InferenceWorker,
             fn_constructor_kwargs={
                 "models": models,

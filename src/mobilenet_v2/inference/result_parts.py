@@ -36,8 +36,8 @@ from mobilenet_v2.inference.results import (
     Row,
     check_output,
     classified_rows_to_keep,
-    path_key,
     read_rows,
+    still_to_classify,
     write_results,
 )
 
@@ -158,14 +158,7 @@ class PartsWriter:
             raise MobileNetV2Error(
                 f"{self.staging}: cannot write ({exc.strerror or exc})"
             ) from None
-        done = {r.path for r in self.kept}
-        todo = []
-        for source in sources:
-            key = path_key(source)
-            if key not in done:
-                done.add(key)
-                todo.append(source)
-        return todo
+        return still_to_classify(sources, self.kept)
 
     def spec(self, names: Sequence[str] | None) -> PartSpec:
         """What the workers need to write this job's parts."""

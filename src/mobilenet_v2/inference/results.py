@@ -193,13 +193,7 @@ class ResultWriter:
     def start(self, sources: Sequence[Source]) -> list[Source]:
         """The sources still to classify, each once however often or however spelled it
         was given; the journal starts over with the rows kept."""
-        done = {r.path for r in self.kept}  # kept rows hold their path_key already
-        todo = []
-        for source in sources:
-            key = path_key(source)
-            if key not in done:
-                done.add(key)
-                todo.append(source)
+        todo = still_to_classify(sources, self.kept)
         self.journal.rewrite(self.kept)
         return todo
 
@@ -228,6 +222,19 @@ class ResultWriter:
         rows = sorted(self.journal.rows(), key=lambda r: order.get(r.path, -1))  # keyed
         write_results(self.output, rows, self.top)
         self.journal.remove()
+
+
+def still_to_classify(sources: Sequence[Source], kept: list[Row]) -> list[Source]:
+    """The sources without a `kept` row (which hold their `path_key`), each once however
+    often or however spelled it was given."""
+    done = {r.path for r in kept}
+    todo = []
+    for source in sources:
+        key = path_key(source)
+        if key not in done:
+            done.add(key)
+            todo.append(source)
+    return todo
 
 
 def ranked_row(

@@ -204,6 +204,22 @@ class ClassifySummary:
     nodes: set[str]
     ray_workers: int | None = None
 
+    @classmethod
+    def of(
+        cls,
+        runner: BatchRunner,
+        output: str,
+        todo: Sequence[Source],
+        failures: int,
+        kept: list[Row],
+        start: float,
+    ) -> ClassifySummary:
+        """A finished run's summary (`start`: when it began, by `time.perf_counter`)."""
+        seconds = time.perf_counter() - start
+        return cls(
+            output, len(todo), failures, len(kept), seconds, runner.nodes, runner.ray_workers
+        )
+
     @property
     def rate(self) -> float | None:
         """Images per second, None when nothing was classified."""
@@ -240,16 +256,7 @@ def write_classified(
         raise
     bar.close()
     writer.finish(sources)
-    seconds = time.perf_counter() - start
-    return ClassifySummary(
-        str(writer.output),
-        len(todo),
-        failures,
-        len(writer.kept),
-        seconds,
-        runner.nodes,
-        runner.ray_workers,
-    )
+    return ClassifySummary.of(runner, str(writer.output), todo, failures, writer.kept, start)
 
 
 def output_misnamed(output: str | os.PathLike, engine: str) -> str | None:
@@ -329,16 +336,8 @@ def write_parts(
             writer.abandon()
         raise
     writer.finish(firsts)
-    seconds = time.perf_counter() - start
-    return ClassifySummary(
-        f"{writer.output}{os.sep}",
-        len(todo),
-        failures,
-        len(writer.kept),
-        seconds,
-        runner.nodes,
-        runner.ray_workers,
-    )
+    output = f"{writer.output}{os.sep}"
+    return ClassifySummary.of(runner, output, todo, failures, writer.kept, start)
 
 
 def classify_images(
