@@ -108,7 +108,8 @@ def test_evaluate_on_ray_gives_the_same_table(int8_model, splits, capsys):
     args += ["--model", str(FIXTURE_TFLITE)]
     assert main([*args, "--json"]) == 0
     default = json.loads(capsys.readouterr().out)
-    run = mobilenet_v2(*args, "--json", "--engine", "ray")
+    # One worker: the point is the models side by side, not two workers each importing TF
+    run = mobilenet_v2(*args, "--json", "--engine", "ray", "--workers", "1")
     assert run.returncode == 0, run.stderr[-2000:]
     ray = json.loads(run.stdout)
     keys = ("model", "images", "top1", "top5", "agreement_top1")
@@ -249,7 +250,8 @@ def test_a_stalled_iterator_ends_with_the_reason_and_a_flowing_one_passes_throug
 def test_bad_inputs_are_error_rows_and_the_good_ones_are_classified(engine, mixed, tmp_path):
     out = tmp_path / "rows.csv"
     args = ["classify", f"{mixed}/*", "--model", str(FIXTURE_TFLITE)]  # x.jpg matches too
-    run = mobilenet_v2(*args, "--output", str(out), "--engine", engine)
+    workers = ["--workers", "1"] if engine == "ray" else []  # eight images: one worker's work
+    run = mobilenet_v2(*args, "--output", str(out), "--engine", engine, *workers)
     assert run.returncode == 1
     assert "4 of 8 images classified, 4 with an error" in run.stderr
     assert "error: 4 of 8 images could not be classified" in run.stderr
@@ -270,7 +272,9 @@ def test_resume_on_ray_classifies_only_what_the_file_lacks(splits, tmp_path, cap
     images = sorted(splits[1].iterdir())
     args = ["--model", str(FIXTURE_TFLITE), "--output", str(out)]
     assert main(["classify", *map(str, images[:100]), *args]) == 0
-    run = mobilenet_v2("classify", str(splits[1]), *args, "--resume", "--engine", "ray")
+    run = mobilenet_v2(
+        "classify", str(splits[1]), *args, "--resume", "--engine", "ray", "--workers", "1"
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "150 of 150 images classified (100 kept from before)" in run.stderr
     assert [r.path for r in read_results(out)] == [str(p) for p in images]
