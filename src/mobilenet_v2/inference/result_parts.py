@@ -95,6 +95,11 @@ def read_parts(folder: Path, fmt: str) -> list[Row]:
     ]
 
 
+def part_name(run: str, first: int, fmt: str) -> str:
+    """A run's part whose first input is at position `first`."""
+    return f"part-{run}-{first:010d}.{fmt}"
+
+
 @dataclass(frozen=True)
 class PartSpec:
     """What a worker needs to write its batch's rows as a part: where, in which format, the
@@ -111,7 +116,7 @@ class PartSpec:
 
     def part(self, first: int) -> Path:
         """The part of the batch whose first input is at position `first`."""
-        return Path(self.staging, f"part-{self.run}-{first:010d}.{self.format}")
+        return Path(self.staging, part_name(self.run, first, self.format))
 
 
 class PartsWriter:
@@ -190,8 +195,7 @@ class PartsWriter:
         parts of an abandoned run still going), then make the staging directory the output
         in one rename, with the marker. The rows are not read again: the driver counted
         each input's row once, and each reported part holds the rows that came with it."""
-        spec = self.spec(None)
-        expected = {spec.part(first).name for first in firsts}
+        expected = {part_name(self.run, first, self.format) for first in firsts}
         missing = expected - {p.name for p in self.staging.iterdir()}
         if missing:
             raise MobileNetV2Error(
