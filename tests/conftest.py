@@ -32,7 +32,7 @@ CLASSES_TSV = DATA / "imagenet" / "classes.tsv"
 
 # Session fixtures that convert a model: the tests using them are integration tests.
 CONVERTING_FIXTURES = {"int8_model", "int8_float_io_model", "uint8_model", "per_tensor_model"}
-CONVERTING_FIXTURES |= {"models", "accuracy"}
+CONVERTING_FIXTURES |= {"int16x8_model", "models", "accuracy"}
 # Fixtures that start Ray: a start-up costs what a small conversion does.
 RAY_FIXTURES = {"local_ray"}
 INTEGRATION_FIXTURES = CONVERTING_FIXTURES | RAY_FIXTURES
@@ -221,11 +221,28 @@ def int8_model(request, splits) -> Path:
     return calibrated(request, splits, "int8.tflite", 250, "int8")
 
 
+def float_weights(request: pytest.FixtureRequest) -> Path:
+    """The fixture weights as a float Keras file (.weights.h5), made once: the same values,
+    with no quantization grid for a conversion to keep."""
+
+    def make(path: Path) -> None:
+        from mobilenet_v2 import MobileNetV2
+
+        partial = path.with_name(f"partial.{path.name}")
+        MobileNetV2(weights=str(FIXTURE_TFLITE)).save_weights(partial)
+        partial.rename(path)
+
+    return made_once(request, "fixture.weights.h5", make)
+
+
 @pytest.fixture(scope="session")
 def int8_float_io_model(request, splits) -> Path:
     """With float32 input and output: QUANTIZE in front, DEQUANTIZE at the end. Calibrated on
-    64 images of the same split: the tests using it check structure, not accuracy."""
-    return calibrated(request, splits, "int8_float32_io.tflite", 64, "float32")
+    64 images of the same split: the tests using it check structure, not accuracy. Converted
+    from the fixture weights saved as float (`float_weights`), so that its weights are the
+    converter's own requantization: the one INT8 model of a float source."""
+    weights = ["--weights", str(float_weights(request))]  # the last --weights wins
+    return calibrated(request, splits, "int8_float32_io.tflite", 64, "float32", *weights)
 
 
 @pytest.fixture(scope="session")
@@ -237,6 +254,15 @@ def per_tensor_model(request, splits) -> Path:
     name = "int8_per_tensor.tflite"
     steps = ("--equalize", "--absorb-bias", "--bias-correction")
     return calibrated(request, splits, name, 64, "int8", "--per-tensor", *steps)
+
+
+@pytest.fixture(scope="session")
+def int16x8_model(request, splits) -> Path:
+    """A16W8 (`--quantize int16x8`: int16 activations, int8 weights, int64 biases) of the
+    fixture weights, with float32 input and output so that its graph holds every op a 16x8
+    model can (QUANTIZE and DEQUANTIZE too). Calibrated on 64 images of the calibration
+    split: LiteRT runs 16x8 on its reference kernels, so its accuracy test runs on a subset."""
+    return calibrated(request, splits, "int16x8.tflite", 64, "float32", "--quantize", "int16x8")
 
 
 @pytest.fixture(scope="session")

@@ -270,7 +270,7 @@ def test_load_image_refuses_a_zero_std():
         ),
         (
             ["dump", "CAT", "--output", "OUT", "--quantize", "none", "--seed", "1"],
-            "--seed applies to --quantize int8 (calibration)",
+            "--seed applies to --quantize int8 and int16x8 (calibration)",
         ),
         (
             ["dump", "CAT", "--output", "OUT", "--quantize", "float16", "--engine", "reference"],

@@ -25,10 +25,16 @@ GRACE_HOPPER = IMAGES / "grace_hopper.bmp"
 # The paper's table: every width at every ImageNet size, and the two wider models at 224.
 ALPHAS = (0.35, 0.5, 0.75, 1.0)
 SIZES = (96, 128, 160, 192, 224)
-CONFIGURATIONS = [(a, s) for a in ALPHAS for s in SIZES] + [(1.3, 224), (1.4, 224)]
+# Each as INT8 and as A16W8 (`--quantize int16x8`: int16 activations, int8 weights).
+CONFIGURATIONS = [
+    (a, s, q)
+    for a, s in [(a, s) for a in ALPHAS for s in SIZES] + [(1.3, 224), (1.4, 224)]
+    for q in ("int8", "int16x8")
+]
 # The default run converts the smallest, whose widths round the most (alpha 0.35: 16, 8, 8,
-# 16, 24, 32, 56, 112 channels for 32 ... 320; about 10 s on 2 cores); `-m slow` converts all 22.
-DEFAULT_CONFIGURATIONS = [(0.35, 96)]
+# 16, 24, 32, 56, 112 channels for 32 ... 320; about 10 s on 2 cores), both ways; `-m slow`
+# converts all 44.
+DEFAULT_CONFIGURATIONS = [(0.35, 96, "int8"), (0.35, 96, "int16x8")]
 # The calibration minimum: these tests check structure and reproducibility, not accuracy.
 CALIBRATION = ["--calibration-dir", str(SAMPLE), "--calibration-size", "32"]
 
@@ -126,10 +132,10 @@ def test_init_seed_goes_with_random_weights_only(kwargs, message):
 # --- Golden sets for every configuration -----------------------------------------------------
 
 
-def convert_args(alpha: float, size: int, output: Path) -> list[str]:
+def convert_args(alpha: float, size: int, quantize: str, output: Path) -> list[str]:
     return [
         *("convert", "--output", str(output), "--weights", "none"),
-        *("--alpha", str(alpha), "--size", str(size), *CALIBRATION),
+        *("--alpha", str(alpha), "--size", str(size), "--quantize", quantize, *CALIBRATION),
     ]
 
 
@@ -139,15 +145,16 @@ def convert_args(alpha: float, size: int, output: Path) -> list[str]:
         pytest.param(c, marks=() if c in DEFAULT_CONFIGURATIONS else pytest.mark.slow)
         for c in CONFIGURATIONS
     ],
-    ids=lambda c: f"{c[0]}-{c[1]}",
+    ids=lambda c: f"{c[0]}-{c[1]}-{c[2]}",
 )
 def golden(request, tmp_path_factory) -> tuple[float, int, Path, Path]:
-    """(alpha, size, model, golden set): the configuration converted to INT8 with seeded
-    random weights, calibrated on 32 sample images, and dumped with the reference kernels."""
-    alpha, size = request.param
-    root = tmp_path_factory.mktemp(f"config-{alpha}-{size}")
+    """(alpha, size, model, golden set): the configuration converted to INT8 or A16W8 with
+    seeded random weights, calibrated on 32 sample images, and dumped with the reference
+    kernels."""
+    alpha, size, quantize = request.param
+    root = tmp_path_factory.mktemp(f"config-{alpha}-{size}-{quantize}")
     model, out = root / "model.tflite", root / "golden"
-    assert main(convert_args(alpha, size, model)) == 0
+    assert main(convert_args(alpha, size, quantize, model)) == 0
     dump = ["dump", str(GRACE_HOPPER), "--model", str(model), "--output", str(out)]
     assert main([*dump, "--format", "both"]) == 0  # txt and npy
     return alpha, size, model, out
@@ -162,16 +169,20 @@ def manifest_of(directory: Path) -> dict:
 def test_golden_shapes_follow_the_configuration(golden):
     """Input NCHW [1, 3, S, S]; each convolution's output has the table's channels times
     alpha (rounded to 8 as make_divisible does), 1280 for the last one (wider for alpha > 1),
-    and the spatial size the strides give; the classifier has the model's 1000 classes."""
+    and the spatial size the strides give, in the quantization's activation type; the
+    classifier has the model's 1000 classes."""
     alpha, size, _, out = golden
+    activations = {"int8": "int8", "int16x8": "int16"}[manifest_of(out)["quantize"]]
     entries = {e["files"][0].split(".")[0]: e for e in manifest_of(out)["tensors"] if e["files"]}
     assert entries["input_layer"]["written_shape"] == [1, 3, size, size]
+    assert entries["input_layer"]["dtype"] == activations
     assert entries["input_layer"]["written_layout"] == "NCHW"
     side = size
     for step in conv_steps(alpha):
         side = math.ceil(side / step.stride)
         entry = entries[step.output]
         assert entry["written_shape"] == [1, step.filters, side, side], step.output
+        assert entry["dtype"] == activations, step.output
         assert entry["op"]["type"] == ("DEPTHWISE_CONV_2D" if step.depthwise else "CONV_2D")
     assert conv_steps(alpha)[0].filters == make_divisible(32 * alpha)
     assert conv_steps(alpha)[-2].filters == make_divisible(int(320 * alpha))
@@ -204,6 +215,7 @@ def test_golden_manifest_says_how_to_make_it_again(golden):
     assert len(calibration.pop("sha256")) == 64  # of the preprocessed images
     assert calibration == {"images": 32, "seed": 0, "source": str(SAMPLE.resolve())}
     assert manifest["per_tensor"] is False and manifest["steps"] == []
+    assert manifest["quantize"] in ("int8", "int16x8") and manifest["weight_grid"] is None
 
 
 @pytest.mark.shared
@@ -218,7 +230,7 @@ def test_golden_set_verifies_against_itself(golden):
 @pytest.mark.integration
 # The set of the first default configuration, shared with the tests above (same fixture value).
 @pytest.mark.parametrize(
-    "golden", DEFAULT_CONFIGURATIONS[:1], indirect=True, ids=lambda c: f"{c[0]}-{c[1]}"
+    "golden", DEFAULT_CONFIGURATIONS[:1], indirect=True, ids=lambda c: f"{c[0]}-{c[1]}-{c[2]}"
 )
 def test_one_command_makes_the_same_golden_set_with_its_model(golden, tmp_path):
     """`dump --quantize int8` converts as `convert` does and dumps that model, into one set

@@ -196,9 +196,10 @@ def test_float_models_are_refused_naming_the_file_and_the_kind(
     models, tmp_path, capsys, quantize, kind
 ):
     path = models[quantize]
+    # Then the first convolution: op 0, or after float16's DEQUANTIZE ops.
     expected = (
-        f"{path}: the NumPy reference runs int8/uint8 quantized models only; this is a {kind} "
-        "model (op "  # then the first convolution: op 0, or after float16's DEQUANTIZE ops
+        f"{path}: the NumPy reference runs int8/uint8 and int16x8 quantized models only; this "
+        f"is a {kind} model (op "
     )
     with pytest.raises(UnsupportedOpError) as error:
         ReferenceInterpreter(path)
@@ -225,9 +226,12 @@ def test_float_models_are_refused_naming_the_file_and_the_kind(
 
 
 @pytest.mark.shared
-def test_reference_dump_equals_the_litert_dump(int8_model, tmp_path):
+@pytest.mark.integration  # converts (the fixture is asked for by name)
+@pytest.mark.parametrize("model, tensors", [("int8_model", 173), ("int16x8_model", 175)])
+def test_reference_dump_equals_the_litert_dump(model, tensors, request, tmp_path):
+    """Also for 16x8 (float I/O: two tensors more, the float input and output)."""
     image = str(IMAGES / "grace_hopper.bmp")
-    args = ["dump", image, "--model", str(int8_model), "--output"]
+    args = ["dump", image, "--model", str(request.getfixturevalue(model)), "--output"]
     assert main([*args, str(tmp_path / "numpy"), "--engine", "reference"]) == 0
     assert main([*args, str(tmp_path / "litert")]) == 0
     numpy_manifest = json.loads((tmp_path / "numpy" / "manifest.json").read_text())
@@ -239,7 +243,7 @@ def test_reference_dump_equals_the_litert_dump(int8_model, tmp_path):
             theirs, _ = read_tensor(tmp_path / "litert" / name)
             assert np.array_equal(ours, theirs) and ours.dtype == theirs.dtype, name
             compared += 1
-    assert compared == len(numpy_manifest["tensors"]) == 173
+    assert compared == len(numpy_manifest["tensors"]) == tensors
 
 
 @pytest.mark.shared

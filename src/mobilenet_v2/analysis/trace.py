@@ -1,6 +1,7 @@
 """Explain one output element of a quantized model, step by step, with the NumPy reference's
-arithmetic: the input window and weights, the int32 accumulator, bias, multiplier, shift,
-rounding, zero point and clamp — and check the result against the computed tensor."""
+arithmetic: the input window and weights, the int32 accumulator (int64 in 16x8 models),
+bias, multiplier, shift, rounding, zero point and clamp — and check the result against the
+computed tensor."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from mobilenet_v2.analysis.tensor_map import tflite_table
 from mobilenet_v2.base.errors import MobileNetV2Error
 from mobilenet_v2.lite.arithmetic import round_half_away
 from mobilenet_v2.reference.fixed_point import (
+    exp_lut,
     exp_on_negative_values,
     get_reciprocal,
+    lut_lookup,
     multiply_by_quantized_multiplier,
+    multiply_by_quantized_multiplier_int64,
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
 )
@@ -82,21 +86,42 @@ def trace(
 
 
 def _requantize_lines(
-    acc: int, multiplier: int, shift: int, zero_point: int, clamp
+    acc: int, multiplier: int, shift: int, zero_point: int, clamp, wide: bool = False
 ) -> tuple[list[str], int]:
-    left, right = max(shift, 0), max(-shift, 0)
-    shifted = acc * (1 << left)
-    high = int(saturating_rounding_doubling_high_mul(shifted, multiplier))
-    scaled = int(rounding_divide_by_pot(high, right))
-    assert scaled == int(multiply_by_quantized_multiplier(acc, multiplier, shift))
+    """The requantization of one accumulator: TFLite's MultiplyByQuantizedMultiplier, the
+    int32 one (SRDHM, then a rounding divide) or with `wide` the int64 one of 16x8
+    convolutions (the multiplier rounded to 16 bits, one rounding shift)."""
     real = multiplier * 2.0 ** (shift - 31)
+    lines = [
+        f"requantize: multiplier {multiplier} (Q0.31), shift {shift}  (real scale {real:.10g})"
+    ]
+    if wide:
+        reduced = (multiplier + (1 << 15)) >> 16 if multiplier < 0x7FFF0000 else 0x7FFF
+        total_shift = 15 - shift
+        product = acc * reduced
+        scaled = (product + (1 << (total_shift - 1))) >> total_shift
+        assert scaled == int(multiply_by_quantized_multiplier_int64(acc, multiplier, shift))
+        lines += [
+            f"  16-bit multiplier (M + 2^15) >> 16 = {reduced}; shift 15 - ({shift}) = "
+            f"{total_shift}",
+            f"  x * {reduced} = {product}",
+            f"  (. + 2^{total_shift - 1}) >> {total_shift} (halves up) = {scaled}",
+        ]
+    else:
+        left, right = max(shift, 0), max(-shift, 0)
+        shifted = acc * (1 << left)
+        high = int(saturating_rounding_doubling_high_mul(shifted, multiplier))
+        scaled = int(rounding_divide_by_pot(high, right))
+        assert scaled == int(multiply_by_quantized_multiplier(acc, multiplier, shift))
+        lines += [
+            f"  x * 2^{left} = {shifted}",
+            f"  SaturatingRoundingDoublingHighMul(x, {multiplier}) = {high}",
+            f"  RoundingDivideByPOT(., {right}) = {scaled}",
+        ]
     out = scaled + zero_point
     final = min(max(out, clamp[0]), clamp[1])
     return [
-        f"requantize: multiplier {multiplier} (Q0.31), shift {shift}  (real scale {real:.10g})",
-        f"  x * 2^{left} = {shifted}",
-        f"  SaturatingRoundingDoublingHighMul(x, {multiplier}) = {high}",
-        f"  RoundingDivideByPOT(., {right}) = {scaled}",
+        *lines,
         f"+ output zero point {zero_point} = {out}",
         f"clamp to [{clamp[0]}, {clamp[1]}] (fused activation and type range) = {final}",
     ], final
@@ -147,14 +172,23 @@ def _explain_conv(reference, values, op, position, depthwise=False):
     lines, acc = _conv_terms(reference, values, op, position, depthwise)
     oc = position[-1]
     bias = int(values[op.inputs[2]][oc]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else 0
-    lines += [f"int32 accumulator = {acc}", f"+ bias {bias} = {acc + bias}"]
     step = next(s for s in reference.steps if s.op is op)
+    wide = step.params.get("int64_accumulator", False)
+    lines += [
+        f"{'int64' if wide else 'int32'} accumulator = {acc}",
+        f"+ bias {bias} = {acc + bias}",
+    ]
     multipliers = np.asarray(step.params["multiplier"]).reshape(-1)
     shifts = np.asarray(step.params["shift"]).reshape(-1)
     multiplier = int(multipliers[oc if multipliers.size > 1 else 0])
     shift = int(shifts[oc if shifts.size > 1 else 0])
     more, result = _requantize_lines(
-        acc + bias, multiplier, shift, step.params["output_zero_point"], step.params["clamp"]
+        acc + bias,
+        multiplier,
+        shift,
+        step.params["output_zero_point"],
+        step.params["clamp"],
+        wide,
     )
     return lines + more, result
 
@@ -181,7 +215,7 @@ def _explain_fully_connected(reference, values, op, position):
     zp, clamp = step.params["output_zero_point"], step.params["clamp"]
     final = min(max(rounded + zp, clamp[0]), clamp[1])
     lines += [
-        f"int32 accumulator = {acc}",
+        f"{'int64' if x.dtype == np.int16 else 'int32'} accumulator = {acc}",
         f"+ bias {bias} = {acc + bias}",
         f"* effective scale {scale:.17g} (double: in_scale * w_scale / out_scale) = {product:.17g}",
         f"round half away from zero = {rounded}",
@@ -244,7 +278,33 @@ def _explain_average_pool(reference, values, op, position):
     ], final
 
 
+def _explain_softmax_int16(reference, values, op, position):
+    step = next(s for s in reference.steps if s.op is op)
+    p = step.params
+    row = values[op.inputs[0]][position[:-1]].astype(np.int64)
+    k = position[-1]
+    diff = int(row[k] - row.max())
+    m, left = p["input_multiplier"], p["input_left_shift"]
+    scaled = int(multiply_by_quantized_multiplier(np.int64(diff), m, left))
+    index = min(max(scaled + 32767, -32768), 32767)
+    exp = int(lut_lookup(np.int64(index), exp_lut()))
+    total = int(p["sum_of_exps"][position[:-1]][0])
+    reciprocal = int(p["reciprocal"][position[:-1]][0])
+    right = int(p["right_shift"][position[:-1]][0])
+    final = min(max((exp * reciprocal + (1 << (right - 1))) >> right, 0), 32767)
+    return [
+        f"row max {int(row.max())}; input {int(row[k])}; difference {diff}",
+        f"difference * multiplier {m} << {left} = {scaled}: [-65535, 0] spans [-10, 0]",
+        f"+ 32767, clamped to int16 = {index}: exp table entry {256 + (index >> 7)}, "
+        f"interpolated over {index & 0x7F}/128 = {exp} (Q0.15: {exp / 2**15:.6f})",
+        f"sum of exps over the row = {total} (Q16.15); its reciprocal by table = {reciprocal}",
+        f"exp * reciprocal, (. + 2^{right - 1}) >> {right} (halves up), clamp to [0, 32767]",
+    ], final
+
+
 def _explain_softmax(reference, values, op, position):
+    if reference.tensor(op.inputs[0]).type_name == "INT16":
+        return _explain_softmax_int16(reference, values, op, position)
     step = next(s for s in reference.steps if s.op is op)
     row = values[op.inputs[0]][position[:-1]].astype(np.int64)
     v = int(row[position[-1]])

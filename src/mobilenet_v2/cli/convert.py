@@ -21,14 +21,23 @@ from mobilenet_v2.cli.parser import (
     weights_arg,
     width_multiplier,
 )
-from mobilenet_v2.lite.record import IO_TYPES, QUANTIZATIONS, STEPS
+from mobilenet_v2.lite.record import (
+    INTEGER_QUANTIZATIONS,
+    IO_TYPES,
+    QUANTIZATIONS,
+    STEPS,
+    check_io_type,
+    read_metadata,
+)
+from mobilenet_v2.lite.weight_grid import GridKept
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     convert = commands.add_parser(
         "convert",
         help="convert to TensorFlow Lite",
-        description="Convert MobileNetV2 to TFLite; int8 = full-integer, calibrated.",
+        description="Convert MobileNetV2 to TFLite; int8 = full-integer, calibrated (int16x8: "
+        "with int16 activations). Weights from a quantized .tflite keep its quantization grid.",
     )
     convert.add_argument(
         "--output",
@@ -81,7 +90,10 @@ def add_conversion_flags(parser: argparse.ArgumentParser, quantize: str | None) 
         "--quantize",
         choices=QUANTIZATIONS,
         default=quantize,
-        help="weights and activations (int8)"
+        help="weights and activations (int8). int16x8: int16 activations with int8 weights "
+        "(A16W8: TFLite's 16x8 mode, for NPUs that run it, as Arm Ethos-U with Vela and "
+        "Qualcomm's w8a16; close to float without retraining). LiteRT runs it with its built-in "
+        "kernels: XNNPACK has no 16x8 path, so it is slower on CPUs than int8"
         if quantize
         else "convert the TF model first (as `convert` does), write it into DIR as "
         "model.tflite and dump it: a golden set with its model",
@@ -90,8 +102,9 @@ def add_conversion_flags(parser: argparse.ArgumentParser, quantize: str | None) 
         "--io-type",
         choices=IO_TYPES,
         default=None,
-        help="input/output type (int8 for --quantize int8, else float32). MediaPipe Tasks "
-        "and most apps take uint8, not int8, input tensors: use --io-type uint8 for them",
+        help="input/output type (int8 for --quantize int8, int16 for int16x8, else float32). "
+        "MediaPipe Tasks and most apps take uint8, not int8, input tensors: use --io-type uint8 "
+        "for them",
     )
     parser.add_argument(
         "--per-tensor",
@@ -135,7 +148,7 @@ def add_conversion_flags(parser: argparse.ArgumentParser, quantize: str | None) 
         "--calibration-dir",
         default=None,
         metavar="DIR",
-        help="images to calibrate int8 on (default: imagenette2-160 val)",
+        help="images to calibrate int8 and int16x8 on (default: imagenette2-160 val)",
     )
     parser.add_argument(
         "--calibration-size",
@@ -185,20 +198,24 @@ CONVERSION_FLAGS = (
 def conversion_options(args: argparse.Namespace) -> dict[str, Any]:
     """`convert_file`'s keyword arguments from the flags of `add_conversion_flags`, after
     refusing those that the chosen quantization ignores."""
-    if args.quantize != "int8":
+    if args.quantize not in INTEGER_QUANTIZATIONS:
         refuse(
             args,
-            ("--calibration-dir", "--calibration-size", "--seed", "--force", "--per-tensor"),
-            "applies to --quantize int8 (calibration)",
+            ("--calibration-dir", "--calibration-size", "--seed", "--force"),
+            "applies to --quantize int8 and int16x8 (calibration)",
         )
+    if args.quantize != "int8":
+        refuse(args, ("--per-tensor",), "applies to --quantize int8")
         refuse(args, tuple(REWRITE_FLAGS), "prepares the model for --quantize int8")
     steps = [step for flag, step in REWRITE_FLAGS.items() if getattr(args, step)]
     if "relu" in steps and "equalize" not in steps:
         raise UsageError("--relu prepares --equalize (every channel rescaled); alone it only "
                          "changes the model")  # fmt: skip
-    io_type = args.io_type or ("int8" if args.quantize == "int8" else "float32")
-    if io_type != "float32" and args.quantize != "int8":
-        raise UsageError(f"--io-type {io_type} needs --quantize int8 (integer I/O)")
+    io_type = args.io_type or INTEGER_QUANTIZATIONS.get(args.quantize, ("float32",))[0]
+    try:
+        check_io_type(args.quantize, io_type)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.per_tensor and "equalize" not in steps:
         print(
             f"{args.prog}: warning: per-tensor weights without --equalize leave MobileNetV2 "
@@ -238,4 +255,7 @@ def run(args: argparse.Namespace) -> int:
         ", "
         f"{options['io_type']} I/O) in {time.perf_counter() - start:.1f} s"
     )
+    kept = (read_metadata(path.read_bytes()) or {}).get("weight_grid")
+    if kept:
+        print(GridKept(**kept).summary())
     return 0

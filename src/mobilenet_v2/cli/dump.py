@@ -31,6 +31,7 @@ from mobilenet_v2.cli.parser import (
     width_multiplier,
 )
 from mobilenet_v2.golden.dump import FORMATS
+from mobilenet_v2.lite.record import INTEGER_QUANTIZATIONS
 
 INTERPRETERS = ("litert", "reference")
 
@@ -116,8 +117,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give --model (TFLite) or --weights (TF model), not both")
     if args.model and converts:
         raise UsageError("--quantize converts the TF model (--weights); --model is converted")
-    if args.interpreter == "reference" and args.quantize not in (None, "int8"):
-        raise UsageError("--interpreter reference runs integer models: --quantize int8")
+    if args.interpreter == "reference" and args.quantize not in (None, *INTEGER_QUANTIZATIONS):
+        raise UsageError("--interpreter reference runs integer models: --quantize int8 or int16x8")
     if args.interpreter == "reference" and not (args.model or converts):
         raise UsageError("--interpreter reference runs a quantized --model M.tflite")
     if args.interpreter == "reference" or not (args.model or converts):

@@ -198,7 +198,8 @@ def add_model_flags(parser: argparse.ArgumentParser, several: bool = False) -> N
         "--xnnpack",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="LiteRT's XNNPACK delegate (default: on; off = TFLite's built-in kernels)",
+        help="LiteRT's XNNPACK delegate (default: on; off = TFLite's built-in kernels). "
+        "int16x8 models always run on the built-in kernels: XNNPACK has no 16x8 path",
     )
 
 

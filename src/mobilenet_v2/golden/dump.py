@@ -26,8 +26,8 @@ The manifest also says how to make the set again: the command (`mobilenet-v2 dum
 from Python), the preprocessing flags it was given (`input_flags`), the versions of
 mobilenet-v2, LiteRT, TensorFlow and NumPy, the model's SHA-256 and kernels, its width
 (`alpha`) and input `size`, and where its weights came from (`weights`, and `init_seed` for
-seeded random ones; for a model we converted, `calibration`, and `per_tensor` and `steps`:
-how its weights were quantized and rewritten).
+seeded random ones; for a model we converted, `calibration`, and `quantize`, `per_tensor`,
+`steps` and `weight_grid`: how its weights and activations were quantized and rewritten).
 """
 
 from __future__ import annotations
@@ -69,9 +69,18 @@ VERSIONED = ("mobilenet-v2", "ai-edge-litert", "tensorflow", "numpy")
 # Preprocessing overrides and the flags that give them (`input_flags` in the manifest).
 _INPUT_FLAGS = {"resize": "--resize", "mean": "--input-mean", "std": "--input-std"}
 # What our conversion records that a golden set names too: which weights, how they were
-# calibrated, and how they were quantized and rewritten (`convert --per-tensor --equalize`);
-# null where the model records nothing.
-_RECORD_FIELDS = ("weights", "init_seed", "alpha", "calibration", "per_tensor", "steps")
+# calibrated, and how they were quantized and rewritten (`convert --quantize int16x8`,
+# `--per-tensor --equalize`, the source's grid kept); null where the model records nothing.
+_RECORD_FIELDS = (
+    "weights",
+    "init_seed",
+    "alpha",
+    "calibration",
+    "quantize",
+    "per_tensor",
+    "steps",
+    "weight_grid",
+)
 
 
 # --- Engines ---------------------------------------------------------------------------------
@@ -285,9 +294,8 @@ def dump_keras(
         "weights": weights_label(weights, init_seed),
         "init_seed": init_seed,
         "alpha": classifier.alpha,
-        "calibration": None,
-        "per_tensor": None,
-        "steps": None,
+        # No conversion: nothing calibrated, quantized or rewritten.
+        **dict.fromkeys(("calibration", "quantize", "per_tensor", "steps", "weight_grid")),
     }
     return write_dump(output, table, arrays, info, fmt, data_format, replace=replace)
 

@@ -34,7 +34,7 @@ def check_softmax_scales(model: TFLiteModel) -> None:
         if op.opcode != "SOFTMAX":
             continue
         tensor = model.tensors[op.inputs[0]]
-        if not tensor.quantized:
+        if not tensor.quantized or tensor.type_name == "INT16":  # int16: a plain multiplier
             continue
         beta = float(op.options.beta) if op.options is not None else 1.0
         scale = float(tensor.scales[0])

@@ -18,7 +18,12 @@ from mobilenet_v2.base.quantization import dequantize
 from mobilenet_v2.base.quiet import silenced_stderr
 from mobilenet_v2.lite.arithmetic import check_softmax_scales, round_half_away
 from mobilenet_v2.lite.model_description import describe_model, pixel_grid
-from mobilenet_v2.lite.tflite_file import litert_load_error, parse_tflite, read_model_bytes
+from mobilenet_v2.lite.tflite_file import (
+    activations_16bit,
+    litert_load_error,
+    parse_tflite,
+    read_model_bytes,
+)
 
 
 class TFLiteClassifier:
@@ -50,7 +55,13 @@ class TFLiteClassifier:
             xnnpack = True
         # Reference kernels: TFLite's plain reference implementations, the arithmetic that
         # golden tensors follow. A delegate (XNNPACK) would compute intermediates out of sight.
-        self.xnnpack = xnnpack and not reference_kernels and not preserve_all_tensors
+        # XNNPACK has no 16x8 kernels: such a model runs on the built-in ones, and says so.
+        self.xnnpack = (
+            xnnpack
+            and not reference_kernels
+            and not preserve_all_tensors
+            and not activations_16bit(raw)
+        )
         resolver = (
             OpResolverType.BUILTIN_REF
             if reference_kernels

@@ -378,10 +378,11 @@ def _tensor_metadata(name: str, description: str, content_type: int, properties,
 
 
 def _stats(type_name: str, low: float, high: float):
-    """Stats of a tensor's values as stored: an 8-bit tensor's integer range, else the range
-    of the float values (as MediaPipe's writers record them)."""
+    """Stats of a tensor's values as stored: an integer tensor's range, else the range of the
+    float values (as MediaPipe's writers record them)."""
     md = metadata_schema()
     stats = md.StatsT()
-    integer = {"UINT8": (0.0, 255.0), "INT8": (-128.0, 127.0)}.get(type_name)
+    integer = {"UINT8": (0.0, 255.0), "INT8": (-128.0, 127.0), "INT16": (-32768.0, 32767.0)}
+    integer = integer.get(type_name)
     stats.min, stats.max = ([v] for v in integer or (float(low), float(high)))
     return stats

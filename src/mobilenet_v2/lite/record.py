@@ -14,13 +14,24 @@ from ai_edge_litert import schema_py_generated as schema
 from mobilenet_v2.lite.tflite_file import named_buffer
 
 # What our converter makes: weight quantization, and input/output tensor types.
-QUANTIZATIONS = ("int8", "float16", "dynamic", "none")
-IO_TYPES = ("float32", "int8", "uint8")
+# int16x8: int16 activations, int8 weights (TFLite's 16x8 mode, "A16W8").
+QUANTIZATIONS = ("int8", "int16x8", "float16", "dynamic", "none")
+# The calibrated, full-integer ones, and the integer I/O types each allows beside float32.
+INTEGER_QUANTIZATIONS = {"int8": ("int8", "uint8"), "int16x8": ("int16",)}
+IO_TYPES = ("float32", "int8", "uint8", "int16")
 # The rewrites of the float model before INT8 conversion (`mobilenet_v2.tf.equalization`), in
 # the order they are applied; the record's "steps" lists those applied.
 STEPS = ("relu", "equalize", "absorb_bias", "bias_correction")
 
 METADATA_NAME = "mobilenet_v2.preprocessing"
+
+
+def check_io_type(quantize: str, io_type: str) -> None:
+    """Integer input and output go with the quantization whose activations they are: a
+    ValueError that names the flags otherwise."""
+    if io_type != "float32" and io_type not in INTEGER_QUANTIZATIONS.get(quantize, ()):
+        needs = next(q for q, types in INTEGER_QUANTIZATIONS.items() if io_type in types)
+        raise ValueError(f"--io-type {io_type} needs --quantize {needs} (integer I/O)")
 
 
 def embed_metadata(model_bytes: bytes, record: dict) -> bytes:

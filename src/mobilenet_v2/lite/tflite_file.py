@@ -269,6 +269,21 @@ def _buffer_data(
     return np.frombuffer(data, dtype).reshape(shape).copy()
 
 
+def activations_16bit(model_bytes: bytes) -> bool:
+    """Whether the model is quantized in TFLite's 16x8 mode (int16 activations, int8
+    weights): it has a quantized int16 tensor. Read lazily, without unpacking the model."""
+    root = schema.Model.GetRootAs(model_bytes, 0)
+    if not root.SubgraphsLength():
+        return False
+    graph = root.Subgraphs(0)
+    for i in range(graph.TensorsLength()):
+        tensor = graph.Tensors(i)
+        quantization = tensor.Quantization()
+        if tensor.Type() == schema.TensorType.INT16 and quantization and quantization.ScaleLength():
+            return True
+    return False
+
+
 def named_buffer(model_bytes: bytes, name: str) -> bytes | None:
     """The data of the model's metadata entry `name`, None when it has none. A buffer kept
     after the flatbuffer (models over 2 GB) is read from there; an entry that points to no

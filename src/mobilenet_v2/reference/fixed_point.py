@@ -1,10 +1,13 @@
 """gemmlowp's fixed-point primitives as TFLite's common.h uses them, vectorised over int64
 arrays: the multiplier/shift pair, saturating rounding doubling high multiply, rounding divide
-by a power of two, and the exp/reciprocal of the integer softmax."""
+by a power of two, and the exp/reciprocal of the integer softmax; for 16x8 models, the int64
+multiply with a 16-bit multiplier and the 513-entry lookup tables of the int16 softmax."""
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -58,6 +61,20 @@ def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: Any, shift: Any)
     right = np.maximum(-shift, 0)
     x = wrap32(np.asarray(x, np.int64) * (np.int64(1) << left))
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), right)
+
+
+def multiply_by_quantized_multiplier_int64(
+    x: np.ndarray, multiplier: Any, shift: Any
+) -> np.ndarray:
+    """TFLite's MultiplyByQuantizedMultiplier for an int64 accumulator (16x8 convolutions):
+    the 31-bit multiplier rounded to 16 bits (0x7FFF at the top), then one rounding shift,
+    `(x * m16 + 2**(t - 1)) >> t` with t = 15 - shift (halves up), cut to int32. Both of
+    TFLite's rounding builds compute this one the same way."""
+    multiplier = np.asarray(multiplier, np.int64)
+    total_shift = 15 - np.asarray(shift, np.int64)
+    reduced = np.where(multiplier < 0x7FFF0000, (multiplier + (1 << 15)) >> 16, 0x7FFF)
+    rounding = np.int64(1) << (total_shift - 1)
+    return wrap32((np.asarray(x, np.int64) * reduced + rounding) >> total_shift)
 
 
 def wrap32(x: np.ndarray) -> np.ndarray:
@@ -132,7 +149,7 @@ def _one_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
     return _saturating_shift_left(x, 1)  # ExactMulByPot<-1> then Rescale<0>: Q1.30 -> Q0.31
 
 
-def _count_leading_zeros32(x: np.ndarray) -> np.ndarray:
+def count_leading_zeros32(x: np.ndarray) -> np.ndarray:
     """Leading zero bits of x as uint32 (frexp is exact on integers below 2**53)."""
     x = np.asarray(x, np.int64) & 0xFFFFFFFF
     _, exponent = np.frexp(x.astype(np.float64))
@@ -141,10 +158,79 @@ def _count_leading_zeros32(x: np.ndarray) -> np.ndarray:
 
 def get_reciprocal(x: np.ndarray, x_integer_digits: int) -> tuple[np.ndarray, np.ndarray]:
     """TFLite's GetReciprocal: 1/x as Q0.31 plus how many bits x is over one."""
-    headroom_plus_one = _count_leading_zeros32(x)
+    headroom_plus_one = count_leading_zeros32(x)
     num_bits_over_unit = x_integer_digits - headroom_plus_one
     shifted_sum_minus_one = wrap32(((x << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31))
     return _one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), num_bits_over_unit
 
 
 # --- The interpreter ---------------------------------------------------------------------------
+
+
+# --- The int16 softmax's tables ----------------------------------------------------------------
+
+LUT_STEPS = 512  # entries 0..512: 512 intervals of 128 int16 values each
+
+
+def _std_round(value: float) -> float:
+    """std::round on a double: to nearest, halves away from zero."""
+    whole = float(math.trunc(value))
+    return whole + (math.copysign(1.0, value) if abs(value - whole) >= 0.5 else 0.0)
+
+
+def int16_lut(
+    function: Callable[[float], float],
+    input_scale: float,
+    input_zero_point: int,
+    output_scale: float,
+    output_zero_point: int,
+) -> np.ndarray:
+    """TFLite's LUTPopulate for int16 (`detail::LUTPopulateInt16<double>`): `function`
+    sampled at 513 points over the int16 input range, each sample lowered by half the error
+    that linear interpolation makes at the interval's midpoint; in double precision, in
+    TFLite's order of operations."""
+    input_min = input_scale * (-32768 - input_zero_point)
+    input_max = input_scale * (32767 - input_zero_point)
+    output_min = output_scale * (-32768 - output_zero_point)
+    output_max = output_scale * (32767 - output_zero_point)
+    step = (input_max - input_min) / LUT_STEPS
+    half_step = step / 2
+    scaling = 65536.0 / (output_max - output_min)
+    table = np.zeros(LUT_STEPS + 1, np.int64)
+    for i in range(LUT_STEPS):
+        value = function(input_min + i * step)
+        midpoint = function(input_min + i * step + half_step)
+        following = function(input_min + (i + 1) * step)
+        sample = _std_round(value * scaling)
+        interpolated = _std_round((following * scaling + _std_round(value * scaling)) / 2)
+        bias = _std_round((interpolated - _std_round(midpoint * scaling)) / 2)
+        table[i] = int(min(max(sample - bias, -32768.0), 32767.0))
+    last = _std_round(function(input_max) * scaling)
+    table[LUT_STEPS] = int(min(max(last, -32768.0), 32767.0))
+    return table
+
+
+INT16_RANGE = 65535  # int16 max - min: the tables map it onto their input intervals
+
+
+@functools.cache
+def exp_lut() -> np.ndarray:
+    """exp(x) for x in [-10, 0], Q0.15 (the int16 softmax's exponentials)."""
+    return int16_lut(math.exp, 10.0 / INT16_RANGE, 32767, 2.0 / INT16_RANGE, 0)
+
+
+@functools.cache
+def one_over_one_plus_x_lut() -> np.ndarray:
+    """1 / (1 + x) for x in [0, 1], Q0.15 (the int16 softmax's reciprocal of the sum)."""
+    return int16_lut(lambda x: 1.0 / (1.0 + x), 1.0 / INT16_RANGE, -32768, 2.0 / INT16_RANGE, 0)
+
+
+def lut_lookup(value: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """TFLite's int16 LUTLookup: the entry of the value's top 9 bits, plus the slope to the
+    next entry times its low 7 bits, rounded (halves up)."""
+    value = np.asarray(value, np.int64)
+    index = 256 + (value >> 7)
+    offset = value & 0x7F
+    base = table[index]
+    slope = table[index + 1] - base
+    return base + ((slope * offset + 64) >> 7)

@@ -6,7 +6,10 @@ arithmetic of TFLite's reference kernels (`OpResolverType.BUILTIN_REF`): int32 a
 with zero points, bias, requantization by a 31-bit fixed-point multiplier and a shift with
 gemmlowp's rounding (TFLite's default "double rounding" build), fused activation clamps and the
 fixed-point softmax. int8 per-channel (our converter's models) and uint8 per-tensor (TF-slim's)
-models. Every intermediate equals LiteRT's reference kernels exactly (tests/test_reference.py).
+models, and 16x8 ones (int16 activations with zero point 0, int8 weights, int64 biases): int64
+accumulators requantized by a 16-bit multiplier, ADD with 15 bits of headroom, the softmax by
+lookup tables. Every intermediate equals LiteRT's reference kernels exactly
+(tests/test_reference.py, tests/test_int16x8.py).
 
 NumPy only: the model is read with the flatbuffer schema that LiteRT ships
 (`ai_edge_litert.schema_py_generated`, plain Python over the `flatbuffers` package): it is the
@@ -42,10 +45,15 @@ from mobilenet_v2.lite.tflite_file import (
     read_model_bytes,
 )
 from mobilenet_v2.reference.fixed_point import (
+    count_leading_zeros32,
+    exp_lut,
     exp_on_negative_values,
     fixed_mul,
     get_reciprocal,
+    lut_lookup,
     multiply_by_quantized_multiplier,
+    multiply_by_quantized_multiplier_int64,
+    one_over_one_plus_x_lut,
     quantize_multiplier,
     rounding_divide_by_pot,
     wrap32,
@@ -81,7 +89,15 @@ class Step:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-_INT_TYPES = {"INT8": np.int8, "UINT8": np.uint8, "INT32": np.int32}
+_INT_TYPES = {
+    "INT8": np.int8,
+    "UINT8": np.uint8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+}
+# Activation types the kernels take: 8-bit, and int16 (16x8 models, zero point 0).
+_ACTIVATION_TYPES = ("INT8", "UINT8", "INT16")
 
 
 class ReferenceInterpreter:
@@ -175,10 +191,15 @@ def _check_integer_model(model: TFLiteModel, path: Path) -> None:
             weights = model.constant(op.inputs[1]).type_name
             if data in ("INT8", "UINT8") and weights in ("INT8", "UINT8"):
                 continue
+            if data == "INT16" and weights == "INT8":
+                continue
             kind = {"FLOAT16": "float16", "FLOAT32": "float32"}.get(weights, "dynamic-range")
+            if data == "INT16":
+                kind = f"16-bit activations with {weights} weights"
             raise UnsupportedOpError(
-                f"{path}: the NumPy reference runs int8/uint8 quantized models only; this is "
-                f"a {kind} model (op {op.index} {op.opcode}: {data} input, {weights} weights)"
+                f"{path}: the NumPy reference runs int8/uint8 and int16x8 quantized models "
+                f"only; this is a {kind} model (op {op.index} {op.opcode}: {data} input, "
+                f"{weights} weights)"
             )
 
 
@@ -268,11 +289,16 @@ def _requantize(
     op = step.op
     out_zp = interp.quant(op.outputs[0]).zero_point
     low, high = activation_range(interp, op.outputs[0], activation)
+    wide = interp.tensor(op.inputs[0]).type_name == "INT16"  # int64 accumulator
     step.params.update(
-        multiplier=multipliers, shift=shifts, output_zero_point=out_zp, clamp=(low, high)
+        multiplier=multipliers,
+        shift=shifts,
+        output_zero_point=out_zp,
+        clamp=(low, high),
+        int64_accumulator=wide,
     )
-    scaled = multiply_by_quantized_multiplier(acc, multipliers, shifts)
-    return np.clip(scaled + out_zp, low, high)
+    multiply = multiply_by_quantized_multiplier_int64 if wide else multiply_by_quantized_multiplier
+    return np.clip(multiply(acc, multipliers, shifts) + out_zp, low, high)
 
 
 def _offsets(interp: ReferenceInterpreter, op: Operator) -> tuple[int, np.ndarray]:
@@ -341,8 +367,10 @@ def fully_connected(interp: ReferenceInterpreter, step: Step, inputs: list) -> n
     op, options = step.op, step.op.options
     _check_quantized(interp, op)
     x, w, b = inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else None
-    if interp.tensor(op.inputs[0]).type_name != "INT8":
-        raise UnsupportedOpError(f"op {op.index} FULLY_CONNECTED: only int8 is supported")
+    if interp.tensor(op.inputs[0]).type_name not in ("INT8", "INT16"):
+        raise UnsupportedOpError(
+            f"op {op.index} FULLY_CONNECTED: only int8 and int16 inputs are supported"
+        )
     in_zp = interp.quant(op.inputs[0]).zero_point
     xo = x.reshape(-1, w.shape[1]).astype(np.float64) - in_zp
     acc = np.rint(xo @ w.astype(np.float64).T).astype(np.int64)
@@ -365,11 +393,25 @@ def fully_connected(interp: ReferenceInterpreter, step: Step, inputs: list) -> n
 
 
 def add(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
-    """Both inputs rescaled to a common scale with 20 bits of headroom, summed, rescaled."""
+    """Both inputs rescaled to a common scale with 20 bits of headroom (15 for int16), summed,
+    rescaled."""
     op = step.op
     _check_quantized(interp, op)
     q1, q2, qo = (interp.quant(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
     left_shift = 20
+    if interp.tensor(op.inputs[0]).type_name == "INT16":
+        # The converter writes pot_scale_int16 false: TFLite's general int16 path. With it
+        # true and every scale a power of two, TFLite runs another kernel, not this one.
+        if (
+            op.options is not None
+            and op.options.potScaleInt16
+            and _all_powers_of_two(q1.scale, q2.scale, qo.scale)
+        ):
+            raise UnsupportedOpError(
+                f"op {op.index} ADD: int16 with power-of-two scales (pot_scale_int16) is not "
+                "supported"
+            )
+        left_shift = 15
     twice_max = float(2 * max(np.float32(q1.scale), np.float32(q2.scale)))
     m1, s1 = quantize_multiplier(float(np.float32(q1.scale)) / twice_max)
     m2, s2 = quantize_multiplier(float(np.float32(q2.scale)) / twice_max)
@@ -450,6 +492,8 @@ def softmax(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarra
     scaled to Q5.26, gemmlowp's exp, a Q12.19 sum, its reciprocal, and a rounding shift."""
     op = step.op
     _check_quantized(interp, op)
+    if interp.tensor(op.inputs[0]).type_name == "INT16":
+        return softmax_int16(interp, step, inputs)
     x = inputs[0].astype(np.int64)
     scaled_diff_integer_bits, accumulation_integer_bits = SOFTMAX_DIFF_INTEGER_BITS, 12
     qi = interp.quant(op.inputs[0])
@@ -484,6 +528,44 @@ def softmax(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarra
     return np.where(valid, out, out_min)
 
 
+def softmax_int16(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
+    """TFLite's SoftmaxInt16: differences from the row maximum scaled so that [-10, 0] spans
+    the int16 range, exp by table, a Q16.15 sum normalized to [1, 2) and its reciprocal by
+    table, and the product shifted back to Q0.15 (output scale 1/32768, zero point 0)."""
+    op = step.op
+    x = inputs[0].astype(np.int64)
+    qi, qo = interp.quant(op.inputs[0]), interp.quant(op.outputs[0])
+    if qo.zero_point != 0 or abs(qo.scale - 1 / 32768) > 0.001 / 32768:
+        raise UnsupportedOpError(
+            f"op {op.index} SOFTMAX: int16 output needs scale 1/32768 and zero point 0 "
+            f"(has {qo.scale:.6g}, {qo.zero_point})"
+        )
+    beta = np.float32(op.options.beta if op.options is not None else 1.0)
+    # The scale times beta is a float product; the division by 10/65535 is in double.
+    real = float(np.float32(np.float32(qi.scale) * beta)) / (10.0 / 65535.0)
+    input_multiplier, input_shift = quantize_multiplier(real)
+    diff = x - x.max(axis=-1, keepdims=True)
+    scaled = multiply_by_quantized_multiplier(diff, input_multiplier, input_shift)
+    exps = lut_lookup(np.clip(scaled + 32767, -32768, 32767), exp_lut())
+    sum_of_exps = wrap32(exps.sum(axis=-1, keepdims=True))  # Q16.15
+    headroom_plus_one = count_leading_zeros32(sum_of_exps)
+    shifted_sum = ((sum_of_exps << (headroom_plus_one - 1)) + (1 << 13)) >> 14
+    reciprocal = lut_lookup(
+        np.clip(shifted_sum - ((1 << 15) + (1 << 16)), -32768, 32767), one_over_one_plus_x_lut()
+    )
+    right_shift = 31 - headroom_plus_one
+    result = (exps * reciprocal + (np.int64(1) << (right_shift - 1))) >> right_shift
+    step.params.update(
+        input_multiplier=input_multiplier,
+        input_left_shift=input_shift,
+        exps=exps,
+        sum_of_exps=sum_of_exps,
+        reciprocal=reciprocal,
+        right_shift=right_shift,
+    )
+    return np.clip(result, 0, 32767)
+
+
 def quantize(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
     op = step.op
     source = interp.tensor(op.inputs[0])
@@ -499,7 +581,7 @@ def dequantize(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.nda
     op = step.op
     q = interp.quant(op.inputs[0])
     source = interp.tensor(op.inputs[0])
-    if source.type_name not in ("INT8", "UINT8"):
+    if source.type_name not in _ACTIVATION_TYPES:
         raise UnsupportedOpError(f"op {op.index} DEQUANTIZE: {source.type_name} is not supported")
     values = inputs[0].astype(np.float64) - q.zero_point
     return (values * float(np.float32(q.scale))).astype(np.float32)
@@ -523,11 +605,21 @@ def pad(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.ndarray:
 def _check_quantized(interp: ReferenceInterpreter, op: Operator) -> None:
     for index in (*op.inputs[:1], *op.outputs[:1]):
         t = interp.tensor(index)
-        if t.type_name not in ("INT8", "UINT8") or not t.scales.size:
+        if t.type_name not in _ACTIVATION_TYPES or not t.scales.size:
             raise UnsupportedOpError(
                 f"op {op.index} {op.opcode}: tensor {t.name!r} is {t.type_name}; the NumPy "
-                "reference runs quantized int8/uint8 graphs only"
+                "reference runs quantized int8/uint8 and int16x8 graphs only"
             )
+        if t.type_name == "INT16" and interp.quant(index).zero_point != 0:
+            # TFLite's int16 kernels refuse it too: 16x8 activations are symmetric.
+            raise UnsupportedOpError(
+                f"op {op.index} {op.opcode}: int16 tensor {t.name!r} has zero point "
+                f"{interp.quant(index).zero_point}; int16 activations need zero point 0"
+            )
+
+
+def _all_powers_of_two(*scales: float) -> bool:
+    return all(math.frexp(float(np.float32(s)))[0] == 0.5 for s in scales)
 
 
 _KERNELS = {

@@ -25,9 +25,18 @@ from mobilenet_v2.base.preprocess import DEFAULT_PREPROCESSING
 from mobilenet_v2.base.provenance import weights_label
 from mobilenet_v2.base.quiet import silenced_stderr, silenced_stdout
 from mobilenet_v2.lite.model_metadata import with_standard_metadata
-from mobilenet_v2.lite.record import IO_TYPES, QUANTIZATIONS, STEPS, embed_metadata
+from mobilenet_v2.lite.record import (
+    INTEGER_QUANTIZATIONS,
+    IO_TYPES,
+    QUANTIZATIONS,
+    STEPS,
+    check_io_type,
+    embed_metadata,
+)
+from mobilenet_v2.lite.tflite_file import read_tflite
+from mobilenet_v2.lite.weight_grid import Grid, keep_weight_grid, source_grids
 from mobilenet_v2.tf._tf import keras, tf
-from mobilenet_v2.tf.equalization import rewrite
+from mobilenet_v2.tf.equalization import folded_biases, rewrite
 from mobilenet_v2.tf.model import IMAGENET_ALPHAS, IMAGENET_SIZES
 from mobilenet_v2.tf.weights import WEIGHTS_HINT, imagenet_weights_path
 
@@ -85,7 +94,8 @@ def convert(
 
     `int8`: full-integer post-training quantization (per-channel weights, or one scale per
     weight tensor with `per_tensor`; int8 activations, TFLITE_BUILTINS_INT8 only), calibrated
-    on `calibration`; input and output `io_type`.
+    on `calibration`; input and output `io_type`. `int16x8`: the same with int16 activations
+    (zero point 0) and int64 biases, TFLite's 16x8 mode; `io_type` float32 or int16.
     `float16`: float16 weights; `dynamic`: int8 weights, float activations; `none`: float32.
     """
     converter = make_converter(model, quantize, io_type, calibration, per_tensor)
@@ -107,20 +117,25 @@ def make_converter(
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}; received {quantize!r}")
     if io_type not in IO_TYPES:
         raise ValueError(f"io_type must be one of {IO_TYPES}; received {io_type!r}")
-    if quantize != "int8" and io_type != "float32":
-        raise ValueError(f"--io-type {io_type} needs --quantize int8 (integer I/O)")
+    check_io_type(quantize, io_type)
+    if per_tensor and quantize != "int8":
+        raise ValueError("per-tensor weights need --quantize int8")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if quantize != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    elif quantize == "int8":
+    elif quantize in INTEGER_QUANTIZATIONS:
         if calibration is None or not len(calibration):
-            raise ValueError("int8 quantization needs calibration images")
+            raise ValueError(f"{quantize} quantization needs calibration images")
         converter.representative_dataset = lambda: ([x[None]] for x in calibration)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        dtype = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io_type]
-        converter.inference_input_type = converter.inference_output_type = dtype
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+            if quantize == "int8"
+            else tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
+        dtype = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8, "int16": tf.int16}
+        converter.inference_input_type = converter.inference_output_type = dtype[io_type]
         # The converter's own switch (no public name in TF 2.21): every weight tensor gets
         # one scale, as accelerators without per-channel support need. Checked, since
         # setting an attribute a later TensorFlow lacks would silently do nothing.
@@ -129,8 +144,6 @@ def make_converter(
                 f"--per-tensor: TensorFlow {tf.__version__}'s converter has no per-tensor switch"
             )
         converter._experimental_disable_per_channel = per_tensor
-    elif per_tensor:
-        raise ValueError("per-tensor weights need --quantize int8")
     return converter
 
 
@@ -163,6 +176,7 @@ def convert_file(
     size_flag: str = "--calibration-size",
     weights_hint: str = WEIGHTS_HINT,
     steps: Sequence[str] = (),
+    keep_grid: bool = True,
 ) -> Path:
     """Build, calibrate, convert and write; the file embeds its preprocessing and labels.
     The weights are loaded before the calibration folder is scanned, and the downloads it
@@ -173,12 +187,14 @@ def convert_file(
     random weights (`weights=None`), recorded in the file. A model trained on a user's classes
     (`mobilenet-v2 train`) brings its labels, width and size (`size` overrides it); `alpha`
     and `size` otherwise default to 1.0 and 224. `steps` (int8): rewrites of the float model
-    before conversion, on the calibration images (`equalization.rewrite`), recorded."""
+    before conversion, on the calibration images (`equalization.rewrite`), recorded.
+    `keep_grid` (int8, int16x8): weights from a quantized `.tflite` keep its grid
+    (`weight_grids`); False leaves the converter's own scales, as a float source gets."""
     with interrupts_win() as check_interrupt:
         return _convert_file(
             output, weights, alpha, size, quantize, io_type, calibration_dir,
             calibration_size, seed, preprocessing, force, warn, per_tensor, init_seed,
-            calibration_hint, size_flag, weights_hint, steps, check_interrupt,
+            calibration_hint, size_flag, weights_hint, steps, keep_grid, check_interrupt,
         )  # fmt: skip
 
 
@@ -233,6 +249,7 @@ def _convert_file(
     size_flag: str,
     weights_hint: str,
     steps: Sequence[str],
+    keep_grid: bool,
     check_interrupt: Callable[[], None],
 ) -> Path:
     from mobilenet_v2.base.trained import model_spec
@@ -242,10 +259,10 @@ def _convert_file(
     spec = model_spec(weights, alpha, size)
     alpha, size = spec.alpha, spec.size
     labels = None if spec.labels is None else list(spec.labels)
-    prep = {**DEFAULT_PREPROCESSING, **(INT8_INPUT if quantize == "int8" else {})}
+    integer = quantize in INTEGER_QUANTIZATIONS
+    prep = {**DEFAULT_PREPROCESSING, **(INT8_INPUT if integer else {})}
     prep = {**prep, **(preprocessing or {}), "size": size}
-    if io_type != "float32" and quantize != "int8":
-        raise ValueError(f"--io-type {io_type} needs --quantize int8 (integer I/O)")
+    check_io_type(quantize, io_type)
     if steps and quantize != "int8":
         raise ValueError(f"{', '.join(steps)}: rewrites for --quantize int8")
 
@@ -271,16 +288,14 @@ def _convert_file(
             )
         ),
         lambda: (
-            quantize == "int8"
-            and not calibration_dir
-            and imagenette_validation_dir(hint=calibration_hint)
+            integer and not calibration_dir and imagenette_validation_dir(hint=calibration_hint)
         ),
     )
     if model is None:
         model = build()  # the ImageNet weights come from the cache now
     check_interrupt()
     calibration = None
-    if quantize == "int8":
+    if integer:
         source = calibration_dir or imagenette  # fetched above
         extra = {"warn": warn} if warn else {}
         calibration = calibration_images(
@@ -292,6 +307,10 @@ def _convert_file(
         check_interrupt()
     data = convert(model, quantize, io_type, calibration, per_tensor)
     check_interrupt()  # a Ctrl-C that the converter swallowed still wins: nothing written
+    grids = weight_grids(weights, quantize, per_tensor, steps) if keep_grid else None
+    kept = None
+    if grids is not None:
+        data, kept = keep_weight_grid(data, grids, folded_biases(model))
     record = metadata_record(
         {k: prep[k] for k in ("mean", "std", "resize", "crop_fraction")},
         labels,
@@ -302,11 +321,38 @@ def _convert_file(
         io_type=io_type,
         per_tensor=per_tensor,
         steps=[step for step in STEPS if step in steps],
+        weight_grid=None if kept is None else kept.record(),
         calibration=None if calibration is None else calibration_record(calibration, source, seed),
     )
     data = standard_metadata(embed_metadata(data, record), record, alpha, size)
     check_interrupt()
     return write_atomic(output, data)
+
+
+# Rewrites after which the weights are no longer the source's (equalization rescales them)
+# or must be the converter's own rounding (bias correction computes its error).
+REGRIDDING_STEPS = ("equalize", "bias_correction")
+
+
+def weight_grids(
+    weights: str | None, quantize: str, per_tensor: bool, steps: Sequence[str] = ()
+) -> dict[str, Grid] | None:
+    """The grids of `weights` that an integer conversion keeps (`lite.weight_grid`): those of
+    a quantized `.tflite` source, unless a rewrite moves the weights off them or per-tensor
+    weights come from per-channel ones; None otherwise (a float source is unaffected)."""
+    if (
+        quantize not in INTEGER_QUANTIZATIONS
+        or weights in (None, "imagenet")
+        or set(steps) & set(REGRIDDING_STEPS)
+    ):
+        return None
+    with open(weights, "rb") as f:
+        if f.read(8)[4:8] != b"TFL3":
+            return None
+    grids = source_grids(read_tflite(weights))
+    if grids and per_tensor and any(np.unique(g.steps).size > 1 for g in grids.values()):
+        return None
+    return grids
 
 
 def calibration_record(images: np.ndarray, source: str | os.PathLike, seed: int) -> dict[str, Any]:
@@ -329,12 +375,17 @@ def standard_metadata(data: bytes, record: dict[str, Any], alpha: float, size: i
 
     prep = record["preprocessing"]
     calibration = record["calibration"]
+    calibrated = (
+        (", weights on their source's quantization grid" if record.get("weight_grid") else "")
+        + f", calibrated on {calibration and calibration['images']} images, "
+        f"{record['io_type']} input and output"
+    )
     how = {
         "int8": "full-integer INT8"
         + (" (per-tensor weights)" if record["per_tensor"] else "")
         + "".join(f", {STEP_NAMES[step]}" for step in record.get("steps", ()))
-        + ", calibrated on "
-        f"{calibration and calibration['images']} images, {record['io_type']} input and output",
+        + calibrated,
+        "int16x8": "int16 activations and int8 weights (A16W8, TFLite's 16x8 mode)" + calibrated,
         "float16": "float16 weights",
         "dynamic": "dynamic-range INT8 weights, float activations",
         "none": "float32",

@@ -362,6 +362,15 @@ def _weighted(model: keras.Model) -> list[_Conv]:
     return [*_units(model).values(), *([_Conv(classifier, None)] if classifier else [])]
 
 
+def folded_biases(model: keras.Model) -> dict[str, np.ndarray]:
+    """Each convolution's bias with its batch norm folded in, and the classifier's, by layer
+    name: the biases TFLite quantizes (float64)."""
+    return {
+        unit.conv.name: np.broadcast_to(unit._affine()[1], (unit.channels,)).astype(np.float64)
+        for unit in _weighted(model)
+    }
+
+
 def quantized_weights(folded: np.ndarray, per_channel: bool) -> np.ndarray:
     """`folded` (output channels last, as `_Conv.folded` gives it; a depthwise kernel's
     channels are its output channels) as TFLite's converter quantizes it, dequantized:
