@@ -18,19 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MOBILENET_V2_SHARED", ROOT.parent / "shared"))
-WEIGHTS = SHARED / "data" / "models" / "mobilenet_v2_1.0_224_quant.tflite"
-SAMPLE = SHARED / "data" / "imagenet" / "sample"
+from sample_split import WEIGHTS, sample_split
 
 # (row, --quantize, whether the weights keep the source's grid)
 ROWS = (
@@ -57,24 +51,13 @@ def main() -> int:
     args = parser.parse_args()
 
     from mobilenet_v2.analysis import benchmark
-    from mobilenet_v2.base.labels import synset_to_index
     from mobilenet_v2.base.machine import describe, machine_info
-    from mobilenet_v2.base.preprocess import DEFAULT_PREPROCESSING, load_image
     from mobilenet_v2.inference.classifier import kernels_of, load_keras, load_tflite
-    from mobilenet_v2.tf.convert import INT8_INPUT, convert_file
+    from mobilenet_v2.tf.convert import convert_file
 
-    images = sorted(SAMPLE.glob("*.JPEG"))
-    labels = np.array([synset_to_index()[p.name.split("_")[0]] for p in images])
-    held_out = labels % 4 == 2
-    prep = {**DEFAULT_PREPROCESSING, **INT8_INPUT}
-    prep.pop("size", None)
-    x = np.stack([load_image(p, **prep) for p in images])
-    tmp = Path(tempfile.mkdtemp(prefix="a16w8-"))
-    calibration_dir = tmp / "calibration"
-    calibration_dir.mkdir()
-    for p, label in zip(images, labels, strict=True):
-        if label % 4 == 0:
-            (calibration_dir / p.name).symlink_to(p)
+    split = sample_split("a16w8-")
+    images, labels, held_out, x = split.images, split.labels, split.held_out, split.x
+    calibration_dir, tmp = split.calibration_dir, split.tmp
 
     float_model = load_keras(str(WEIGHTS))
     reference = np.concatenate([float_model.predict(x[i : i + 50]) for i in range(0, len(x), 50)])

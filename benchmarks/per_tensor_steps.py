@@ -21,19 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MOBILENET_V2_SHARED", ROOT.parent / "shared"))
-WEIGHTS = SHARED / "data" / "models" / "mobilenet_v2_1.0_224_quant.tflite"
-SAMPLE = SHARED / "data" / "imagenet" / "sample"
+from sample_split import WEIGHTS, sample_split
 
 # (row, convert's flags): the rewrite steps and whether the weights are per tensor.
 ROWS = (
@@ -89,31 +83,19 @@ def main() -> int:
 
     from mobilenet_v2 import MobileNetV2
     from mobilenet_v2.base.calibration import calibration_images
-    from mobilenet_v2.base.labels import synset_to_index
     from mobilenet_v2.base.machine import describe, machine_info
-    from mobilenet_v2.base.preprocess import DEFAULT_PREPROCESSING, load_image
     from mobilenet_v2.golden.compare import compare
     from mobilenet_v2.lite.record import embed_metadata
     from mobilenet_v2.tf.convert import (
-        INT8_INPUT,
         calibration_record,
         convert,
         metadata_record,
     )
     from mobilenet_v2.tf.equalization import _channel_moments, pairs, rewrite
 
-    images = sorted(SAMPLE.glob("*.JPEG"))
-    labels = np.array([synset_to_index()[p.name.split("_")[0]] for p in images])
-    held_out = labels % 4 == 2
-    prep = {**DEFAULT_PREPROCESSING, **INT8_INPUT}
-    prep.pop("size", None)
-    x = np.stack([load_image(p, **prep) for p in images])
-    tmp = Path(tempfile.mkdtemp(prefix="per-tensor-steps-"))
-    calibration_dir = tmp / "calibration"
-    calibration_dir.mkdir()
-    for p, label in zip(images, labels, strict=True):
-        if label % 4 == 0:
-            (calibration_dir / p.name).symlink_to(p)
+    split = sample_split("per-tensor-steps-")
+    images, labels, held_out, x = split.images, split.labels, split.held_out, split.x
+    prep, calibration_dir, tmp = split.preprocessing, split.calibration_dir, split.tmp
     calibration = calibration_images(calibration_dir, 250, 0, prep)
     sqnr_images = [p for p, h in zip(images, held_out, strict=True) if h][: args.sqnr_images]
 
