@@ -147,17 +147,17 @@ def convert_args(alpha: float, size: int, quantize: str, output: Path) -> list[s
     ],
     ids=lambda c: f"{c[0]}-{c[1]}-{c[2]}",
 )
-def golden(request, tmp_path_factory) -> tuple[float, int, Path, Path]:
-    """(alpha, size, model, golden set): the configuration converted to INT8 or A16W8 with
-    seeded random weights, calibrated on 32 sample images, and dumped with the reference
-    kernels."""
+def golden(request, tmp_path_factory) -> tuple[float, int, str, Path, Path]:
+    """(alpha, size, quantize, model, golden set): the configuration converted to INT8 or
+    A16W8 with seeded random weights, calibrated on 32 sample images, and dumped with the
+    reference kernels."""
     alpha, size, quantize = request.param
     root = tmp_path_factory.mktemp(f"config-{alpha}-{size}-{quantize}")
     model, out = root / "model.tflite", root / "golden"
     assert main(convert_args(alpha, size, quantize, model)) == 0
     dump = ["dump", str(GRACE_HOPPER), "--model", str(model), "--output", str(out)]
     assert main([*dump, "--format", "both"]) == 0  # txt and npy
-    return alpha, size, model, out
+    return alpha, size, quantize, model, out
 
 
 def manifest_of(directory: Path) -> dict:
@@ -171,8 +171,8 @@ def test_golden_shapes_follow_the_configuration(golden):
     alpha (rounded to 8 as make_divisible does), 1280 for the last one (wider for alpha > 1),
     and the spatial size the strides give, in the quantization's activation type; the
     classifier has the model's 1000 classes."""
-    alpha, size, _, out = golden
-    activations = {"int8": "int8", "int16x8": "int16"}[manifest_of(out)["quantize"]]
+    alpha, size, quantize, _, out = golden
+    activations = {"int8": "int8", "int16x8": "int16"}[quantize]
     entries = {e["files"][0].split(".")[0]: e for e in manifest_of(out)["tensors"] if e["files"]}
     assert entries["input_layer"]["written_shape"] == [1, 3, size, size]
     assert entries["input_layer"]["dtype"] == activations
@@ -199,7 +199,7 @@ def test_golden_shapes_follow_the_configuration(golden):
 @pytest.mark.shared
 @pytest.mark.integration
 def test_golden_manifest_says_how_to_make_it_again(golden):
-    alpha, size, model, out = golden
+    alpha, size, quantize, model, out = golden
     manifest = manifest_of(out)
     argv = ["mobilenet-v2", "dump", str(GRACE_HOPPER), "--model", str(model)]
     assert manifest["command_argv"] == [*argv, "--output", str(out), "--format", "both"]
@@ -215,14 +215,14 @@ def test_golden_manifest_says_how_to_make_it_again(golden):
     assert len(calibration.pop("sha256")) == 64  # of the preprocessed images
     assert calibration == {"images": 32, "seed": 0, "source": str(SAMPLE.resolve())}
     assert manifest["per_tensor"] is False and manifest["steps"] == []
-    assert manifest["quantize"] in ("int8", "int16x8") and manifest["weight_grid"] is None
+    assert manifest["quantize"] == quantize and manifest["weight_grid"] is None
 
 
 @pytest.mark.shared
 @pytest.mark.integration
 def test_golden_set_verifies_against_itself(golden):
     """`verify GOLDEN GOLDEN` must pass: every tensor of the set equals itself."""
-    _, _, _, out = golden
+    out = golden[-1]
     assert main(["verify", str(out), str(out)]) == 0
 
 
@@ -237,7 +237,7 @@ def test_one_command_makes_the_same_golden_set_with_its_model(golden, tmp_path):
     that includes it (model.tflite). Run as a fresh process, with the same flags, it gives
     the bit-identical model and tensors: seeded weights, seeded calibration draw, and no
     clock in the file."""
-    alpha, size, model, reference = golden
+    alpha, size, _, model, reference = golden
     out = tmp_path / "golden"
     argv = [
         *("dump", str(GRACE_HOPPER), "--output", str(out), "--weights", "none"),

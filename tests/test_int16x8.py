@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,12 +129,20 @@ def test_a16w8_agrees_with_float_on_nearly_every_image(accuracy):
 # --- Golden sets -----------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def golden_npy(int16x8_model, tmp_path_factory):
+    return dump_tflite(
+        int16x8_model, GRACE_HOPPER, tmp_path_factory.mktemp("g16") / "npy", fmt="npy"
+    )
+
+
 @pytest.mark.parametrize("fmt", ["txt", "npy", "bin", "hex", "c"])
 def test_a16w8_golden_set_verifies_against_itself_in_every_format(
-    fmt, int16x8_model, tmp_path, capsys
+    fmt, int16x8_model, golden_npy, tmp_path, capsys
 ):
     """int16 activations, int8 weights and int64 biases, each written with its own element
-    size (the manifest says which) and read back exactly."""
+    size (the manifest says which) and read back exactly: against itself, and against the
+    .npy set of the same run, whose reader is another (a width or parsing mistake shows)."""
     dumped = dump_tflite(int16x8_model, GRACE_HOPPER, tmp_path / "g", fmt=fmt)
     manifest = json.loads((dumped / "manifest.json").read_text())
     written = [t for t in manifest["tensors"] if t["files"]]
@@ -146,10 +155,13 @@ def test_a16w8_golden_set_verifies_against_itself_in_every_format(
     assert layer["dtype"] == "int16"
     assert main(["verify", str(dumped), str(dumped)]) == 0
     assert f"{len(written)} of {len(written)} tensors within tolerance" in capsys.readouterr().out
+    across = verify(golden_npy, dumped)
+    assert across.passed and len(across.results) == len(written)
+    assert all(r.max_diff == 0 for r in across.results)
 
 
-def test_one_wrong_int16_value_is_found_at_its_layer(int16x8_model, tmp_path):
-    golden = dump_tflite(int16x8_model, GRACE_HOPPER, tmp_path / "golden", fmt="npy")
+def test_one_wrong_int16_value_is_found_at_its_layer(golden_npy, tmp_path):
+    golden = golden_npy
     theirs = tmp_path / "theirs"
     shutil.copytree(golden, theirs, ignore=shutil.ignore_patterns("manifest.*"))
     layer = "block_3_expand_relu"
@@ -229,41 +241,58 @@ def test_flags_that_do_not_apply_to_int16x8_are_refused_in_one_line(
     assert not (tmp_path / "m.tflite").exists()
 
 
-def test_an_int16_activation_with_a_zero_point_is_refused_in_one_line(int16x8_model, tmp_path):
-    """TFLite's 16x8 kernels take symmetric int16 only; the reference names the tensor
-    rather than compute something no runtime does."""
+def patched(model_path: Path, tmp_path: Path, change) -> Path:
+    """The model with `change(model)` applied to its unpacked flatbuffer, written beside."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
-    model = schema.ModelT.InitFromPackedBuf(int16x8_model.read_bytes(), 0)
-    graph = model.subgraphs[0]
-    conv = next(op for op in graph.operators if op.opcodeIndex is not None)
-    graph.tensors[conv.outputs[0]].quantization.zeroPoint = [5]
+    model = schema.ModelT.InitFromPackedBuf(model_path.read_bytes(), 0)
+    change(model, schema)
     builder = flatbuffers.Builder(0)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    broken = tmp_path / "zero_point.tflite"
-    broken.write_bytes(bytes(builder.Output()))
-    reference = ReferenceInterpreter(broken)
-    x = reference.quantize_input(np.zeros((1, 224, 224, 3), np.float32))
+    out = tmp_path / "patched.tflite"
+    out.write_bytes(bytes(builder.Output()))
+    return out
+
+
+def test_a_16x8_model_with_int32_biases_is_refused_naming_the_op(int16x8_model, tmp_path):
+    """TFLite accumulates such a model in 32 bits (a converter option makes it); the
+    reference computes 16x8 with int64 biases only, and says so rather than differ."""
+
+    def int32_bias(model, schema) -> None:
+        graph = model.subgraphs[0]
+        conv = next(op for op in graph.operators if len(op.inputs) == 3)
+        bias = graph.tensors[conv.inputs[2]]
+        bias.type = schema.TensorType.INT32
+        values = np.frombuffer(model.buffers[bias.buffer].data.tobytes(), "<i8")
+        model.buffers[bias.buffer].data = np.frombuffer(values.astype("<i4").tobytes(), np.uint8)
+
+    with pytest.raises(UnsupportedOpError, match=r"op \d+ CONV_2D: 16x8 with a INT32 bias"):
+        ReferenceInterpreter(patched(int16x8_model, tmp_path, int32_bias))
+
+
+def test_an_int16_activation_with_a_zero_point_is_refused_naming_it(int16x8_model, tmp_path):
+    """TFLite's 16x8 kernels take symmetric int16 only; the reference names the tensor
+    rather than compute something no runtime does."""
+
+    def zero_point(model, schema) -> None:
+        graph = model.subgraphs[0]
+        graph.tensors[graph.operators[1].outputs[0]].quantization.zeroPoint = [5]
+
     with pytest.raises(UnsupportedOpError, match="has zero point 5; int16 activations need"):
-        reference.run(x)
+        ReferenceInterpreter(patched(int16x8_model, tmp_path, zero_point))
 
 
 def test_a_16x16_model_is_refused_naming_its_kind(int16x8_model, tmp_path):
     """int16 weights (no TFLite converter mode makes them for these ops) are not 16x8."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
 
-    model = schema.ModelT.InitFromPackedBuf(int16x8_model.read_bytes(), 0)
-    graph = model.subgraphs[0]
-    conv = next(op for op in graph.operators if len(op.inputs) == 3)
-    weights = graph.tensors[conv.inputs[1]]
-    weights.type = schema.TensorType.INT16
-    data = np.frombuffer(model.buffers[weights.buffer].data.tobytes(), np.int8)
-    model.buffers[weights.buffer].data = np.frombuffer(data.astype("<i2").tobytes(), np.uint8)
-    builder = flatbuffers.Builder(0)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    broken = tmp_path / "w16.tflite"
-    broken.write_bytes(bytes(builder.Output()))
+    def int16_weights(model, schema) -> None:
+        graph = model.subgraphs[0]
+        conv = next(op for op in graph.operators if len(op.inputs) == 3)
+        weights = graph.tensors[conv.inputs[1]]
+        weights.type = schema.TensorType.INT16
+        data = np.frombuffer(model.buffers[weights.buffer].data.tobytes(), np.int8)
+        model.buffers[weights.buffer].data = np.frombuffer(data.astype("<i2").tobytes(), np.uint8)
+
     with pytest.raises(UnsupportedOpError, match="16-bit activations with INT16 weights"):
-        ReferenceInterpreter(broken)
+        ReferenceInterpreter(patched(int16x8_model, tmp_path, int16_weights))

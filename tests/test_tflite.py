@@ -117,7 +117,10 @@ def test_model_records_its_preprocessing_and_labels(models):
 def test_int8_top1_is_within_the_kernel_spread_of_float(accuracy):
     """INT8 minus float, top-1 on 250: XNNPACK -0.4 (EPYC and Intel), built-in kernels
     -1.2 (EPYC) and -2.0 (Intel), reference kernels -0.8. Allowed: the worst of those
-    (5 images) plus one image, -2.4 points; a broken conversion loses far more."""
+    (5 images) plus one image, -2.4 points; a broken conversion loses far more. Those were
+    measured with the weights requantized by the converter; with the hosted model's grid
+    kept (issue 27; benchmarks/a16w8.py, XNNPACK, EPYC only so far) -1.2, against -0.8
+    requantized in the same run."""
     float_top1, int8 = accuracy["float"]["top1"], accuracy["int8"]
     print(f"float {float_top1:.3f}, int8 {int8['top1']:.3f}, agreement {int8['agreement_top1']}")
     assert int8["top1"] >= float_top1 - 0.024 - 1e-9
@@ -126,7 +129,9 @@ def test_int8_top1_is_within_the_kernel_spread_of_float(accuracy):
 def test_int8_agrees_with_float_within_the_kernel_spread(accuracy):
     """Top-1 agreement with float on 250: 93.6-95.6 % across kernels and both CPUs, the
     lowest (16 flips) with the built-in kernels on Intel. Allowed: 92.4 % (19 flips), three
-    images more; a broken calibration flips far more."""
+    images more; a broken calibration flips far more. Measured with the weights requantized
+    by the converter; with the hosted model's grid kept (issue 27; XNNPACK, EPYC only so
+    far) 98.0 %, which leaves the floor loose rather than wrong."""
     assert accuracy["int8"]["agreement_top1"] >= 0.924 - 1e-9
 
 

@@ -4,6 +4,8 @@ its weights without rounding them a second time."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import FIXTURE_TFLITE
@@ -11,8 +13,15 @@ from conftest import FIXTURE_TFLITE
 from mobilenet_v2.lite.layer_map import map_tflite
 from mobilenet_v2.lite.model_metadata import read_standard_metadata
 from mobilenet_v2.lite.record import read_metadata
-from mobilenet_v2.lite.tflite_file import read_tflite
-from mobilenet_v2.lite.weight_grid import Grid, GridKept, source_grids
+from mobilenet_v2.lite.tflite_file import parse_tflite, read_tflite
+from mobilenet_v2.lite.weight_grid import (
+    Grid,
+    GridKept,
+    _on_grid,
+    keep_weight_grid,
+    source_grids,
+)
+from mobilenet_v2.tf.convert import weight_grids
 
 pytestmark = pytest.mark.shared
 
@@ -43,10 +52,13 @@ def test_the_hosted_models_grid_is_read_by_layer():
     assert fits == FITTING + 1  # the background class fits too
 
 
-def test_int8_weights_dequantize_to_exactly_the_sources_in_every_fitting_channel(int8_model):
-    """Channels whose offsets fit int8 carry the source's values to the bit; the others sit
-    at exactly twice the source's step, each weight within one source step of its value."""
-    tfl, layers = weight_layers(int8_model)
+@pytest.mark.integration  # converts (the fixture is asked for by name)
+@pytest.mark.parametrize("model", ["int8_model", "int16x8_model"])
+def test_weights_dequantize_to_exactly_the_sources_in_every_fitting_channel(model, request):
+    """Channels whose offsets fit int8 carry the source's values to the bit, in the INT8 and
+    the A16W8 conversion alike; the others sit at exactly twice the source's step, each
+    weight within one source step of its value."""
+    tfl, layers = weight_layers(request.getfixturevalue(model))
     source = source_values()
     grids = source_grids(read_tflite(FIXTURE_TFLITE))
     exact = 0
@@ -68,8 +80,12 @@ def test_int8_weights_dequantize_to_exactly_the_sources_in_every_fitting_channel
     assert exact == FITTING
 
 
-def test_biases_are_requantized_to_the_kept_weight_scales(int8_model):
-    tfl, layers = weight_layers(int8_model)
+@pytest.mark.integration
+@pytest.mark.parametrize("model", ["int8_model", "int16x8_model"])
+def test_biases_are_requantized_to_the_kept_weight_scales(model, request):
+    """int32 biases (INT8) and int64 ones (A16W8): the scale is the input's times the kept
+    weight scale, the value the source's float bias rounded once onto it."""
+    tfl, layers = weight_layers(request.getfixturevalue(model))
     source_tfl, source_layers = weight_layers(FIXTURE_TFLITE)
     for name, weights in layers.items():
         kernel, bias = tfl.tensors[weights.kernel], tfl.tensors[weights.bias]
@@ -80,8 +96,12 @@ def test_biases_are_requantized_to_the_kept_weight_scales(int8_model):
         want = source_tfl.tensors[source_layers[name].bias].dequantized()
         if name == "predictions":
             want = want[1:]
-        # Half a bias step: the float bias rounded once onto its grid.
-        assert np.all(np.abs(bias.dequantized() - want) <= bias.scales / 2 * 1.0001 + 1e-9)
+        # Half a bias step: the float bias rounded once onto its grid. In float64: an int64
+        # bias's step is finer than float32 resolves at these magnitudes. The float model's
+        # biases are the source's in float32, with batch norm folded (1e-7 relative).
+        got = bias.data.astype(np.float64) * bias.scales.astype(np.float64)
+        want = want.astype(np.float64)
+        assert np.all(np.abs(got - want) <= bias.scales / 2 * 1.0001 + 1e-7 * np.abs(want))
 
 
 def test_the_model_and_its_description_say_the_grid_was_kept(int8_model):
@@ -93,6 +113,7 @@ def test_the_model_and_its_description_say_the_grid_was_kept(int8_model):
         FITTING,
         2,
     )
+    assert kept.converter_scales == []  # as JSON keeps it
     assert kept.summary() == (
         "weights kept on the source's quantization grid: 17993 of 18056 output channels "
         "exactly, 63 at up to 2x its step"
@@ -123,13 +144,68 @@ def test_weights_from_a_float_file_are_the_converters_as_before(int8_float_io_mo
     assert set(q_max.tolist()) <= {0, 127}  # the converter's grid: every channel spans 127
 
 
-def test_per_tensor_weights_take_one_multiple_for_the_whole_tensor():
-    from mobilenet_v2.lite.weight_grid import _on_grid
+def test_a_channel_that_does_not_fit_takes_the_smallest_multiple_that_does():
+    offsets = np.array([[100, -20], [-200, 7], [255, -3]], np.int64)  # 2x, 3x (255 > 254)
+    grid = Grid(offsets, np.full(3, 0.5, np.float32), 0)
+    multiples, scales, values = _on_grid(grid)
+    assert multiples.tolist() == [1, 2, 3] and scales.tolist() == [0.5, 1.0, 1.5]
+    assert values.tolist() == [[100, -20], [-100, 4], [85, -1]]  # 3.5 rounds away from zero
 
-    offsets = np.array([[100, -20], [-200, 7]], np.int64)  # channel 1 needs 2x
-    grid = Grid(offsets, np.full(2, 0.5, np.float32), 0)
-    multiples, scales, values = _on_grid(grid, per_channel=True)
-    assert multiples.tolist() == [1, 2] and scales.tolist() == [0.5, 1.0]
-    assert values.tolist() == [[100, -20], [-100, 4]]  # 3.5 rounds half away from zero
-    multiples, scales, values = _on_grid(grid, per_channel=False)
-    assert scales.tolist() == [1.0] and values.tolist() == [[50, -10], [-100, 4]]
+
+def test_why_a_quantized_source_keeps_its_grid_or_not(tmp_path):
+    hosted = str(FIXTURE_TFLITE)
+    grids, why = weight_grids(hosted, "int16x8", per_tensor=False)
+    assert len(grids) == 53 and why == ""
+    assert weight_grids(hosted, "int8", per_tensor=True) == (
+        None,
+        "--per-tensor weights take one scale per tensor",
+    )
+    assert weight_grids(hosted, "int8", False, ["equalize"]) == (None, "--equalize rescales them")
+    assert weight_grids(hosted, "float16", per_tensor=False) == (None, "")
+    keras_file = tmp_path / "w.weights.h5"
+    keras_file.write_bytes(b"\x89HDF\r\n\x1a\n")  # only its first bytes are read
+    assert weight_grids(str(keras_file), "int8", per_tensor=False) == (None, "")
+
+
+def test_a_layer_whose_bias_overflows_on_the_grid_keeps_the_converters_scales(
+    int8_float_io_model, fixture_model
+):
+    """The float-source model's weights are the converter's: put back on the hosted model's
+    grid they are its values; a bias too large for int32 on that grid leaves its layer as the
+    converter made it, named in the summary."""
+    from mobilenet_v2.tf.equalization import folded_biases
+
+    grids = source_grids(read_tflite(FIXTURE_TFLITE))
+    biases = folded_biases(fixture_model)
+    data, kept = keep_weight_grid(int8_float_io_model.read_bytes(), grids, biases)
+    assert (kept.exact, kept.converter_scales) == (FITTING, ())
+    biases["block_5_expand"] = biases["block_5_expand"] + 1e6  # ~1e12 steps of its bias
+    data, kept = keep_weight_grid(int8_float_io_model.read_bytes(), grids, biases)
+    fitting = int((grids["block_5_expand"].channel_max() <= 127).sum())
+    assert kept.converter_scales == ("block_5_expand",) and kept.exact == FITTING - fitting
+    assert "layers block_5_expand keep the converter's scales" in kept.summary()
+    converted, _ = weight_layers(int8_float_io_model)
+    tfl = parse_tflite(data, "kept")
+    layer = map_tflite(tfl).convolutions["block_5_expand"]
+    before = converted.tensors[map_tflite(converted).convolutions["block_5_expand"].kernel]
+    np.testing.assert_array_equal(tfl.tensors[layer.kernel].data, before.data)
+
+
+def test_convert_says_when_the_grid_was_kept(int8_model, tmp_path, monkeypatch, capsys):
+    """The command reads what the written model records and says it (here `convert_file` is
+    replaced by a copy of the session's INT8 model, which kept the grid)."""
+    import shutil
+
+    import mobilenet_v2.tf.convert as convert_module
+    from mobilenet_v2.cli import main
+
+    def copy(output, *args, **kwargs):
+        return Path(shutil.copy(int8_model, output))
+
+    monkeypatch.setattr(convert_module, "convert_file", copy)
+    out = tmp_path / "m.tflite"
+    assert main(["convert", "--output", str(out), "--weights", str(FIXTURE_TFLITE)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "weights kept on the source's quantization grid: 17993 of 18056 output channels "
+        "exactly, 63 at up to 2x its step"
+    )

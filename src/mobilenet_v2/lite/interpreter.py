@@ -47,6 +47,7 @@ class TFLiteClassifier:
         raw = self.raw = read_model_bytes(self.path)
         if reference_kernels:  # LiteRT's reference softmax aborts the process on these
             check_softmax_scales(parse_tflite(raw, self.path))
+        asked_for_xnnpack = xnnpack is True
         if xnnpack is None:
             # On for every kind of model, as LiteRT's own default. Dynamic-range models too:
             # XNNPACK and the built-in hybrid kernels score the same top-1 on the sample
@@ -55,13 +56,10 @@ class TFLiteClassifier:
             xnnpack = True
         # Reference kernels: TFLite's plain reference implementations, the arithmetic that
         # golden tensors follow. A delegate (XNNPACK) would compute intermediates out of sight.
-        # XNNPACK has no 16x8 kernels: such a model runs on the built-in ones, and says so.
-        self.xnnpack = (
-            xnnpack
-            and not reference_kernels
-            and not preserve_all_tensors
-            and not activations_16bit(raw)
-        )
+        # XNNPACK has no 16x8 kernels: such a model runs on the built-in ones, and says so
+        # (a note where XNNPACK was asked for; the kernels column everywhere).
+        wide = activations_16bit(raw)
+        self.xnnpack = xnnpack and not reference_kernels and not preserve_all_tensors and not wide
         resolver = (
             OpResolverType.BUILTIN_REF
             if reference_kernels
@@ -105,6 +103,12 @@ class TFLiteClassifier:
         self.label_offset = described.label_offset
         self.labels = described.labels  # the model's own class names, or None
         self.metadata, self.notes = described.standard, described.notes
+        if wide and asked_for_xnnpack:
+            self.notes = (
+                *self.notes,
+                f"{self.path}: XNNPACK has no 16x8 kernels: this int16x8 model runs on "
+                "TFLite's built-in kernels",
+            )
         # Set where the metadata's normalization cannot be applied: `preprocessing_for`
         # raises it unless the caller gives a mean and std.
         self.normalization_problem = described.normalization_problem

@@ -29,6 +29,8 @@ METADATA_NAME = "mobilenet_v2.preprocessing"
 def check_io_type(quantize: str, io_type: str) -> None:
     """Integer input and output go with the quantization whose activations they are: a
     ValueError that names the flags otherwise."""
+    if io_type not in IO_TYPES:
+        raise ValueError(f"io_type must be one of {IO_TYPES}; received {io_type!r}")
     if io_type != "float32" and io_type not in INTEGER_QUANTIZATIONS.get(quantize, ()):
         needs = next(q for q, types in INTEGER_QUANTIZATIONS.items() if io_type in types)
         raise ValueError(f"--io-type {io_type} needs --quantize {needs} (integer I/O)")

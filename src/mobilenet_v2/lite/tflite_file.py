@@ -271,16 +271,22 @@ def _buffer_data(
 
 def activations_16bit(model_bytes: bytes) -> bool:
     """Whether the model is quantized in TFLite's 16x8 mode (int16 activations, int8
-    weights): it has a quantized int16 tensor. Read lazily, without unpacking the model."""
-    root = schema.Model.GetRootAs(model_bytes, 0)
-    if not root.SubgraphsLength():
+    weights): it has a quantized int16 tensor. Read lazily, without unpacking the model; a
+    damaged flatbuffer is not 16x8 (whoever loads it says what is wrong with it)."""
+    try:
+        root = schema.Model.GetRootAs(model_bytes, 0)
+        if not root.SubgraphsLength():
+            return False
+        graph = root.Subgraphs(0)
+        for i in range(graph.TensorsLength()):
+            tensor = graph.Tensors(i)
+            if tensor.Type() != schema.TensorType.INT16:
+                continue
+            quantization = tensor.Quantization()
+            if quantization and quantization.ScaleLength():
+                return True
+    except _UNREADABLE:
         return False
-    graph = root.Subgraphs(0)
-    for i in range(graph.TensorsLength()):
-        tensor = graph.Tensors(i)
-        quantization = tensor.Quantization()
-        if tensor.Type() == schema.TensorType.INT16 and quantization and quantization.ScaleLength():
-            return True
     return False
 
 

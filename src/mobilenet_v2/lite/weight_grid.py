@@ -14,8 +14,8 @@ Plain NumPy over the flatbuffer schema: no TensorFlow.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
+from typing import Any
 
 import flatbuffers
 import numpy as np
@@ -50,23 +50,32 @@ class Grid:
 class GridKept:
     """What `keep_weight_grid` did: of `channels` output channels (every weight layer's),
     `exact` carry the source's values exactly; the others sit at a multiple of its step,
-    at most `largest_multiple`."""
+    at most `largest_multiple`, except in the layers of `converter_scales`, left on the
+    converter's own scales because a bias would not fit its type on the source's grid."""
 
     layers: int
     channels: int
     exact: int
     largest_multiple: int
+    converter_scales: tuple[str, ...] = ()
 
-    def record(self) -> dict[str, int]:
+    def record(self) -> dict[str, Any]:
         """What the model's metadata record keeps (`GridKept(**record)` reads it back)."""
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "converter_scales": list(self.converter_scales)}
 
     def summary(self) -> str:
         rest = self.channels - self.exact
+        left = self.converter_scales
         return (
             f"weights kept on the source's quantization grid: {self.exact} of {self.channels} "
             "output channels exactly"
-            + (f", {rest} at up to {self.largest_multiple}x its step" if rest else "")
+            + (f", {rest} at up to {self.largest_multiple}x its step" if rest and not left else "")
+            + (
+                f", {rest} not (layers {', '.join(left)} keep the converter's scales: their "
+                "biases overflow on the source's grid)"
+                if left
+                else ""
+            )
         )
 
 
@@ -75,9 +84,10 @@ def _output_axis(op_code: str) -> int:
 
 
 def source_grids(tfl: TFLiteModel) -> dict[str, Grid] | None:
-    """Each weight layer's grid by Keras layer name (the classifier as `predictions`, without
-    a TF-slim background class), or None where the model's weights are not integers (a float
-    or float16 model) or not MobileNetV2's."""
+    """Each weight layer's grid by Keras layer name (the classifier as `predictions`, as the
+    source has it: with a TF-slim background class, which `keep_weight_grid` drops), or None
+    where the model's weights are not integers (a float or float16 model) or not
+    MobileNetV2's."""
     walk = map_tflite(tfl)
     if walk.problem or len(walk.head) != 1:
         return None
@@ -88,18 +98,16 @@ def source_grids(tfl: TFLiteModel) -> dict[str, Grid] | None:
             return None
         axis = _output_axis(weights.op.opcode)
         channels = kernel.shape[axis]
+        per_channel = kernel.scales.size > 1
+        if per_channel and (kernel.scales.size != channels or kernel.quantized_dimension != axis):
+            return None
         zero_points = kernel.zero_points if kernel.zero_points.size else np.zeros(1, np.int64)
-        if kernel.scales.size not in (1, channels) or kernel.quantized_dimension not in (
-            axis,
-            0,
-        ):
+        if zero_points.size not in (1, kernel.scales.size):
             return None
         shape = [1] * kernel.data.ndim
-        if kernel.scales.size > 1:
-            shape[kernel.quantized_dimension] = -1
-        offsets = kernel.data.astype(np.int64) - zero_points.reshape(
-            shape if zero_points.size > 1 else [1] * kernel.data.ndim
-        )
+        if zero_points.size > 1:
+            shape[axis] = -1
+        offsets = kernel.data.astype(np.int64) - zero_points.reshape(shape)
         steps = np.broadcast_to(kernel.scales.astype(np.float32), (channels,)).copy()
         grids[name] = Grid(offsets, steps, axis)
     return grids
@@ -122,15 +130,17 @@ def _round_half_away(x: np.ndarray) -> np.ndarray:
 def keep_weight_grid(
     model_bytes: bytes, grids: dict[str, Grid], biases: dict[str, np.ndarray]
 ) -> tuple[bytes, GridKept]:
-    """`model_bytes` (a converted MobileNetV2 with int8 weights) with every weight layer put
-    back on its source grid: per output channel (or per tensor, as the converted model has
-    it) the step `k * s` with the smallest k whose offsets fit int8, the weights
-    `round(offset / k)`, and the biases `biases[layer]` (float, batch norm folded)
-    requantized to the new `input scale * weight scale`.
+    """`model_bytes` (a converted MobileNetV2 with int8 weights per output channel) with every
+    weight layer put back on its source grid: per output channel the step `k * s` with the
+    smallest k whose offsets fit int8, the weights `round(offset / k)`, and the biases
+    `biases[layer]` (float, batch norm folded) requantized to the new `input scale * weight
+    scale`. A layer whose bias would not fit its type (int32 in INT8 models) on that grid
+    keeps the converter's scales, and `GridKept` names it.
 
     The converted weights must be the source's up to the converter's rounding; anything else
-    (a model rescaled after loading, a source of another network) is a bug of the caller's
-    and raises ValueError rather than writing other weights than the model was built with."""
+    (a model rescaled after loading, a source of another network, per-tensor weights) is a
+    bug of the caller's and raises ValueError rather than writing other weights than the
+    model was built with."""
     tfl = parse_tflite(model_bytes, "<converted model>")
     walk = map_tflite(tfl)
     if walk.problem or len(walk.head) != 1:
@@ -140,6 +150,7 @@ def keep_weight_grid(
     layers = {**walk.convolutions, CLASSIFIER_LAYER: walk.head[0]}
     channels = exact = 0
     largest = 1
+    left: list[str] = []
     for name, weights in layers.items():
         kernel = tfl.tensors[weights.kernel]
         grid = grids[name]
@@ -149,16 +160,23 @@ def keep_weight_grid(
             raise ValueError(
                 f"{name}: source weights {grid.offsets.shape}, converted {kernel.shape}"
             )
-        multiples, scales, values = _on_grid(grid, kernel.scales.size > 1)
+        if kernel.scales.size != grid.steps.size:
+            raise ValueError(f"{name}: the converted weights are not per output channel")
         _check_close(name, kernel.dequantized(), kernel.scales, grid)
-        _write(model, graph.tensors[weights.kernel], values.astype(np.int8), scales)
-        _write_bias(model, graph, tfl, weights, biases[name], scales)
+        multiples, scales, values = _on_grid(grid)
         channels += multiples.size
+        bias = _bias_on(tfl, weights, biases[name], scales)
+        if bias is None:
+            left.append(name)
+            continue
+        _write(model, graph.tensors[weights.kernel], values.astype(np.int8), scales)
+        if weights.bias >= 0:
+            _write(model, graph.tensors[weights.bias], *bias)
         exact += int((multiples == 1).sum())
         largest = max(largest, int(multiples.max()))
     builder = flatbuffers.Builder(len(model_bytes) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output()), GridKept(len(layers), channels, exact, largest)
+    return bytes(builder.Output()), GridKept(len(layers), channels, exact, largest, tuple(left))
 
 
 def _along(values: np.ndarray, grid: Grid) -> np.ndarray:
@@ -167,23 +185,13 @@ def _along(values: np.ndarray, grid: Grid) -> np.ndarray:
     return values.reshape(shape)
 
 
-def _on_grid(grid: Grid, per_channel: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _on_grid(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per output channel: the multiple k, the int8 scale k * s (float32) and the int8
-    values round(offset / k). Per tensor: one k for the whole tensor, which needs one
-    source step."""
-    largest = grid.channel_max()
-    if per_channel:
-        multiples = np.maximum(1, -(-largest // INT8_LIMIT))
-    else:
-        if np.unique(grid.steps).size > 1:
-            raise ValueError("per-tensor weights from a per-channel source have no one grid")
-        multiples = np.full_like(largest, max(1, math.ceil(largest.max() / INT8_LIMIT)))
+    values round(offset / k), halves away from zero."""
+    multiples = np.maximum(1, -(-grid.channel_max() // INT8_LIMIT))
     scales = (multiples * grid.steps.astype(np.float64)).astype(np.float32)
     values = _round_half_away(grid.offsets / _along(multiples, grid))
-    values = np.clip(values, -INT8_LIMIT, INT8_LIMIT)
-    if not per_channel:
-        scales = scales[:1]
-    return multiples, scales, values
+    return multiples, scales, np.clip(values, -INT8_LIMIT, INT8_LIMIT)
 
 
 def _check_close(
@@ -192,36 +200,35 @@ def _check_close(
     """The converter's weights must be the source's up to its own rounding: within half its
     step (plus float32 slack) everywhere."""
     source = grid.offsets * _along(grid.steps.astype(np.float64), grid)
-    if converted_scales.size > 1:
-        converted_scales = _along(converted_scales, grid)
     # Halves are common (an offset of 27 in a channel whose largest is 54 lands on 63.5),
     # and float32 puts them a few parts in a million either side.
-    tolerance = 0.5 * converted_scales.astype(np.float64) * (1 + 1e-4) + 1e-12
+    tolerance = _along(0.5 * converted_scales.astype(np.float64) * (1 + 1e-4), grid) + 1e-12
     if not np.all(np.abs(converted - source) <= tolerance):
         raise ValueError(f"{name}: the converted weights are not the source's")
 
 
-def _write(model: schema.ModelT, tensor: schema.TensorT, values: np.ndarray, scales) -> None:
-    model.buffers[tensor.buffer].data = np.frombuffer(values.tobytes(), np.uint8)
-    tensor.quantization.scale = [float(s) for s in np.asarray(scales, np.float32)]
-    tensor.quantization.zeroPoint = [0] * len(tensor.quantization.scale)
-
-
-def _write_bias(
-    model: schema.ModelT,
-    graph: schema.SubGraphT,
-    tfl: TFLiteModel,
-    weights: WeightOp,
-    bias: np.ndarray,
-    weight_scales: np.ndarray,
-) -> None:
+def _bias_on(
+    tfl: TFLiteModel, weights: WeightOp, bias: np.ndarray, weight_scales: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The bias requantized to `input scale * weight scale` (its values and scales), or None
+    where a value would not fit the bias tensor's type."""
     if weights.bias < 0:
-        return
+        return np.zeros(0), np.zeros(0)
     tensor = tfl.tensors[weights.bias]
     dtype = _BIAS_TYPES[tensor.type_name]
     input_scale = np.float64(tfl.tensors[weights.op.inputs[0]].scales[0])
-    scales = (input_scale * np.asarray(weight_scales, np.float64)).astype(np.float32)
-    bias = np.asarray(bias, np.float64).reshape(-1)
+    scales = (input_scale * weight_scales.astype(np.float64)).astype(np.float32)
+    values = _round_half_away(np.asarray(bias, np.float64).reshape(-1) / scales)
     info = np.iinfo(dtype)
-    values = np.clip(_round_half_away(bias / scales.astype(np.float64)), info.min, info.max)
-    _write(model, graph.tensors[weights.bias], values.astype(dtype), scales)
+    if values.min() < info.min or values.max() > info.max:
+        return None
+    return values.astype(dtype), scales
+
+
+def _write(model: schema.ModelT, tensor: schema.TensorT, values: np.ndarray, scales) -> None:
+    """New values and scales; the converter's calibration min/max, which described the old
+    scales, are dropped."""
+    model.buffers[tensor.buffer].data = np.frombuffer(values.tobytes(), np.uint8)
+    tensor.quantization.scale = [float(v) for v in np.asarray(scales, np.float32)]
+    tensor.quantization.zeroPoint = [0] * len(tensor.quantization.scale)
+    tensor.quantization.min = tensor.quantization.max = None

@@ -164,9 +164,6 @@ def get_reciprocal(x: np.ndarray, x_integer_digits: int) -> tuple[np.ndarray, np
     return _one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), num_bits_over_unit
 
 
-# --- The interpreter ---------------------------------------------------------------------------
-
-
 # --- The int16 softmax's tables ----------------------------------------------------------------
 
 LUT_STEPS = 512  # entries 0..512: 512 intervals of 128 int16 values each

@@ -307,10 +307,12 @@ def _convert_file(
         check_interrupt()
     data = convert(model, quantize, io_type, calibration, per_tensor)
     check_interrupt()  # a Ctrl-C that the converter swallowed still wins: nothing written
-    grids = weight_grids(weights, quantize, per_tensor, steps) if keep_grid else None
+    grids, not_kept = weight_grids(weights, quantize, per_tensor, steps)
     kept = None
-    if grids is not None:
+    if grids is not None and keep_grid:
         data, kept = keep_weight_grid(data, grids, folded_biases(model))
+    elif not_kept and warn:
+        warn(f"the weights leave their source's quantization grid: {not_kept}")
     record = metadata_record(
         {k: prep[k] for k in ("mean", "std", "resize", "crop_fraction")},
         labels,
@@ -329,30 +331,35 @@ def _convert_file(
     return write_atomic(output, data)
 
 
-# Rewrites after which the weights are no longer the source's (equalization rescales them)
-# or must be the converter's own rounding (bias correction computes its error).
-REGRIDDING_STEPS = ("equalize", "bias_correction")
+# Rewrites after which the weights are no longer the source's, and why.
+REGRIDDING_STEPS = {
+    "equalize": "--equalize rescales them",
+    "bias_correction": "--bias-correction corrects the converter's own rounding of them",
+}
 
 
 def weight_grids(
     weights: str | None, quantize: str, per_tensor: bool, steps: Sequence[str] = ()
-) -> dict[str, Grid] | None:
-    """The grids of `weights` that an integer conversion keeps (`lite.weight_grid`): those of
-    a quantized `.tflite` source, unless a rewrite moves the weights off them or per-tensor
-    weights come from per-channel ones; None otherwise (a float source is unaffected)."""
-    if (
-        quantize not in INTEGER_QUANTIZATIONS
-        or weights in (None, "imagenet")
-        or set(steps) & set(REGRIDDING_STEPS)
-    ):
-        return None
+) -> tuple[dict[str, Grid] | None, str]:
+    """The grids of `weights` that an integer conversion keeps (`lite.weight_grid`), those
+    of a quantized `.tflite` source, and why not ("" when kept or when the source has none:
+    a float source is unaffected). Per-tensor weights do not keep them: one step per tensor
+    is k times the source's wherever one channel does not fit (51 of the hosted model's 53
+    layers), coarser than the converter's own."""
+    if quantize not in INTEGER_QUANTIZATIONS or weights in (None, "imagenet"):
+        return None, ""
     with open(weights, "rb") as f:
         if f.read(8)[4:8] != b"TFL3":
-            return None
+            return None, ""
     grids = source_grids(read_tflite(weights))
-    if grids and per_tensor and any(np.unique(g.steps).size > 1 for g in grids.values()):
-        return None
-    return grids
+    if grids is None:
+        return None, ""
+    if per_tensor:
+        return None, "--per-tensor weights take one scale per tensor"
+    for step, why in REGRIDDING_STEPS.items():
+        if step in steps:
+            return None, why
+    return grids, ""
 
 
 def calibration_record(images: np.ndarray, source: str | os.PathLike, seed: int) -> dict[str, Any]:
