@@ -1,7 +1,7 @@
 """`mobilenet-v2 export --saved-model`: a TF SavedModel that classifies as `classify` does.
 
 One export of the fixture weights (module fixture), read back in one fresh process (the
-`served` fixture: TensorFlow's Python loader for all 500 sample images through both
+`served` fixture: TensorFlow's Python loader for 250 of the sample images through both
 signatures, and the session loader TF Serving uses on a few), compared with what `classify
 --weights <fixture>` computes, through the Python API it uses, in this process. The tests
 of bad paths and of the graph's resize against Pillow need no ../shared data.
@@ -85,17 +85,21 @@ open(out + ".json", "w").write(json.dumps(errors))
 """
 
 
+# Every other sample image: 250 classes, one image each (all 500 measured the same, below).
+SERVED_IMAGES = 250
+
+
 def sample_files() -> list[Path]:
     files = sorted(SAMPLE.glob("*.JPEG"))
     assert len(files) == 500
-    return files
+    return files[::2]
 
 
 @pytest.fixture(scope="module")
 def classified():
-    """What `classify --weights <fixture>` computes for the 500 sample images: the same
+    """What `classify --weights <fixture>` computes for the served sample images: the same
     functions (load_keras, preprocessing_for, load_pixels, predict_pixels), in process.
-    Returns the classifier, its preprocessing, the uint8 pixels and the (500, 1000) scores."""
+    Returns the classifier, its preprocessing, the uint8 pixels and the (250, 1000) scores."""
     from mobilenet_v2.base.preprocess import load_pixels
     from mobilenet_v2.inference.classifier import load_keras, predict_pixels, preprocessing_for
 
@@ -179,7 +183,8 @@ def labels() -> np.ndarray:
 @pytest.mark.integration
 def test_serving_preprocessed_is_the_classify_model(classified, served):
     """Same weights, same input tensors, same batches: measured on the 2-core Intel Xeon,
-    top-1 equal on 500/500 and the scores bit for bit equal (max |difference| 0). The
+    top-1 equal on 500/500 and the scores bit for bit equal (max |difference| 0; the test
+    runs every other image, 250). The
     tolerance, 1e-5 (scores are at most 1), leaves room for a graph optimizer reordering
     float sums on another build, and is a thousand times below what one wrong weight or
     pixel moves."""
@@ -200,7 +205,9 @@ def test_serving_default_agrees_with_classify_from_the_image_bytes(classified, s
     them, off by one level): measured top-1 agreement 500/500 and the same top-1 accuracy
     (90.4 %), max |score difference| 7e-4, on the 2-core Intel Xeon. Asked for: agreement
     >= 99 % (a decode or crop that only approximates Pillow's scored 95.4-96.6 %, see
-    docs in tf/saved_model.py) and accuracy within 1 point of classify's."""
+    docs in tf/saved_model.py) and accuracy within 1 point of classify's. On the 250 images
+    the test runs, 99 % allows 2 flips and 1 point 2 images: still far below what an
+    approximate decode costs (9 to 11 images of 250)."""
     _, _, _, scores = classified
     outputs, _ = served
     ids = outputs["default_class_ids"]
@@ -225,9 +232,9 @@ def test_outputs_are_the_top_k_imagenet_classes(served):
     classes = imagenet_classes()
     for prefix in ("default", "preprocessed"):
         ids = outputs[f"{prefix}_class_ids"]
-        assert ids.shape == (500, TOP) and ids.dtype == np.int32
+        assert ids.shape == (SERVED_IMAGES, TOP) and ids.dtype == np.int32
         synsets, names = outputs[f"{prefix}_synsets"], outputs[f"{prefix}_names"]
-        assert synsets.shape == names.shape == (500, TOP)
+        assert synsets.shape == names.shape == (SERVED_IMAGES, TOP)
         assert synsets.tolist() == [[classes[i].synset.encode() for i in row] for row in ids]
         assert names.tolist() == [[classes[i].name.encode() for i in row] for row in ids]
         scores = outputs[f"{prefix}_scores"]

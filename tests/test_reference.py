@@ -231,7 +231,8 @@ def test_float_models_are_refused_naming_the_file_and_the_kind(
 def test_reference_dump_equals_the_litert_dump(model, tensors, request, tmp_path):
     """Also for 16x8 (float I/O: two tensors more, the float input and output)."""
     image = str(IMAGES / "grace_hopper.bmp")
-    args = ["dump", image, "--model", str(request.getfixturevalue(model)), "--output"]
+    model = request.getfixturevalue(model)
+    args = ["dump", image, "--model", str(model), "--format", "npy", "--output"]
     assert main([*args, str(tmp_path / "numpy"), "--engine", "reference"]) == 0
     assert main([*args, str(tmp_path / "litert")]) == 0
     numpy_manifest = json.loads((tmp_path / "numpy" / "manifest.json").read_text())
