@@ -156,10 +156,8 @@ def test_why_a_quantized_source_keeps_its_grid_or_not(tmp_path):
     hosted = str(FIXTURE_TFLITE)
     grids, why = weight_grids(hosted, "int16x8", per_tensor=False)
     assert len(grids) == 53 and why == ""
-    assert weight_grids(hosted, "int8", per_tensor=True) == (
-        None,
-        "--per-tensor weights take one scale per tensor",
-    )
+    grids, why = weight_grids(hosted, "int8", per_tensor=True)
+    assert grids is None and why.startswith("--per-tensor weights take one scale per tensor")
     assert weight_grids(hosted, "int8", False, ["equalize"]) == (None, "--equalize rescales them")
     assert weight_grids(hosted, "float16", per_tensor=False) == (None, "")
     keras_file = tmp_path / "w.weights.h5"

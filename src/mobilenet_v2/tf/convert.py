@@ -355,7 +355,10 @@ def weight_grids(
     if grids is None:
         return None, ""
     if per_tensor:
-        return None, "--per-tensor weights take one scale per tensor"
+        return None, (
+            "--per-tensor weights take one scale per tensor, which would be twice the "
+            "source's step in most layers: coarser than the converter's own"
+        )
     for step, why in REGRIDDING_STEPS.items():
         if step in steps:
             return None, why
