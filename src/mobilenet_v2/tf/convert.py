@@ -27,7 +27,6 @@ from mobilenet_v2.base.quiet import silenced_stderr, silenced_stdout
 from mobilenet_v2.lite.model_metadata import with_standard_metadata
 from mobilenet_v2.lite.record import (
     INTEGER_QUANTIZATIONS,
-    IO_TYPES,
     QUANTIZATIONS,
     STEPS,
     check_io_type,
@@ -115,8 +114,6 @@ def make_converter(
     """The converter that `convert` runs (also what QuantizationDebugger takes)."""
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}; received {quantize!r}")
-    if io_type not in IO_TYPES:
-        raise ValueError(f"io_type must be one of {IO_TYPES}; received {io_type!r}")
     check_io_type(quantize, io_type)
     if per_tensor and quantize != "int8":
         raise ValueError("per-tensor weights need --quantize int8")
