@@ -22,6 +22,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from mobilenet_v2.base.architecture import CLASSIFIER_LAYER
+from mobilenet_v2.lite.arithmetic import round_half_away
 from mobilenet_v2.lite.layer_map import WeightOp, map_tflite
 from mobilenet_v2.lite.tflite_file import TFLiteModel, parse_tflite
 
@@ -61,7 +62,7 @@ class GridKept:
 
     def record(self) -> dict[str, Any]:
         """What the model's metadata record keeps (`GridKept(**record)` reads it back)."""
-        return {**dataclasses.asdict(self), "converter_scales": list(self.converter_scales)}
+        return dataclasses.asdict(self)
 
     def summary(self) -> str:
         rest = self.channels - self.exact
@@ -121,10 +122,6 @@ def _fit_classifier(grid: Grid, shape: tuple[int, ...]) -> Grid:
     if offsets.shape[0] == shape[0] + 1:
         offsets, steps = offsets[1:], steps[1:]
     return Grid(offsets.reshape(shape), steps, 0)
-
-
-def _round_half_away(x: np.ndarray) -> np.ndarray:
-    return np.trunc(x + np.copysign(0.5, x))
 
 
 def keep_weight_grid(
@@ -190,7 +187,7 @@ def _on_grid(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     values round(offset / k), halves away from zero."""
     multiples = np.maximum(1, -(-grid.channel_max() // INT8_LIMIT))
     scales = (multiples * grid.steps.astype(np.float64)).astype(np.float32)
-    values = _round_half_away(grid.offsets / _along(multiples, grid))
+    values = round_half_away(grid.offsets / _along(multiples, grid))
     return multiples, scales, np.clip(values, -INT8_LIMIT, INT8_LIMIT)
 
 
@@ -218,11 +215,11 @@ def _bias_on(
     dtype = _BIAS_TYPES[tensor.type_name]
     input_scale = np.float64(tfl.tensors[weights.op.inputs[0]].scales[0])
     scales = (input_scale * weight_scales.astype(np.float64)).astype(np.float32)
-    values = _round_half_away(np.asarray(bias, np.float64).reshape(-1) / scales)
+    exact = np.asarray(bias, np.float64).reshape(-1) / scales
     info = np.iinfo(dtype)
-    if values.min() < info.min or values.max() > info.max:
+    if exact.min() < info.min - 0.5 or exact.max() >= info.max + 0.5:  # before any int cast
         return None
-    return values.astype(dtype), scales
+    return round_half_away(exact).astype(dtype), scales
 
 
 def _write(model: schema.ModelT, tensor: schema.TensorT, values: np.ndarray, scales) -> None:

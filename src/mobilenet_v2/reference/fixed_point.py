@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from mobilenet_v2.lite.arithmetic import round_half_away
+
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
@@ -169,12 +171,6 @@ def get_reciprocal(x: np.ndarray, x_integer_digits: int) -> tuple[np.ndarray, np
 LUT_STEPS = 512  # entries 0..512: 512 intervals of 128 int16 values each
 
 
-def _std_round(value: float) -> float:
-    """std::round on a double: to nearest, halves away from zero."""
-    whole = float(math.trunc(value))
-    return whole + (math.copysign(1.0, value) if abs(value - whole) >= 0.5 else 0.0)
-
-
 def int16_lut(
     function: Callable[[float], float],
     input_scale: float,
@@ -185,7 +181,7 @@ def int16_lut(
     """TFLite's LUTPopulate for int16 (`detail::LUTPopulateInt16<double>`): `function`
     sampled at 513 points over the int16 input range, each sample lowered by half the error
     that linear interpolation makes at the interval's midpoint; in double precision, in
-    TFLite's order of operations."""
+    TFLite's order of operations (std::round: `round_half_away`)."""
     input_min = input_scale * (-32768 - input_zero_point)
     input_max = input_scale * (32767 - input_zero_point)
     output_min = output_scale * (-32768 - output_zero_point)
@@ -198,11 +194,11 @@ def int16_lut(
         value = function(input_min + i * step)
         midpoint = function(input_min + i * step + half_step)
         following = function(input_min + (i + 1) * step)
-        sample = _std_round(value * scaling)
-        interpolated = _std_round((following * scaling + _std_round(value * scaling)) / 2)
-        bias = _std_round((interpolated - _std_round(midpoint * scaling)) / 2)
+        sample = round_half_away(value * scaling)
+        interpolated = round_half_away((following * scaling + round_half_away(value * scaling)) / 2)
+        bias = round_half_away((interpolated - round_half_away(midpoint * scaling)) / 2)
         table[i] = int(min(max(sample - bias, -32768.0), 32767.0))
-    last = _std_round(function(input_max) * scaling)
+    last = round_half_away(function(input_max) * scaling)
     table[LUT_STEPS] = int(min(max(last, -32768.0), 32767.0))
     return table
 

@@ -587,7 +587,6 @@ def softmax_int16(interp: ReferenceInterpreter, step: Step, inputs: list) -> np.
     step.params.update(
         input_multiplier=input_multiplier,
         input_left_shift=input_shift,
-        exps=exps,
         sum_of_exps=sum_of_exps,
         reciprocal=reciprocal,
         right_shift=right_shift,
